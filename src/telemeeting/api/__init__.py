@@ -1,0 +1,1 @@
+"""The ASGI application: routing, the authentication chain, the envelope."""

@@ -1,0 +1,78 @@
+"""One function per action: parse the body into a typed request, run the use case."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from telemeeting.service.meetings import MeetingService
+from telemeeting.store.records import App
+from telemeeting.wire import actions as wa
+
+Handler = Callable[[MeetingService, App, dict[str, Any], str], Awaitable[dict[str, Any]]]
+
+
+async def create_meeting(
+    service: MeetingService, app: App, body: dict[str, Any], request_id: str
+) -> dict[str, Any]:
+    meid = await service.create_meeting(app, wa.parse_create_meeting(body), request_id)
+    return {"meid": meid}
+
+
+async def invite(
+    service: MeetingService, app: App, body: dict[str, Any], request_id: str
+) -> dict[str, Any]:
+    await service.invite(app, wa.parse_invite(body), request_id)
+    return {}
+
+
+async def destroy_meeting(
+    service: MeetingService, app: App, body: dict[str, Any], request_id: str
+) -> dict[str, Any]:
+    await service.destroy_meeting(app, wa.parse_meeting_ref(body))
+    return {}
+
+
+async def query_meeting(
+    service: MeetingService, app: App, body: dict[str, Any], request_id: str
+) -> dict[str, Any]:
+    return {"meeting": await service.query_meeting(app, wa.parse_meeting_ref(body))}
+
+
+async def mute_member(
+    service: MeetingService, app: App, body: dict[str, Any], request_id: str
+) -> dict[str, Any]:
+    await service.set_muted(app, wa.parse_member_ref(body), True)
+    return {}
+
+
+async def unmute_member(
+    service: MeetingService, app: App, body: dict[str, Any], request_id: str
+) -> dict[str, Any]:
+    await service.set_muted(app, wa.parse_member_ref(body), False)
+    return {}
+
+
+async def kick_member(
+    service: MeetingService, app: App, body: dict[str, Any], request_id: str
+) -> dict[str, Any]:
+    await service.kick_member(app, wa.parse_member_ref(body))
+    return {}
+
+
+async def query_events(
+    service: MeetingService, app: App, body: dict[str, Any], request_id: str
+) -> dict[str, Any]:
+    return {"events": await service.query_events(app, wa.parse_events_query(body))}
+
+
+HANDLERS: dict[str, Handler] = {
+    wa.CREATE_MEETING: create_meeting,
+    wa.INVITE: invite,
+    wa.DESTROY_MEETING: destroy_meeting,
+    wa.QUERY_MEETING: query_meeting,
+    wa.MUTE_MEMBER: mute_member,
+    wa.UNMUTE_MEMBER: unmute_member,
+    wa.KICK_MEMBER: kick_member,
+    wa.QUERY_EVENTS: query_events,
+}

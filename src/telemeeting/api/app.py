@@ -1,0 +1,162 @@
+"""The ASGI app: one route for `/{version}/sid/{accountSID}/{func}/{funcURL}` (spec §1)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+import structlog
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from telemeeting.api.actions import HANDLERS
+from telemeeting.bootstrap import Platform
+from telemeeting.domain import errors
+from telemeeting.network import client_address
+from telemeeting.wire.actions import ACTIONS_BY_FUNC_URL
+from telemeeting.wire.body import MAX_BODY_BYTES, parse_body
+from telemeeting.wire.envelope import CONTENT_TYPE, dump, envelope
+from telemeeting.wire.environments import PRODUCTION, SANDBOX
+from telemeeting.wire.params import required
+from telemeeting.wire.status import Status, WireError
+
+log = structlog.get_logger(__name__)
+
+VERSION = "201612"
+_ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"]
+FUNC = "call"
+_PATH = re.compile(r"^/(?P<version>[^/]+)/sid/(?P<sid>[^/]+)/(?P<func>[^/]+)/(?P<func_url>[^/]+)$")
+
+_DOMAIN_STATUS: dict[type[errors.DomainError], Status] = {
+    errors.MeetingNotFound: Status.MEETING_NOT_FOUND,
+    errors.MeetingEnded: Status.MEETING_ENDED,
+    errors.MeetingFull: Status.MEETING_FULL,
+    errors.MemberAlreadyIn: Status.MEMBER_ALREADY_IN,
+    errors.MemberNotFound: Status.MEMBER_NOT_FOUND,
+    errors.InvalidRequest: Status.INVALID_PARAMETER,
+}
+
+
+def _respond(
+    status: Status, request_id: str = "", http_status: int = 200, **extra: object
+) -> Response:
+    return Response(
+        dump(envelope(status, request_id, **extra)),
+        status_code=http_status,
+        media_type=None,
+        headers={"Content-Type": CONTENT_TYPE},
+    )
+
+
+async def _read_body(request: Request) -> bytes:
+    """The body, refusing (-101) anything over 64 KiB without reading it all."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise WireError(Status.INVALID_PARAMETER, "body over 64 KiB")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise WireError(Status.INVALID_PARAMETER, "body over 64 KiB")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _query_sign(request: Request) -> str | None:
+    sign = request.query_params.get("Sign")
+    if sign is None:  # lenient about the key's case; the value is what is checked
+        sign = next((v for k, v in request.query_params.items() if k.lower() == "sign"), None)
+    return sign
+
+
+class ApiEndpoint:
+    """The whole request pipeline, in the order of spec §3."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+        settings = platform.settings.server
+        self._sandbox_port = settings.sandbox_port
+        self._by_host = settings.environment_by == "host"
+
+    def environment(self, request: Request) -> str:
+        if self._by_host:
+            host = request.headers.get("host", "").split(":")[0]
+            return SANDBOX if host.split(".")[0].lower() == SANDBOX else PRODUCTION
+        server = request.scope.get("server")
+        port = server[1] if server else None
+        return SANDBOX if port == self._sandbox_port else PRODUCTION
+
+    async def __call__(self, request: Request) -> Response:
+        match = _PATH.match(request.url.path)
+        if (
+            not match
+            or match["version"] != VERSION
+            or match["func"] != FUNC
+            or match["func_url"] not in ACTIONS_BY_FUNC_URL
+        ):
+            return _respond(Status.INVALID_ACTION, http_status=404)
+        if request.method != "POST":
+            return _respond(Status.INTERNAL_ERROR, http_status=405)
+        now = datetime.now(UTC)
+        try:
+            return await self._handle(request, match["sid"], match["func_url"], now)
+        except WireError as exc:
+            log.info("api.refused", code=exc.status.code, detail=exc.detail, path=request.url.path)
+            return _respond(exc.status)
+        except errors.DomainError as exc:
+            status = _DOMAIN_STATUS.get(type(exc), Status.INVALID_PARAMETER)
+            log.info("api.refused", code=status.code, detail=str(exc), path=request.url.path)
+            return _respond(status)
+        except Exception:
+            incident = self.platform.request_ids.next(now)
+            log.exception("api.internal_error", request_id=incident, path=request.url.path)
+            return _respond(Status.INTERNAL_ERROR, incident)
+
+    async def _handle(self, request: Request, sid: str, func_url: str, now: datetime) -> Response:
+        platform = self.platform
+        caller = await platform.authenticator.account(
+            sid, request.headers.get("authorization"), _query_sign(request), now
+        )
+        body = parse_body(await _read_body(request))
+        action = body.get("action")
+        if action is None or action == "":
+            raise WireError(Status.MISSING_PARAMETER, "action is required")
+        if not isinstance(action, str) or action not in ACTIONS_BY_FUNC_URL[func_url]:
+            raise WireError(Status.INVALID_ACTION, f"{action!r} on {func_url}")
+        appid = required(body, "appid")
+        peer = request.client.host if request.client else ""
+        client_ip = client_address(
+            peer, request.headers.get("x-forwarded-for"), platform.trusted_proxies
+        )
+        app = await platform.authenticator.app(caller, appid, self.environment(request), client_ip)
+        if not platform.limiter.allow(caller.account.sid):
+            raise WireError(Status.RATE_LIMITED)
+        balance = caller.account.balance
+        if balance is not None and balance <= 0:
+            raise WireError(Status.NO_BALANCE)
+        request_id = platform.request_ids.next(now)
+        extra = await HANDLERS[action](platform.service, app, body, request_id)
+        log.info("api.accepted", action=action, appid=appid, request_id=request_id)
+        return _respond(Status.OK, request_id, **extra)
+
+
+def create_app(platform: Platform) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await platform.start()
+        try:
+            yield
+        finally:
+            await platform.stop()
+
+    endpoint = ApiEndpoint(platform)
+    return Starlette(
+        # Every method reaches the endpoint, which answers 404 and 405 itself.
+        routes=[Route("/{path:path}", endpoint.__call__, methods=_ALL_METHODS)],
+        lifespan=lifespan,
+    )

@@ -1,0 +1,80 @@
+"""Wire the real adapters together by hand: database, carrier, service, background loops."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import structlog
+
+from telemeeting.api.auth import Authenticator
+from telemeeting.api.ratelimit import RateLimiter
+from telemeeting.config import Settings
+from telemeeting.network import Network, parse_networks
+from telemeeting.service.meetings import MeetingService
+from telemeeting.store.database import create_engine, migrate
+from telemeeting.store.unit_of_work import Database
+from telemeeting.telephony.driver import DriverRouter
+from telemeeting.telephony.sim import SimulatedCarrier
+from telemeeting.wire.environments import PRODUCTION, SANDBOX
+from telemeeting.wire.request_id import RequestIdGenerator
+
+log = structlog.get_logger(__name__)
+
+#: How often the clock loop looks for meetings to end or start.
+TICK_SECONDS = 0.5
+
+
+@dataclass
+class Platform:
+    settings: Settings
+    db: Database
+    service: MeetingService
+    authenticator: Authenticator
+    limiter: RateLimiter
+    request_ids: RequestIdGenerator
+    trusted_proxies: list[Network]
+    driver: DriverRouter
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def start(self) -> None:
+        await migrate(self.db.engine)
+        await self.service.recover()
+        self._tasks.append(asyncio.create_task(self._clock_loop(), name="meeting-clock"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.driver.close()
+        await self.db.dispose()
+
+    async def _clock_loop(self) -> None:
+        while True:
+            try:
+                await self.service.run_due()
+            except Exception:
+                log.exception("meeting_clock.failed")
+            await asyncio.sleep(TICK_SECONDS)
+
+
+def build_platform(settings: Settings, clock: Callable[[], float] = time.time) -> Platform:
+    db = Database(create_engine(settings.database.url))
+    sim = SimulatedCarrier(settings.sim.ring_seconds, settings.sim.ring_timeout_seconds, clock)
+    # Production uses the configured SIP trunk once the media node exists; until then, the sim.
+    driver = DriverRouter({SANDBOX: sim, PRODUCTION: sim})
+    return Platform(
+        settings=settings,
+        db=db,
+        service=MeetingService(db, driver, settings, clock),
+        authenticator=Authenticator(db, settings),
+        limiter=RateLimiter(settings.limits.requests_per_second, settings.limits.burst),
+        request_ids=RequestIdGenerator(settings.zone),
+        trusted_proxies=parse_networks(settings.server.trusted_proxies),
+        driver=driver,
+    )

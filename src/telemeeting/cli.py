@@ -1,0 +1,316 @@
+"""The `telemeeting` command: serve, and the operator's account and app management."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from telemeeting import logs
+from telemeeting.config import Settings, load_settings
+from telemeeting.service import admin
+from telemeeting.store.database import create_engine, migrate
+from telemeeting.store.unit_of_work import Database
+from telemeeting.wire.auth import signed_headers
+from telemeeting.wire.environments import ENVIRONMENTS, PRODUCTION, SANDBOX
+
+T = TypeVar("T")
+
+cli = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+account_cli = typer.Typer(no_args_is_help=True, help="Manage accounts.")
+app_cli = typer.Typer(no_args_is_help=True, help="Manage apps.")
+cli.add_typer(account_cli, name="account")
+cli.add_typer(app_cli, name="app")
+console = Console()
+errors = Console(stderr=True)
+
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="Database URL [env TELEMEETING_DB_URL; default ./telemeeting.db]"),
+]
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", help="TOML config file [env TELEMEETING_CONFIG]")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object, for scripts.")]
+
+
+def _settings(config: Path | None, db: str | None, **server: Any) -> Settings:
+    try:
+        return load_settings(
+            config,
+            database={"url": db or os.environ.get("TELEMEETING_DB_URL")},
+            server=server,
+        )
+    except (FileNotFoundError, ValueError) as exc:
+        errors.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def _with_database(
+    config: Path | None, db: str | None, work: Callable[[Database], Awaitable[T]]
+) -> T:
+    """Run `work` against a migrated database; operator mistakes exit 1 with a clear message."""
+    settings = _settings(config, db)
+
+    async def run() -> T:
+        database = Database(create_engine(settings.database.url))
+        try:
+            await migrate(database.engine)
+            return await work(database)
+        finally:
+            await database.dispose()
+
+    try:
+        return asyncio.run(run())
+    except admin.AdminError as exc:
+        errors.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+
+
+def _show(record: Any, as_json: bool, title: str) -> None:
+    values = dataclasses.asdict(record)
+    if as_json:
+        typer.echo(json.dumps(values, ensure_ascii=False))
+        return
+    console.print(f"[bold]{title}[/bold]")
+    for key, value in values.items():
+        console.print(f"  {key:<14} {value}")
+
+
+# ---- accounts ---------------------------------------------------------------------------------
+
+
+@account_cli.command("create")
+def account_create(
+    sid: Annotated[str | None, typer.Option(help="Account SID (default: random 32 hex)")] = None,
+    token: Annotated[str | None, typer.Option(help="Auth token (default: random)")] = None,
+    name: Annotated[str, typer.Option(help="A label for people")] = "",
+    balance: Annotated[
+        float | None, typer.Option(help="Prepaid balance; omit for unlimited (no -204)")
+    ] = None,
+    db: DbOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create an account (the accountSID and authToken that clients sign with)."""
+    account = _with_database(
+        config,
+        db,
+        lambda d: admin.create_account(d, sid=sid, token=token, name=name, balance=balance),
+    )
+    _show(account, as_json, "account created")
+
+
+@account_cli.command("disable")
+def account_disable(
+    sid: str, db: DbOption = None, config: ConfigOption = None, as_json: JsonOption = False
+) -> None:
+    """Disable an account: its requests get -201 from now on."""
+    account = _with_database(config, db, lambda d: admin.set_account_enabled(d, sid, False))
+    _show(account, as_json, "account disabled")
+
+
+@account_cli.command("enable")
+def account_enable(
+    sid: str, db: DbOption = None, config: ConfigOption = None, as_json: JsonOption = False
+) -> None:
+    """Enable a disabled account again."""
+    account = _with_database(config, db, lambda d: admin.set_account_enabled(d, sid, True))
+    _show(account, as_json, "account enabled")
+
+
+# ---- apps -------------------------------------------------------------------------------------
+
+
+@app_cli.command("create")
+def app_create(
+    account: Annotated[str, typer.Option("--account", help="The owning account's SID")],
+    env: Annotated[str, typer.Option("--env", help="production or sandbox")],
+    appid: Annotated[str | None, typer.Option("--appid", help="App id (default: random)")] = None,
+    name: Annotated[str, typer.Option(help="A label for people")] = "",
+    callback_url: Annotated[str, typer.Option("--callback-url", help="Status push URL")] = "",
+    ip_whitelist: Annotated[
+        str, typer.Option("--ip-whitelist", help='Allowed callers, e.g. "1.2.3.4,10.0.0.0/8"')
+    ] = "",
+    offline: Annotated[bool, typer.Option("--offline", help="Create it not yet online")] = False,
+    features: Annotated[str, typer.Option(help="Comma-separated features")] = "meeting",
+    caller_id: Annotated[str, typer.Option("--caller-id", help="Default caller ID shown")] = "",
+    db: DbOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create an app in one environment (production apps work once online)."""
+    if env not in ENVIRONMENTS:
+        errors.print("[red]error:[/red] --env must be production or sandbox")
+        raise typer.Exit(2)
+    app = _with_database(
+        config,
+        db,
+        lambda d: admin.create_app(
+            d,
+            account_sid=account,
+            env=env,
+            appid=appid,
+            name=name,
+            callback_url=callback_url,
+            ip_whitelist=ip_whitelist,
+            online=not offline,
+            features=features,
+            caller_id=caller_id,
+        ),
+    )
+    _show(app, as_json, "app created")
+
+
+@app_cli.command("update")
+def app_update(
+    appid: str,
+    callback_url: Annotated[str | None, typer.Option("--callback-url")] = None,
+    ip_whitelist: Annotated[str | None, typer.Option("--ip-whitelist")] = None,
+    online: Annotated[
+        bool | None, typer.Option("--online/--offline", help="Put the app online or offline")
+    ] = None,
+    features: Annotated[str | None, typer.Option()] = None,
+    caller_id: Annotated[str | None, typer.Option("--caller-id")] = None,
+    db: DbOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Change an app's callback URL, whitelist, features or online state."""
+    app = _with_database(
+        config,
+        db,
+        lambda d: admin.update_app(
+            d,
+            appid,
+            callback_url=callback_url,
+            ip_whitelist=ip_whitelist,
+            online=online,
+            features=features,
+            caller_id=caller_id,
+        ),
+    )
+    _show(app, as_json, "app updated")
+
+
+# ---- serve ------------------------------------------------------------------------------------
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        errors.print(f"[red]error:[/red] cannot listen on {host}:{port}: {exc.strerror}")
+        raise typer.Exit(1) from exc
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+async def _provision_demo(db: Database, settings: Settings) -> None:
+    """On an empty database: a demo account with a sandbox and an online production app."""
+    await migrate(db.engine)
+    if not await admin.is_empty(db):
+        return
+    account = await admin.create_account(db, name="demo")
+    sandbox = await admin.create_app(db, account_sid=account.sid, env=SANDBOX, name="demo test app")
+    production = await admin.create_app(
+        db, account_sid=account.sid, env=PRODUCTION, name="demo production app"
+    )
+    _print_demo(settings, account.sid, account.auth_token, sandbox.appid, production.appid)
+
+
+def _print_demo(settings: Settings, sid: str, token: str, sandbox: str, production: str) -> None:
+    server = settings.server
+    headers, sign = signed_headers(sid, token, datetime.now(UTC), settings.zone)
+    url = f"http://{server.host}:{server.sandbox_port}/201612/sid/{sid}/call/TeleMeeting.wx"
+    body = json.dumps(
+        {
+            "action": "createMeeting",
+            "appid": sandbox,
+            "meetingname": "demo",
+            "parties": [{"name": "张三", "phone": "13800138000"}],
+        },
+        ensure_ascii=False,
+    )
+    console.print(
+        "[bold green]Demo account created[/bold green] (first start on an empty database)"
+    )
+    console.print(f"  ACCOUNT SID     {sid}")
+    console.print(f"  AUTH TOKEN      {token}")
+    console.print(f"  sandbox app     {sandbox}   (http://{server.host}:{server.sandbox_port})")
+    console.print(f"  production app  {production}   (http://{server.host}:{server.port})")
+    console.print("Try it (the signature below is valid for 24 hours):")
+    console.print(
+        f"  curl -s -X POST '{url}?Sign={sign}' \\\n"
+        f"    -H 'Content-Type: application/json;charset=utf-8' \\\n"
+        f"    -H 'Authorization: {headers['Authorization']}' \\\n"
+        f"    -d '{body}'",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@cli.command()
+def serve(
+    db: DbOption = None,
+    config: ConfigOption = None,
+    host: Annotated[str | None, typer.Option(help="Listen address [127.0.0.1]")] = None,
+    port: Annotated[int | None, typer.Option(help="Production listener port [8880]")] = None,
+    sandbox_port: Annotated[int | None, typer.Option(help="Sandbox listener port [8881]")] = None,
+    no_demo: Annotated[
+        bool, typer.Option("--no-demo", help="Do not create the demo account on first start")
+    ] = False,
+    log_json: Annotated[bool, typer.Option("--log-json", help="Logs as JSON lines")] = False,
+) -> None:
+    """Run the API (production and sandbox listeners) with the simulated carrier."""
+    import uvicorn
+
+    from telemeeting.api.app import create_app
+    from telemeeting.bootstrap import build_platform
+
+    settings = _settings(config, db, host=host, port=port, sandbox_port=sandbox_port)
+    logs.configure(json=log_json)
+    server_settings = settings.server
+    sockets = [_listen(server_settings.host, server_settings.port)]
+    if server_settings.sandbox_port != server_settings.port:
+        sockets.append(_listen(server_settings.host, server_settings.sandbox_port))
+    platform = build_platform(settings)
+
+    async def run() -> None:
+        if not no_demo:
+            await _provision_demo(platform.db, settings)
+        uv_config = uvicorn.Config(
+            create_app(platform),
+            lifespan="on",
+            access_log=False,
+            log_level="warning",
+            timeout_graceful_shutdown=5,
+        )
+        console.print(
+            f"telemeeting serving production on http://{server_settings.host}:"
+            f"{server_settings.port} and sandbox on http://{server_settings.host}:"
+            f"{server_settings.sandbox_port} (database {settings.database.url})",
+            highlight=False,
+        )
+        await uvicorn.Server(uv_config).serve(sockets=sockets)
+
+    asyncio.run(run())
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,146 @@
+"""Configuration: one TOML file plus `TELEMEETING_<SECTION>_<KEY>` environment variables.
+
+Precedence, highest first: command-line flags, environment variables, the TOML file, defaults.
+Every key is documented in docs/configuration.md.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+
+class ServerSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8880
+    sandbox_port: int = 8881
+    trusted_proxies: list[str] = Field(default_factory=list)
+    #: "listener" (by port) or "host" (a Host whose first label is `sandbox` is the sandbox).
+    environment_by: str = "listener"
+
+    @field_validator("environment_by")
+    @classmethod
+    def _known_mode(cls, value: str) -> str:
+        if value not in ("listener", "host"):
+            raise ValueError("environment_by must be 'listener' or 'host'")
+        return value
+
+
+class DatabaseSettings(BaseModel):
+    url: str = "sqlite+aiosqlite:///./telemeeting.db"
+
+
+class AuthSettings(BaseModel):
+    timestamp_window_seconds: float = 86400
+    timezone: str = "Asia/Shanghai"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        ZoneInfo(value)
+        return value
+
+
+class LimitSettings(BaseModel):
+    requests_per_second: float = 50
+    burst: int = 100
+
+
+class MeetingSettings(BaseModel):
+    default_max_members: int = Field(100, ge=1, le=1000)
+    max_duration_seconds: float = 14400
+
+
+class SimSettings(BaseModel):
+    ring_seconds: float = 1.0
+    ring_timeout_seconds: float = 30.0
+
+
+class CallbackSettings(BaseModel):
+    timeout_seconds: float = 10
+    retry_initial_seconds: float = 1
+    retry_max_seconds: float = 600
+    give_up_after_seconds: float = 86400
+
+
+class SipRoute(BaseModel):
+    match: str
+    target: str
+    username: str = ""
+    password: str = ""
+
+
+class SipSettings(BaseModel):
+    local_host: str = "127.0.0.1"
+    local_port: int = 5060
+    rtp_port_min: int = 20000
+    rtp_port_max: int = 29999
+    routes: list[SipRoute] = Field(default_factory=list)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="TELEMEETING_",
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        case_sensitive=False,
+        extra="ignore",
+    )
+
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    meetings: MeetingSettings = Field(default_factory=MeetingSettings)
+    sim: SimSettings = Field(default_factory=SimSettings)
+    callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
+    sip: SipSettings = Field(default_factory=SipSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML file's contents arrive as init kwargs (see load_settings); the environment wins.
+        return (env_settings, init_settings)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.auth.timezone)
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Settings from `config_file` (or $TELEMEETING_CONFIG), the environment and `overrides`.
+
+    `overrides` are dicts by section, e.g. `server={"port": 9000}`; None values are ignored.
+    """
+    path = config_file or os.environ.get("TELEMEETING_CONFIG")
+    data: dict[str, Any] = {}
+    if path:
+        file = Path(path)
+        if not file.is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        with file.open("rb") as handle:
+            data = tomllib.load(handle)
+    settings = Settings(**data)
+    for section, values in overrides.items():
+        given = {key: value for key, value in values.items() if value is not None}
+        if given:
+            current = getattr(settings, section)
+            updated = type(current).model_validate({**current.model_dump(), **given})
+            settings = settings.model_copy(update={section: updated})
+    return settings

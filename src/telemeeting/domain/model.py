@@ -1,0 +1,306 @@
+"""The meeting aggregate and its legs.
+
+A leg is one invited phone of one request. It walks callout → alerting → answer → disconnect,
+possibly skipping steps, and reaches disconnect exactly once: every method that would end an
+already ended leg is a no-op, so late reports from the carrier can never produce a second
+terminal event. The meeting records what happened in `events`; the service stores them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from enum import Enum, StrEnum
+
+from telemeeting.domain import errors
+from telemeeting.domain.events import (
+    DomainEvent,
+    LegEnded,
+    LegProgressed,
+    MeetingClosed,
+    MeetingStarted,
+)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class MeetingState(StrEnum):
+    BOOKED = "booked"
+    ACTIVE = "active"
+    ENDED = "ended"
+
+
+class LegState(StrEnum):
+    CALLOUT = "callout"
+    ALERTING = "alerting"
+    ANSWER = "answer"
+    DISCONNECT = "disconnect"
+
+
+_ORDER = {LegState.CALLOUT: 0, LegState.ALERTING: 1, LegState.ANSWER: 2, LegState.DISCONNECT: 3}
+PROGRESS_DESC = {LegState.CALLOUT: "呼出", LegState.ALERTING: "振铃", LegState.ANSWER: "接听"}
+
+
+class EndReason(Enum):
+    """The reason half of a disconnect's stateDesc (spec §7)."""
+
+    NORMAL = "正常"
+    BUSY = "用户忙"
+    NO_ANSWER = "无应答"
+    DECLINED = "拒接"
+    NOT_FOUND = "号码无效"
+    FAILED = "呼叫失败"
+    MEETING_ENDED = "会议结束"
+    KICKED = "被踢出"
+
+
+class CloseReason(StrEnum):
+    """Why a meeting ended (the MeetingState push's `reason`)."""
+
+    DESTROYED = "destroyed"
+    EMPTY = "empty"
+    MAX_DURATION = "max_duration"
+    CANCELLED = "cancelled"
+    RECOVERED = "recovered"
+
+
+@dataclass
+class Leg:
+    id: str
+    phone: str
+    name: str
+    request_id: str
+    custom_parm: str
+    caller_id: str
+    created_at: float
+    state: LegState = LegState.CALLOUT
+    answered_at: float | None = None
+    ended_at: float | None = None
+    end_reason: EndReason | None = None
+    muted: bool = False
+
+    @property
+    def live(self) -> bool:
+        return self.state is not LegState.DISCONNECT
+
+    @property
+    def joined(self) -> bool:
+        return self.state is LegState.ANSWER
+
+    @property
+    def state_desc(self) -> str:
+        if self.state is not LegState.DISCONNECT:
+            return PROGRESS_DESC[self.state]
+        answered = "应答" if self.answered_at is not None else "未应答"
+        reason = self.end_reason.value if self.end_reason else EndReason.NORMAL.value
+        return f"{answered}|{reason}"
+
+    @property
+    def duration_seconds(self) -> int:
+        if self.answered_at is None or self.ended_at is None:
+            return 0
+        return max(0, round(self.ended_at - self.answered_at))
+
+
+@dataclass(frozen=True)
+class Invitee:
+    phone: str
+    name: str = ""
+
+
+@dataclass
+class Meeting:
+    id: str
+    app_id: str
+    meid: str
+    name: str
+    max_members: int
+    created_at: float
+    expires_at: float | None
+    state: MeetingState = MeetingState.ACTIVE
+    creator: str = ""
+    srcclid: str = ""
+    dstclid: str = ""
+    shownumber: str = ""
+    custom_parm: str = ""
+    book_at: float | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    end_reason: str = ""
+    legs: list[Leg] = field(default_factory=list)
+    events: list[DomainEvent] = field(default_factory=list)
+
+    # ---- creation -------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        *,
+        app_id: str,
+        meid: str,
+        now: float,
+        max_members: int,
+        max_duration: float,
+        name: str = "",
+        book_at: float | None = None,
+        **details: str,
+    ) -> Meeting:
+        """A new meeting: active now, or booked until `book_at`."""
+        meeting = cls(
+            id=new_id(),
+            app_id=app_id,
+            meid=meid,
+            name=name,
+            max_members=max_members,
+            created_at=now,
+            expires_at=None,
+            state=MeetingState.BOOKED,
+            book_at=book_at,
+            **details,
+        )
+        if book_at is not None and book_at <= now:
+            raise errors.InvalidRequest("booktime is not in the future")
+        if book_at is None:
+            meeting.start(now, max_duration)
+        return meeting
+
+    def start(self, now: float, max_duration: float) -> None:
+        if self.state is not MeetingState.BOOKED:
+            return
+        self.state = MeetingState.ACTIVE
+        self.started_at = now
+        self.expires_at = now + max_duration
+        self.events.append(MeetingStarted(now))
+
+    # ---- queries --------------------------------------------------------------------------
+
+    @property
+    def live_legs(self) -> list[Leg]:
+        return [leg for leg in self.legs if leg.live]
+
+    def leg(self, leg_id: str) -> Leg | None:
+        return next((leg for leg in self.legs if leg.id == leg_id), None)
+
+    def joined_member(self, phone: str) -> Leg:
+        for leg in self.legs:
+            if leg.joined and leg.phone == phone:
+                return leg
+        raise errors.MemberNotFound(phone)
+
+    # ---- invitations ----------------------------------------------------------------------
+
+    def invite(
+        self,
+        invitees: list[Invitee],
+        *,
+        request_id: str,
+        custom_parm: str,
+        caller_id: str,
+        now: float,
+    ) -> list[Leg]:
+        """New legs in callout, one per invitee; all or nothing."""
+        if self.state is MeetingState.ENDED:
+            raise errors.MeetingEnded(self.meid)
+        phones = [invitee.phone for invitee in invitees]
+        busy = {leg.phone for leg in self.live_legs}
+        if len(set(phones)) != len(phones) or busy.intersection(phones):
+            raise errors.MemberAlreadyIn(self.meid)
+        if len(self.live_legs) + len(invitees) > self.max_members:
+            raise errors.MeetingFull(self.meid)
+        legs = [
+            Leg(
+                id=new_id(),
+                phone=invitee.phone,
+                name=invitee.name,
+                request_id=request_id,
+                custom_parm=custom_parm,
+                caller_id=caller_id,
+                created_at=now,
+            )
+            for invitee in invitees
+        ]
+        self.legs.extend(legs)
+        if self.state is MeetingState.ACTIVE:
+            self.events.extend(LegProgressed(leg.id, leg.state.value, now) for leg in legs)
+        return legs
+
+    def legs_to_dial(self) -> list[Leg]:
+        """Legs not yet reported by the carrier (dialled when a booked meeting starts)."""
+        return [leg for leg in self.legs if leg.state is LegState.CALLOUT]
+
+    def announce_pending_legs(self, now: float) -> None:
+        """A booked meeting's legs enter callout when it starts."""
+        self.events.extend(
+            LegProgressed(leg.id, leg.state.value, now) for leg in self.legs_to_dial()
+        )
+
+    # ---- reports from the carrier ---------------------------------------------------------
+
+    def leg_ringing(self, leg_id: str, now: float) -> bool:
+        return self._advance(leg_id, LegState.ALERTING, now)
+
+    def leg_answered(self, leg_id: str, now: float) -> bool:
+        return self._advance(leg_id, LegState.ANSWER, now)
+
+    def _advance(self, leg_id: str, state: LegState, now: float) -> bool:
+        leg = self.leg(leg_id)
+        if leg is None or _ORDER[leg.state] >= _ORDER[state]:
+            return False
+        leg.state = state
+        if state is LegState.ANSWER:
+            leg.answered_at = now
+        self.events.append(LegProgressed(leg.id, state.value, now))
+        return True
+
+    def leg_ended(self, leg_id: str, reason: EndReason, now: float) -> bool:
+        """The carrier's report that a leg is gone; may close a meeting that has emptied."""
+        leg = self.leg(leg_id)
+        if leg is None or not self._end_leg(leg, reason, now):
+            return False
+        if self.state is MeetingState.ACTIVE and not self.live_legs and self._ever_joined():
+            self._close(CloseReason.EMPTY, now)
+        return True
+
+    def _ever_joined(self) -> bool:
+        return any(leg.answered_at is not None for leg in self.legs)
+
+    def _end_leg(self, leg: Leg, reason: EndReason, now: float) -> bool:
+        if not leg.live:
+            return False
+        leg.state = LegState.DISCONNECT
+        leg.ended_at = now
+        leg.end_reason = reason
+        self.events.append(LegEnded(leg.id, now))
+        return True
+
+    # ---- member control -------------------------------------------------------------------
+
+    def set_muted(self, phone: str, muted: bool) -> Leg:
+        leg = self.joined_member(phone)
+        leg.muted = muted
+        return leg
+
+    def kick(self, phone: str, now: float) -> Leg:
+        leg = self.joined_member(phone)
+        self.leg_ended(leg.id, EndReason.KICKED, now)
+        return leg
+
+    # ---- ending ---------------------------------------------------------------------------
+
+    def close(self, reason: CloseReason, now: float) -> list[Leg]:
+        """End the meeting; returns the legs the carrier must hang up or cancel."""
+        if self.state is MeetingState.ENDED:
+            raise errors.MeetingEnded(self.meid)
+        to_hang_up = self.live_legs
+        for leg in to_hang_up:
+            self._end_leg(leg, EndReason.MEETING_ENDED, now)
+        self._close(reason, now)
+        return to_hang_up
+
+    def _close(self, reason: CloseReason, now: float) -> None:
+        self.state = MeetingState.ENDED
+        self.ended_at = now
+        self.end_reason = str(reason)
+        self.events.append(MeetingClosed(now, str(reason)))

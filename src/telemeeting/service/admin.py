@@ -1,0 +1,116 @@
+"""Operator use cases: accounts and apps (the CLI and the console call these)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import replace
+from typing import Any
+
+from telemeeting.network import invalid_entries
+from telemeeting.store.records import Account, App
+from telemeeting.store.unit_of_work import Database
+from telemeeting.wire.environments import ENVIRONMENTS
+
+
+class AdminError(Exception):
+    """An operator request that cannot be carried out; the message says why."""
+
+
+def new_credential() -> str:
+    """32 lower-case hex characters, the shape of real account SIDs, tokens and app ids."""
+    return secrets.token_hex(16)
+
+
+async def create_account(
+    db: Database,
+    *,
+    sid: str | None = None,
+    token: str | None = None,
+    name: str = "",
+    balance: float | None = None,
+) -> Account:
+    account = Account(
+        sid=sid or new_credential(),
+        auth_token=token or new_credential(),
+        name=name,
+        enabled=True,
+        balance=balance,
+        created_at=time.time(),
+    )
+    async with db.unit_of_work() as uow:
+        if await uow.accounts.get(account.sid):
+            raise AdminError(f"account {account.sid} already exists")
+        await uow.accounts.add(account)
+    return account
+
+
+async def set_account_enabled(db: Database, sid: str, enabled: bool) -> Account:
+    async with db.unit_of_work() as uow:
+        if not await uow.accounts.update(sid, enabled=enabled):
+            raise AdminError(f"no account {sid}")
+        account = await uow.accounts.get(sid)
+    assert account is not None
+    return account
+
+
+def _check_app_values(values: dict[str, Any]) -> None:
+    if "ip_whitelist" in values and (bad := invalid_entries(values["ip_whitelist"])):
+        raise AdminError(f"not an IP or CIDR: {', '.join(bad)}")
+    url = values.get("callback_url")
+    if url and not url.startswith(("http://", "https://")):
+        raise AdminError("callback URL must start with http:// or https://")
+    if "env" in values and values["env"] not in ENVIRONMENTS:
+        raise AdminError("env must be production or sandbox")
+
+
+async def create_app(
+    db: Database,
+    *,
+    account_sid: str,
+    env: str,
+    appid: str | None = None,
+    name: str = "",
+    callback_url: str = "",
+    ip_whitelist: str = "",
+    online: bool = True,
+    features: str = "meeting",
+    caller_id: str = "",
+) -> App:
+    app = App(
+        appid=appid or new_credential(),
+        account_sid=account_sid,
+        env=env,
+        name=name,
+        callback_url=callback_url,
+        ip_whitelist=ip_whitelist,
+        online=online,
+        features=features,
+        caller_id=caller_id,
+        created_at=time.time(),
+    )
+    _check_app_values({"env": env, "callback_url": callback_url, "ip_whitelist": ip_whitelist})
+    async with db.unit_of_work() as uow:
+        if await uow.accounts.get(account_sid) is None:
+            raise AdminError(f"no account {account_sid}")
+        if await uow.apps.get(app.appid):
+            raise AdminError(f"app {app.appid} already exists")
+        await uow.apps.add(app)
+    return app
+
+
+async def update_app(db: Database, appid: str, **values: Any) -> App:
+    values = {k: v for k, v in values.items() if v is not None}
+    _check_app_values(values)
+    async with db.unit_of_work() as uow:
+        app = await uow.apps.get(appid)
+        if app is None:
+            raise AdminError(f"no app {appid}")
+        if values:
+            await uow.apps.update(appid, **values)
+    return replace(app, **values)
+
+
+async def is_empty(db: Database) -> bool:
+    async with db.unit_of_work() as uow:
+        return await uow.accounts.count() == 0

@@ -1,0 +1,123 @@
+"""Turn what the domain recorded into the pushes of spec §7, ready to store in the outbox."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from telemeeting.domain.events import (
+    DomainEvent,
+    LegEnded,
+    LegProgressed,
+    MeetingClosed,
+    MeetingStarted,
+)
+from telemeeting.domain.model import PROGRESS_DESC, Leg, LegState, Meeting
+from telemeeting.wire import callbacks
+from telemeeting.wire.times import format_wire_time
+
+
+@dataclass(frozen=True)
+class Push:
+    kind: str
+    leg_id: str | None
+    body: dict[str, Any]
+    at: float
+
+    def encoded(self) -> str:
+        return json.dumps(self.body, ensure_ascii=False, separators=(",", ":"))
+
+
+def pushes_for(meeting: Meeting, event: DomainEvent, zone: ZoneInfo) -> list[Push]:
+    match event:
+        case LegProgressed(leg_id=leg_id, state=state, at=at):
+            leg = _leg(meeting, leg_id)
+            return [
+                Push(
+                    callbacks.CALL_STATE,
+                    leg_id,
+                    _call_state(meeting, leg, state, PROGRESS_DESC[LegState(state)], at, zone),
+                    at,
+                )
+            ]
+        case LegEnded(leg_id=leg_id, at=at):
+            leg = _leg(meeting, leg_id)
+            return [
+                Push(
+                    callbacks.CALL_STATE,
+                    leg_id,
+                    _call_state(meeting, leg, LegState.DISCONNECT.value, leg.state_desc, at, zone),
+                    at,
+                ),
+                Push(callbacks.CDR, leg_id, _cdr(meeting, leg, zone), at),
+            ]
+        case MeetingStarted(at=at):
+            reason = "booked" if meeting.book_at is not None else "created"
+            return [
+                Push(
+                    callbacks.MEETING_STATE,
+                    None,
+                    callbacks.meeting_state_body(
+                        meid=meeting.meid,
+                        state="start",
+                        reason=reason,
+                        timestamp=format_wire_time(at, zone),
+                    ),
+                    at,
+                )
+            ]
+        case MeetingClosed(at=at, reason=reason):
+            return [
+                Push(
+                    callbacks.MEETING_STATE,
+                    None,
+                    callbacks.meeting_state_body(
+                        meid=meeting.meid,
+                        state="end",
+                        reason=reason,
+                        timestamp=format_wire_time(at, zone),
+                    ),
+                    at,
+                )
+            ]
+    raise TypeError(f"unknown domain event {event!r}")
+
+
+def _leg(meeting: Meeting, leg_id: str) -> Leg:
+    leg = meeting.leg(leg_id)
+    if leg is None:
+        raise LookupError(f"leg {leg_id} not in meeting {meeting.id}")
+    return leg
+
+
+def _call_state(
+    meeting: Meeting, leg: Leg, state: str, desc: str, at: float, zone: ZoneInfo
+) -> dict[str, Any]:
+    return callbacks.call_state_body(
+        request_id=leg.request_id,
+        meid=meeting.meid,
+        phone=leg.phone,
+        name=leg.name,
+        state=state,
+        state_desc=desc,
+        timestamp=format_wire_time(at, zone),
+        custom_parm=leg.custom_parm,
+    )
+
+
+def _cdr(meeting: Meeting, leg: Leg, zone: ZoneInfo) -> dict[str, Any]:
+    answered = leg.answered_at is not None
+    return callbacks.cdr_body(
+        request_id=leg.request_id,
+        appid=meeting.app_id,
+        meid=meeting.meid,
+        caller=leg.caller_id,
+        called=leg.phone,
+        start=format_wire_time(leg.answered_at, zone),
+        end=format_wire_time(leg.ended_at if answered else None, zone),
+        duration=leg.duration_seconds,
+        custom_parm=leg.custom_parm,
+        state_desc=leg.state_desc,
+    )

@@ -1,0 +1,47 @@
+"""Accounts and apps as the service sees them (plain values, no ORM state)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Account:
+    sid: str
+    auth_token: str
+    name: str
+    enabled: bool
+    balance: float | None
+    created_at: float
+
+
+@dataclass(frozen=True)
+class App:
+    appid: str
+    account_sid: str
+    env: str
+    name: str
+    callback_url: str
+    ip_whitelist: str
+    online: bool
+    features: str
+    caller_id: str
+    created_at: float
+
+    @property
+    def has_meeting_feature(self) -> bool:
+        return "meeting" in {f.strip() for f in self.features.split(",")}
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    id: str
+    meeting_id: str
+    seq: int
+    leg_id: str | None
+    app_id: str
+    kind: str
+    body: str
+    created_at: float
+    delivery: str
+    attempts: int

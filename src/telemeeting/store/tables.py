@@ -1,0 +1,127 @@
+"""The database schema. Times are Unix seconds (floats): portable across SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class AccountRow(Base):
+    __tablename__ = "accounts"
+
+    sid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    auth_token: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(128), default="")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    balance: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class AppRow(Base):
+    __tablename__ = "apps"
+
+    appid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_sid: Mapped[str] = mapped_column(ForeignKey("accounts.sid"), index=True)
+    env: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(128), default="")
+    callback_url: Mapped[str] = mapped_column(Text, default="")
+    ip_whitelist: Mapped[str] = mapped_column(Text, default="")
+    online: Mapped[bool] = mapped_column(Boolean, default=True)
+    features: Mapped[str] = mapped_column(String(256), default="meeting")
+    caller_id: Mapped[str] = mapped_column(String(32), default="")
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class MeetingRow(Base):
+    __tablename__ = "meetings"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.appid"))
+    meid: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(128), default="")
+    state: Mapped[str] = mapped_column(String(16))
+    creator: Mapped[str] = mapped_column(String(64), default="")
+    srcclid: Mapped[str] = mapped_column(String(32), default="")
+    dstclid: Mapped[str] = mapped_column(String(32), default="")
+    shownumber: Mapped[str] = mapped_column(String(32), default="")
+    custom_parm: Mapped[str] = mapped_column(Text, default="")
+    max_members: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[float] = mapped_column(Float)
+    book_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    end_reason: Mapped[str] = mapped_column(String(32), default="")
+    next_seq: Mapped[int] = mapped_column(Integer, default=1)
+
+    __table_args__ = (
+        # A room number is unique among the app's meetings that have not ended (spec §6.1).
+        Index(
+            "uq_meetings_open_meid",
+            "app_id",
+            "meid",
+            unique=True,
+            sqlite_where=text("state != 'ended'"),
+            postgresql_where=text("state != 'ended'"),
+        ),
+        Index("ix_meetings_app_meid", "app_id", "meid"),
+        Index("ix_meetings_state_expires", "state", "expires_at"),
+        Index("ix_meetings_state_book", "state", "book_at"),
+    )
+
+
+class LegRow(Base):
+    __tablename__ = "legs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    meeting_id: Mapped[str] = mapped_column(ForeignKey("meetings.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    phone: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(128), default="")
+    request_id: Mapped[str] = mapped_column(String(40), index=True)
+    custom_parm: Mapped[str] = mapped_column(Text, default="")
+    caller_id: Mapped[str] = mapped_column(String(32), default="")
+    state: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[float] = mapped_column(Float)
+    answered_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    end_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    muted: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class EventRow(Base):
+    """One push, stored in the transaction of the state change that caused it (the outbox)."""
+
+    __tablename__ = "events"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    meeting_id: Mapped[str] = mapped_column(ForeignKey("meetings.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    leg_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    app_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float)
+    delivery: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    delivered_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+
+    __table_args__ = (
+        Index("uq_events_meeting_seq", "meeting_id", "seq", unique=True),
+        Index("ix_events_delivery_due", "delivery", "next_attempt_at"),
+    )

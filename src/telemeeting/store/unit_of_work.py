@@ -1,0 +1,58 @@
+"""One database transaction, with the repositories bound to it."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from telemeeting.store.repositories import (
+    AccountRepository,
+    AppRepository,
+    EventRepository,
+    MeetingRepository,
+)
+
+
+class UnitOfWork:
+    """`async with uow:` opens a transaction; it commits on success and rolls back on error."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def __aenter__(self) -> UnitOfWork:
+        self.session = self._sessions()
+        await self.session.begin()
+        self.accounts = AccountRepository(self.session)
+        self.apps = AppRepository(self.session)
+        self.meetings = MeetingRepository(self.session)
+        self.events = EventRepository(self.session)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if exc_type is None:
+                await self.session.commit()
+            else:
+                await self.session.rollback()
+        finally:
+            await self.session.close()
+
+
+class Database:
+    """The engine and a factory of units of work over it."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+    def unit_of_work(self) -> UnitOfWork:
+        return UnitOfWork(self._sessions)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,54 @@
+"""The ytx status-code table (spec §4) and the error type that carries one."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Status(Enum):
+    """Every status code of the contract, with its exact Chinese message."""
+
+    OK = ("0", "提交成功")
+    INVALID_NUMBER = ("-1", "号码无效")
+    MISSING_PARAMETER = ("-2", "缺少必要参数")
+    INVALID_ACTION = ("-3", "无效action")
+    INVALID_JSON = ("-4", "无效的JSON")
+    INTERNAL_ERROR = ("-100", "异常错误")
+    INVALID_PARAMETER = ("-101", "参数不合法")
+    INVALID_PHONE = ("-102", "电话号码不合法")
+    RATE_LIMITED = ("-104", "请求频率过高")
+    UNKNOWN_ACCOUNT = ("-200", "无此用户")
+    ACCOUNT_DISABLED = ("-201", "用户状态失效")
+    BAD_AUTHORIZATION = ("-202", "包头验证信息错误")
+    BAD_SIGN = ("-203", "AuthToken验证失败")
+    NO_BALANCE = ("-204", "账户余额不足")
+    APP_CHECK_FAILED = ("-205", "应用验证失败")
+    MEETING_NOT_FOUND = ("-300", "会议不存在")
+    MEETING_ENDED = ("-301", "会议已结束")
+    MEETING_FULL = ("-302", "会议人数已满")
+    MEMBER_ALREADY_IN = ("-303", "成员已在会议中")
+    MEMBER_NOT_FOUND = ("-304", "成员不存在")
+
+    @property
+    def code(self) -> str:
+        return self.value[0]
+
+    @property
+    def message(self) -> str:
+        return self.value[1]
+
+    @classmethod
+    def from_code(cls, code: str) -> Status | None:
+        return _BY_CODE.get(str(code))
+
+
+_BY_CODE = {status.code: status for status in Status}
+
+
+class WireError(Exception):
+    """A request outcome other than success; `detail` is for logs, never for the client."""
+
+    def __init__(self, status: Status, detail: str = "") -> None:
+        super().__init__(f"{status.code} {status.message}" + (f": {detail}" if detail else ""))
+        self.status = status
+        self.detail = detail
