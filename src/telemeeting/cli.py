@@ -299,6 +299,7 @@ def serve(
             lifespan="on",
             access_log=False,
             log_level="warning",
+            proxy_headers=False,  # X-Forwarded-For counts only from [server] trusted_proxies
             timeout_graceful_shutdown=5,
         )
         console.print(

@@ -1,0 +1,639 @@
+"""API throughput: signed `inviteJoinMeeting` through the real HTTP stack, against a baseline.
+
+For each target (a bare auth-checking endpoint on the same uvicorn + Starlette stack, then the
+real server on SQLite, then on a fresh PostgreSQL database) this starts the server as a
+subprocess, prepares an account, a sandbox app and enough meetings, and runs a separate load
+process (httpx, bounded concurrency, bounded time and request count). Only statusCode "0" counts
+as a success. Every process it starts is stopped again, on Ctrl-C too; all traffic is 127.0.0.1.
+
+    python bench/api_throughput.py                 # all three targets, ~1 minute
+    python bench/api_throughput.py --json          # machine-readable results on stdout
+    python bench/api_throughput.py --targets baseline,sqlite --duration 5
+
+The load process is this file again, run with `--load-worker SPEC` (internal).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import platform
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from telemeeting.wire.auth import signed_headers
+
+HERE = Path(__file__).resolve().parent
+ZONE = ZoneInfo("Asia/Shanghai")
+HOST = "127.0.0.1"
+TARGETS = ("baseline", "sqlite", "postgres")
+STARTUP_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+CLI_TIMEOUT = 60.0
+REQUEST_TIMEOUT = 30.0
+
+log = Console(stderr=True)
+
+
+# ---- settings and results -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Options:
+    targets: tuple[str, ...]
+    duration: float
+    warmup: float
+    concurrency: int
+    max_requests: int
+    invites_per_meeting: int
+    load_procs: int
+    ring_seconds: float
+    pg_admin_dsn: str
+    as_json: bool
+
+
+@dataclass
+class Result:
+    target: str
+    completed: int = 0
+    successes: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+    rps: float = 0.0
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    server_cpu_pct: float | None = None
+    load_cpu_pct: float = 0.0
+    ran_out_of_work: bool = False
+    skipped: str = ""
+    ratio_rps: float | None = None
+    ratio_p50: float | None = None
+    ratio_p99: float | None = None
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+
+@dataclass(frozen=True)
+class Target:
+    """A started server: where to send requests and whom to sign as."""
+
+    base_url: str
+    sid: str
+    token: str
+    appid: str
+    pid: int
+
+
+# ---- processes ----------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def telemeeting_command() -> list[str]:
+    """The installed `telemeeting` script of this interpreter (a real process, not a shim)."""
+    script = Path(sys.executable).with_name("telemeeting")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "telemeeting"]
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (uvicorn shuts down gracefully), then SIGKILL if it does not exit in time."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(STOP_TIMEOUT)
+
+
+@contextmanager
+def spawned(
+    args: list[str], log_path: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A child in its own session (Ctrl-C reaches only us, and we stop it), output to a file."""
+    with log_path.open("wb") as out:
+        proc = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
+    try:
+        yield proc
+    finally:
+        stop_process(proc)
+
+
+def wait_until_listening(proc: subprocess.Popen[bytes], port: int, log_path: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited ({proc.returncode}):\n{tail(log_path)}")
+        try:
+            with socket.create_connection((HOST, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"server not listening on {port} after {STARTUP_TIMEOUT:.0f}s")
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def cli_json(*args: str, db: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [*telemeeting_command(), *args, "--db", db, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"telemeeting {' '.join(args)} failed: {done.stderr.strip()}")
+    return dict(json.loads(done.stdout))
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """utime + stime of a process from /proc (Linux); None elsewhere or once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# ---- PostgreSQL ---------------------------------------------------------------------------------
+
+
+async def _pg_admin(dsn: str, statement: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn, timeout=5)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@contextmanager
+def fresh_pg_database(admin_dsn: str) -> Iterator[str]:
+    """A new database next to the admin one, dropped afterwards; yields its asyncpg URL."""
+    name = f"tm_bench_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_pg_admin(admin_dsn, f'CREATE DATABASE "{name}"'))
+    try:
+        base = admin_dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+        yield f"{base}/{name}"
+    finally:
+        asyncio.run(_pg_admin(admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+# ---- requests -----------------------------------------------------------------------------------
+
+
+def api_url(base_url: str, sid: str, sign: str) -> str:
+    return f"{base_url}/201612/sid/{sid}/call/TeleMeeting.wx?Sign={sign}"
+
+
+async def post_signed(
+    client: httpx.AsyncClient, target: Target, body: dict[str, Any]
+) -> dict[str, Any]:
+    headers, sign = signed_headers(target.sid, target.token, datetime.now(UTC), ZONE)
+    response = await client.post(
+        api_url(target.base_url, target.sid, sign),
+        content=json.dumps(body, ensure_ascii=False).encode(),
+        headers=headers,
+    )
+    return dict(response.json())
+
+
+def phone_for(index: int) -> str:
+    """A distinct mobile number whose last digit (1) avoids every special sim suffix (spec §8)."""
+    return f"139{index % 10**7:07d}1"
+
+
+async def create_meetings(target: Target, count: int, concurrency: int = 8) -> list[str]:
+    """`count` meetings (fewer workers than the load, so setup stays quick and polite)."""
+    meids: list[str] = []
+    pending = iter(range(count))
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        for _ in pending:
+            body = {"action": "createMeeting", "appid": target.appid, "meetingname": "bench"}
+            answer = await post_signed(client, target, body)
+            if answer.get("statusCode") != "0":
+                raise RuntimeError(f"createMeeting failed: {answer}")
+            meids.append(str(answer["meid"]))
+
+    async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT) as client:
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+    return meids
+
+
+def work_items(meids: list[str], count: int) -> list[tuple[str, str]]:
+    """(meid, phone) pairs, round-robin over meetings so concurrent invites rarely share a row."""
+    return [(meids[i % len(meids)], phone_for(i)) for i in range(count)]
+
+
+# ---- the load process ---------------------------------------------------------------------------
+
+
+async def drive(spec: dict[str, Any]) -> dict[str, Any]:
+    """Send invites until the measured window closes or the work runs out; time each one.
+
+    Only responses completing inside [warmup end, window end] are measured, so requests in
+    flight at either edge neither inflate nor deflate the rate.
+    """
+    target = Target(**spec["target"])
+    items = iter(spec["items"])
+    codes: Counter[str] = Counter()
+    latencies: list[float] = []
+    start = time.perf_counter()
+    warm_end = start + spec["warmup"]
+    end = warm_end + spec["duration"]
+    marks: dict[str, float] = {}
+    last_done = warm_end
+
+    def mark_window_start() -> None:
+        if "cpu0" not in marks:
+            marks["cpu0"] = time.process_time()
+            marks["srv0"] = process_cpu_seconds(target.pid) or -1.0
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal last_done
+        while time.perf_counter() < end:
+            item = next(items, None)
+            if item is None:
+                return
+            meid, phone = item
+            body = {
+                "action": "inviteJoinMeeting",
+                "appid": target.appid,
+                "confid": meid,
+                "parties": [{"name": "bench", "phone": phone}],
+            }
+            sent = time.perf_counter()
+            try:
+                code = str((await post_signed(client, target, body)).get("statusCode"))
+            except (httpx.HTTPError, ValueError) as exc:
+                code = type(exc).__name__
+            done = time.perf_counter()
+            if done >= warm_end:
+                mark_window_start()
+            if warm_end <= done <= end:
+                codes[code] += 1
+                last_done = done
+                if code == "0":
+                    latencies.append(done - sent)
+
+    limits = httpx.Limits(max_connections=spec["concurrency"], max_keepalive_connections=None)
+    async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT, limits=limits) as client:
+        window = asyncio.gather(*(worker(client) for _ in range(spec["concurrency"])))
+        await asyncio.wait_for(window, spec["warmup"] + spec["duration"] + 2 * REQUEST_TIMEOUT)
+    ran_out = last_done < end - 0.5
+    elapsed = max(1e-9, (last_done if ran_out else end) - warm_end)
+    server_cpu = process_cpu_seconds(target.pid)
+    mark_window_start()
+    return {
+        "codes": dict(codes),
+        "latencies": latencies,
+        "elapsed": elapsed,
+        "load_cpu": time.process_time() - marks["cpu0"],
+        "server_cpu": (
+            server_cpu - marks["srv0"] if server_cpu is not None and marks["srv0"] >= 0 else None
+        ),
+        "ran_out": ran_out,
+    }
+
+
+def load_worker_main(spec_path: str) -> None:
+    spec = json.loads(Path(spec_path).read_text())
+    print(json.dumps(asyncio.run(drive(spec))))
+
+
+def run_load(
+    target: Target, items: list[tuple[str, str]], opts: Options, workdir: Path, name: str
+) -> Result:
+    """Run `opts.load_procs` load processes on disjoint slices of the work; merge their counts."""
+    outputs: list[dict[str, Any]] = []
+    per_proc = max(1, opts.concurrency // opts.load_procs)
+    budget = opts.warmup + opts.duration + 2 * REQUEST_TIMEOUT + STARTUP_TIMEOUT
+    with ExitStack() as stack:
+        procs = []
+        for k in range(opts.load_procs):
+            spec_path = workdir / f"{name}-load-{k}.json"
+            spec = {
+                "target": asdict(target),
+                "items": items[k :: opts.load_procs],
+                "concurrency": per_proc,
+                "warmup": opts.warmup,
+                "duration": opts.duration,
+            }
+            spec_path.write_text(json.dumps(spec))
+            out_path = workdir / f"{name}-load-{k}.out"
+            args = [sys.executable, str(Path(__file__).resolve()), "--load-worker", str(spec_path)]
+            procs.append((stack.enter_context(spawned(args, out_path)), out_path))
+        for proc, out_path in procs:
+            try:
+                proc.wait(budget)
+            except subprocess.TimeoutExpired as exc:
+                raise RuntimeError(f"load process overran {budget:.0f}s") from exc
+            if proc.returncode != 0:
+                raise RuntimeError(f"load process failed:\n{tail(out_path)}")
+            outputs.append(json.loads(out_path.read_text().strip().splitlines()[-1]))
+    return merge(name, outputs)
+
+
+def merge(name: str, outputs: list[dict[str, Any]]) -> Result:
+    codes: Counter[str] = Counter()
+    latencies: list[float] = []
+    for out in outputs:
+        codes.update(out["codes"])
+        latencies.extend(out["latencies"])
+    elapsed = max(out["elapsed"] for out in outputs)
+    successes = codes.pop("0", 0)
+    result = Result(
+        target=name,
+        completed=successes + sum(codes.values()),
+        successes=successes,
+        errors=dict(codes),
+        elapsed_s=round(elapsed, 3),
+        rps=round(successes / elapsed, 1),
+        load_cpu_pct=round(100 * sum(o["load_cpu"] for o in outputs) / elapsed, 1),
+        ran_out_of_work=any(o["ran_out"] for o in outputs),
+    )
+    server_cpu = [o["server_cpu"] for o in outputs if o["server_cpu"] is not None]
+    if server_cpu:  # every load process saw the same server; average their views
+        result.server_cpu_pct = round(100 * statistics.fmean(server_cpu) / elapsed, 1)
+    if latencies:
+        latencies.sort()
+        result.p50_ms = round(1000 * percentile(latencies, 50), 2)
+        result.p99_ms = round(1000 * percentile(latencies, 99), 2)
+    return result
+
+
+def percentile(ordered: list[float], pct: float) -> float:
+    """Nearest-rank percentile of an already sorted list."""
+    rank = max(1, math.ceil(pct / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+# ---- the targets --------------------------------------------------------------------------------
+
+
+def bench_baseline(opts: Options, workdir: Path) -> Result:
+    port = free_port()
+    sid, token = secrets.token_hex(16), secrets.token_hex(16)
+    args = [sys.executable, str(HERE / "_baseline_app.py"), str(port)]
+    env = {"BENCH_BASELINE_SID": sid, "BENCH_BASELINE_TOKEN": token}
+    log_path = workdir / "baseline.log"
+    with spawned(args, log_path, env) as proc:
+        wait_until_listening(proc, port, log_path)
+        target = Target(f"http://{HOST}:{port}", sid, token, "baseline-app", proc.pid)
+        items = work_items(["0"], opts.max_requests)  # nothing is looked up: any meid will do
+        log.print(f"baseline: load for {opts.warmup:g}+{opts.duration:g}s")
+        return run_load(target, items, opts, workdir, "baseline")
+
+
+def bench_server(name: str, db_url: str, opts: Options, workdir: Path) -> Result:
+    """The real `telemeeting serve` on `db_url`, driven on its sandbox listener."""
+    account = cli_json("account", "create", "--name", "bench", db=db_url)
+    app = cli_json("app", "create", "--account", account["sid"], "--env", "sandbox", db=db_url)
+    port, sandbox_port = free_port(), free_port()
+    args = [
+        *telemeeting_command(),
+        "serve",
+        "--db",
+        db_url,
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--sandbox-port",
+        str(sandbox_port),
+        "--no-demo",
+    ]
+    env = {
+        "TELEMEETING_LIMITS_REQUESTS_PER_SECOND": "0",
+        "TELEMEETING_SIM_RING_SECONDS": str(opts.ring_seconds),
+    }
+    log_path = workdir / f"{name}.log"
+    with spawned(args, log_path, env) as proc:
+        wait_until_listening(proc, sandbox_port, log_path)
+        target = Target(
+            f"http://{HOST}:{sandbox_port}",
+            account["sid"],
+            account["auth_token"],
+            app["appid"],
+            proc.pid,
+        )
+        meetings = math.ceil(opts.max_requests / opts.invites_per_meeting)
+        began = time.perf_counter()
+        meids = asyncio.run(create_meetings(target, meetings))
+        log.print(
+            f"{name}: {len(meids)} meetings created in {time.perf_counter() - began:.1f}s; "
+            f"load for {opts.warmup:g}+{opts.duration:g}s"
+        )
+        result = run_load(target, work_items(meids, opts.max_requests), opts, workdir, name)
+        if proc.poll() is not None:
+            raise RuntimeError(f"server died during the run:\n{tail(log_path)}")
+        return result
+
+
+def run_target(name: str, opts: Options, workdir: Path) -> Result:
+    try:
+        if name == "baseline":
+            return bench_baseline(opts, workdir)
+        if name == "sqlite":
+            return bench_server(name, f"sqlite+aiosqlite:///{workdir / 'bench.db'}", opts, workdir)
+        with fresh_pg_database(opts.pg_admin_dsn) as url:
+            return bench_server(name, url, opts, workdir)
+    except Exception as exc:  # one broken target must not hide the others
+        log.print(f"[red]{name} skipped:[/red] {exc}", markup=True, highlight=False)
+        return Result(target=name, skipped=str(exc).splitlines()[0][:200])
+
+
+# ---- reporting ----------------------------------------------------------------------------------
+
+
+def add_ratios(results: list[Result]) -> None:
+    base = next((r for r in results if r.target == "baseline" and not r.skipped), None)
+    if base is None or not base.rps:
+        return
+    for r in results:
+        if r.skipped:
+            continue
+        r.ratio_rps = round(r.rps / base.rps, 3)
+        r.ratio_p50 = round(r.p50_ms / base.p50_ms, 2) if base.p50_ms else None
+        r.ratio_p99 = round(r.p99_ms / base.p99_ms, 2) if base.p99_ms else None
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "httpx": httpx.__version__,
+    }
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def print_table(results: list[Result], opts: Options) -> None:
+    console = Console()
+    table = Table(
+        title=(
+            f"inviteJoinMeeting, concurrency {opts.concurrency}, "
+            f"{opts.duration:g}s measured after {opts.warmup:g}s warm-up"
+        )
+    )
+    for header in ("target", "req/s", "p50 ms", "p99 ms", "ok", "errors"):
+        table.add_column(header, justify="left" if header == "target" else "right")
+    for header in ("req/s ×base", "p50 ×base", "p99 ×base", "server CPU", "load CPU"):
+        table.add_column(header, justify="right")
+    for r in results:
+        if r.skipped:
+            table.add_row(r.target, f"skipped: {r.skipped}", *[""] * 9)
+            continue
+        errors = ", ".join(f"{code}×{n}" for code, n in sorted(r.errors.items())) or "0"
+        table.add_row(
+            r.target + (" (ran out of work)" if r.ran_out_of_work else ""),
+            f"{r.rps:.0f}",
+            f"{r.p50_ms:.1f}",
+            f"{r.p99_ms:.1f}",
+            str(r.successes),
+            errors,
+            _fmt(r.ratio_rps, ".3f"),
+            _fmt(r.ratio_p50, ".1f"),
+            _fmt(r.ratio_p99, ".1f"),
+            _fmt(r.server_cpu_pct, ".0f") + "%",
+            f"{r.load_cpu_pct:.0f}%",
+        )
+    console.print(table)
+
+
+# ---- main ---------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> Options | str:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--targets", default=",".join(TARGETS), help="comma-separated subset")
+    parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per target")
+    parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds first")
+    parser.add_argument("--concurrency", type=int, default=32, help="requests in flight")
+    parser.add_argument(
+        "--max-requests", type=int, default=8000, help="cap per target; sizes the meeting pool"
+    )
+    parser.add_argument("--invites-per-meeting", type=int, default=25, help="≤ 100 (max members)")
+    parser.add_argument("--load-procs", type=int, default=1, help="load generator processes")
+    parser.add_argument(
+        "--ring-seconds", type=float, default=0.2, help="TELEMEETING_SIM_RING_SECONDS"
+    )
+    parser.add_argument(
+        "--pg-admin-dsn",
+        default=os.environ.get("TELEMEETING_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test"),
+        help="an existing database to CREATE/DROP the scratch one from",
+    )
+    parser.add_argument("--json", action="store_true", help="print results as JSON on stdout")
+    parser.add_argument("--load-worker", metavar="SPEC", help=argparse.SUPPRESS)
+    ns = parser.parse_args(argv)
+    if ns.load_worker:
+        return str(ns.load_worker)
+    targets = tuple(t.strip() for t in ns.targets.split(",") if t.strip())
+    if unknown := set(targets) - set(TARGETS):
+        parser.error(f"unknown targets: {', '.join(sorted(unknown))}")
+    if not 1 <= ns.invites_per_meeting <= 100:
+        parser.error("--invites-per-meeting must be 1..100 (the default member limit)")
+    if ns.concurrency < 1 or ns.load_procs < 1 or ns.max_requests < 1 or ns.duration <= 0:
+        parser.error("--concurrency, --load-procs, --max-requests and --duration must be > 0")
+    return Options(
+        targets=targets,
+        duration=ns.duration,
+        warmup=max(0.0, ns.warmup),
+        concurrency=ns.concurrency,
+        max_requests=ns.max_requests,
+        invites_per_meeting=ns.invites_per_meeting,
+        load_procs=ns.load_procs,
+        ring_seconds=ns.ring_seconds,
+        pg_admin_dsn=ns.pg_admin_dsn,
+        as_json=ns.json,
+    )
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    """SIGTERM takes the same clean-up path as Ctrl-C."""
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    parsed = parse_args(argv)
+    if isinstance(parsed, str):
+        load_worker_main(parsed)
+        return 0
+    opts = parsed
+    signal.signal(signal.SIGTERM, _interrupt)
+    results: list[Result] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="tm-bench-") as tmp:
+            for name in opts.targets:
+                results.append(run_target(name, opts, Path(tmp)))
+    except KeyboardInterrupt:
+        log.print("interrupted; every started process has been stopped")
+        return 130
+    add_ratios(results)
+    if opts.as_json:
+        config = {k: v for k, v in asdict(opts).items() if k not in ("as_json", "pg_admin_dsn")}
+        payload = {"machine": machine(), "config": config, "results": [asdict(r) for r in results]}
+        print(json.dumps(payload, ensure_ascii=False, indent=2))
+    else:
+        print_table(results, opts)
+    return 0 if all(not r.skipped and not r.errors for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

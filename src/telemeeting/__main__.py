@@ -1,0 +1,5 @@
+"""`python -m telemeeting` is the `telemeeting` command."""
+
+from telemeeting.cli import main
+
+main()

@@ -1,0 +1,53 @@
+"""Shared fixtures: databases (SQLite and PostgreSQL) and running servers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.servers import (
+    Api,
+    Server,
+    Tenant,
+    database_url,
+    drop_pg_database,
+    start_server,
+)
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def db_kind(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def server(db_kind: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One running `telemeeting serve` per database kind, shared by the API tests."""
+    tmp = tmp_path_factory.mktemp(f"server-{db_kind}")
+    url = database_url(db_kind, tmp)
+    running = start_server(url, tmp)
+    yield running
+    running.stop()
+    if db_kind == "postgres":
+        drop_pg_database(url)
+
+
+@pytest.fixture(scope="session")
+def tenant(server: Server) -> Tenant:
+    return server.new_tenant()
+
+
+@pytest.fixture
+def api(server: Server, tenant: Tenant) -> Api:
+    return Api(server, tenant)
+
+
+@pytest.fixture
+def fresh_db(db_kind: str, tmp_path: Path) -> Iterator[str]:
+    """An empty database of the current kind, for tests that start their own server."""
+    url = database_url(db_kind, tmp_path)
+    yield url
+    if db_kind == "postgres":
+        drop_pg_database(url)
