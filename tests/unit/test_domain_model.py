@@ -23,11 +23,18 @@ MAX_DURATION = 3600.0
 
 def _meeting(max_members: int = 10, **kwargs) -> Meeting:
     return Meeting.open(
-        app_id="app", meid="002", now=T0, max_members=max_members, max_duration=MAX_DURATION, **kwargs
+        app_id="app",
+        meid="002",
+        now=T0,
+        max_members=max_members,
+        max_duration=MAX_DURATION,
+        **kwargs,
     )
 
 
-def _invite(meeting: Meeting, *phones: str, now: float = T0 + 1, request_id: str = "r1") -> list[Leg]:
+def _invite(
+    meeting: Meeting, *phones: str, now: float = T0 + 1, request_id: str = "r1"
+) -> list[Leg]:
     return meeting.invite(
         [Invitee(phone, f"name-{phone}") for phone in phones],
         request_id=request_id,

@@ -20,7 +20,6 @@ from telemeeting.domain.model import (
     CloseReason,
     EndReason,
     Invitee,
-    LegState,
     Meeting,
     MeetingState,
 )
@@ -39,9 +38,7 @@ class ShadowLeg:
 
 
 class MeetingMachine(RuleBasedStateMachine):
-    @initialize(
-        booked=st.booleans(), max_members=st.integers(min_value=1, max_value=5)
-    )
+    @initialize(booked=st.booleans(), max_members=st.integers(min_value=1, max_value=5))
     def open(self, booked, max_members):
         self.now = T0
         self.meeting = Meeting.open(

@@ -115,9 +115,7 @@ def test_invite_parties_order_preserved():
 
 
 def test_invite_numbers_sent_as_json_numbers():
-    body = parse_body(
-        b'{"confid":2,"parties":[{"name":"a","phone":13800138000}],"CustomParm":123}'
-    )
+    body = parse_body(b'{"confid":2,"parties":[{"name":"a","phone":13800138000}],"CustomParm":123}')
     invite = parse_invite(body)
     assert invite == Invite(
         confid="2", parties=(Party(Phone("13800138000"), "a"),), custom_parm="123"
@@ -339,7 +337,9 @@ def test_create_meeting_booking_without_booktime_is_minus_2(booktime):
 
 @pytest.mark.parametrize("flag", ["2", "yes", "true", -1, True])
 def test_create_meeting_bad_bookmeeting_is_minus_101(flag):
-    assert _code(parse_create_meeting, {"bookmeeting": flag, "booktime": "20991231235959"}) == "-101"
+    assert (
+        _code(parse_create_meeting, {"bookmeeting": flag, "booktime": "20991231235959"}) == "-101"
+    )
 
 
 def test_create_meeting_name_length():

@@ -88,7 +88,7 @@ def test_non_object_is_invalid_json(raw):
         b'{"a":1',  # truncated
         b'{"a":"1"} {"b":"2"}',  # two documents
         b'{"a":"x\ny"}',  # raw control character in a string
-        b'action=createMeeting&appid=a',  # form encoding is not understood
+        b"action=createMeeting&appid=a",  # form encoding is not understood
     ],
 )
 def test_nothing_else_is_repaired(raw):
@@ -203,7 +203,9 @@ def test_properly_escaped_parties_string_is_untouched():
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=20,
 )
 

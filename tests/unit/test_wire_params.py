@@ -93,7 +93,9 @@ def test_required_too_long_is_minus_101():
 # ---- integer --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("value", "expected"), [("1", 1), (5, 5), ("1000", 1000), (7.0, 7), (" 9 ", 9)])
+@pytest.mark.parametrize(
+    ("value", "expected"), [("1", 1), (5, 5), ("1000", 1000), (7.0, 7), (" 9 ", 9)]
+)
 def test_integer_accepts(value, expected):
     assert integer({"n": value}, "n", low=1, high=1000) == expected
 

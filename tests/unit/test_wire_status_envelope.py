@@ -89,9 +89,12 @@ def test_wire_error_without_detail():
 
 def test_success_envelope_bytes():
     body = envelope(Status.OK, "20261128143015000000000000001")
-    assert dump(body) == (
-        '{"statusCode":"0","statusMsg":"提交成功","requestId":"20261128143015000000000000001"}'
-    ).encode()
+    assert (
+        dump(body)
+        == (
+            '{"statusCode":"0","statusMsg":"提交成功","requestId":"20261128143015000000000000001"}'
+        ).encode()
+    )
 
 
 def test_error_envelope_matches_the_seed():

@@ -41,8 +41,8 @@ ACTIONS_BY_FUNC_URL: dict[str, frozenset[str]] = {
 NAME_MAX = 64
 CUSTOM_PARM_MAX = 256
 MAX_MEMBERS_CAP = 1000
-_CONFID_RE = re.compile(r"^[0-9A-Za-z_-]{1,32}$")
-_CALLER_ID_RE = re.compile(r"^\+?\d{3,20}$")
+_CONFID_RE = re.compile(r"[0-9A-Za-z_-]{1,32}")
+_CALLER_ID_RE = re.compile(r"\+?[0-9]{3,20}")
 
 
 @dataclass(frozen=True)
@@ -108,14 +108,14 @@ def _phone(text: str) -> Phone:
 
 def _confid(body: dict[str, Any]) -> str:
     confid = required(body, "confid")
-    if not _CONFID_RE.match(confid):
+    if not _CONFID_RE.fullmatch(confid):
         raise WireError(Status.INVALID_PARAMETER, "confid must be 1-32 of [0-9A-Za-z_-]")
     return confid
 
 
 def _caller_id(body: dict[str, Any], name: str) -> str:
     value = scalar(body, name) or ""
-    if value and not _CALLER_ID_RE.match(value):
+    if value and not _CALLER_ID_RE.fullmatch(value):
         raise WireError(Status.INVALID_PHONE, f"bad caller id {name}")
     return value
 

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 TIMESTAMP_FORMAT = "%Y%m%d%H%M%S"
-_TIMESTAMP_RE = re.compile(r"^\d{14}$")
+_TIMESTAMP_RE = re.compile(r"[0-9]{14}")
 
 
 def format_timestamp(moment: datetime, zone: ZoneInfo) -> str:
@@ -48,7 +48,7 @@ def parse_authorization(header: str | None) -> Authorization | None:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         return None
     sid, sep, timestamp = decoded.partition("|")
-    if not sep or not sid or not _TIMESTAMP_RE.match(timestamp):
+    if not sep or not sid or not _TIMESTAMP_RE.fullmatch(timestamp):
         return None
     return Authorization(sid, timestamp)
 

@@ -18,6 +18,15 @@ _BOM = b"\xef\xbb\xbf"
 _UNESCAPED_PARTIES = re.compile(r'("parties"\s*:\s*)"(\[.*?\])"(\s*[,}])', re.DOTALL)
 
 
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _loads(text: str) -> Any:
+    """Strict JSON: NaN and Infinity, which Python would accept, are refused."""
+    return json.loads(text, parse_constant=_no_constants)
+
+
 def parse_body(raw: bytes) -> dict[str, Any]:
     """The body as a JSON object, or WireError(-4 / -101)."""
     if len(raw) > MAX_BODY_BYTES:
@@ -29,7 +38,7 @@ def parse_body(raw: bytes) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise WireError(Status.INVALID_JSON, "body is not UTF-8") from exc
     try:
-        body = json.loads(text)
+        body = _loads(text)
     except ValueError:
         body = _parse_seed_style(text)
     if not isinstance(body, dict):
@@ -44,7 +53,7 @@ def _parse_seed_style(text: str) -> Any:
     )
     if count:
         try:
-            return json.loads(repaired)
+            return _loads(repaired)
         except ValueError:
             pass
     raise WireError(Status.INVALID_JSON, "body is not valid JSON")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_PHONE_RE = re.compile(r"^(\+?\d{3,20})(?:,([0-9*#]{1,16}))?$")
+_PHONE_RE = re.compile(r"(\+?[0-9]{3,20})(?:,([0-9*#]{1,16}))?")
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class Phone:
 
 def parse_phone(text: str) -> Phone | None:
     """None for anything but `+?digits{3,20}` with an optional `,extension` of 0-9*#."""
-    match = _PHONE_RE.match(text)
+    match = _PHONE_RE.fullmatch(text)
     if not match:
         return None
     return Phone(match.group(1), match.group(2) or "")

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 WIRE_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
-_BOOK_FORMATS = ("%Y%m%d%H%M%S", WIRE_TIME_FORMAT)
+# strptime accepts fewer digits than the format implies; the pattern insists on every digit.
+_BOOK_FORMATS = (
+    (re.compile(r"[0-9]{14}"), "%Y%m%d%H%M%S"),
+    (re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}"), WIRE_TIME_FORMAT),
+)
 
 
 def format_wire_time(epoch: float | None, zone: ZoneInfo) -> str:
@@ -18,7 +23,9 @@ def format_wire_time(epoch: float | None, zone: ZoneInfo) -> str:
 
 def parse_wall_clock(text: str, zone: ZoneInfo) -> float | None:
     """`yyyyMMddHHmmss` or `yyyy-MM-dd HH:mm:ss` in `zone` as Unix seconds; None if neither."""
-    for fmt in _BOOK_FORMATS:
+    for pattern, fmt in _BOOK_FORMATS:
+        if not pattern.fullmatch(text):
+            continue
         try:
             return datetime.strptime(text, fmt).replace(tzinfo=zone).timestamp()
         except ValueError:

@@ -1,0 +1,124 @@
+"""One leg's RTP endpoint: what arrives goes into the jitter buffer, what the mixer hands us
+goes out as G.711 (or as a telephone-event while an extension is being dialled)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import numpy.typing as npt
+
+from telemeeting.telephony.media import g711, rtp
+from telemeeting.telephony.media.dtmf import EventFrame, plan
+from telemeeting.telephony.media.jitter import JitterBuffer
+
+_TICK_UNITS = 160
+_DONE = object()
+
+
+class RtpStream(asyncio.DatagramProtocol):
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self.transport: asyncio.DatagramTransport | None = None
+        self.remote: tuple[str, int] | None = None
+        self.payload_type = g711.PCMU
+        self.dtmf_payload_type: int | None = None
+        self.jitter: JitterBuffer[tuple[int, bytes]] = JitterBuffer(16, 2)
+        self.ssrc = random.getrandbits(32)
+        self._sequence = random.getrandbits(16)
+        self._timestamp = random.getrandbits(32)
+        self._dtmf: Iterator[EventFrame | None] | None = None
+        self._event_timestamp = 0
+        self._dtmf_done: asyncio.Future[None] | None = None
+        self.rx_packets = 0
+        self.rx_events = 0
+        self.tx_packets = 0
+        self.tx_events = 0
+        self.last_rx = clock()
+
+    # receiving ----------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.DatagramTransport)
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        packet = rtp.RtpPacket.parse(data)
+        if packet is None:
+            return
+        self.rx_packets += 1
+        self.last_rx = self._clock()
+        if g711.is_g711(packet.payload_type):
+            self.jitter.put(packet.sequence, (packet.payload_type, packet.payload))
+        elif packet.payload_type == self.dtmf_payload_type:
+            self.rx_events += 1
+
+    def error_received(self, exc: Exception) -> None:
+        """ICMP port unreachable while the peer sets up: nothing to do, RTP is best effort."""
+
+    def read_frame(self) -> npt.NDArray[np.int16] | None:
+        """This tick's 20 ms of the peer's voice, or None for silence."""
+        item = self.jitter.pop()
+        if item is None:
+            return None
+        payload_type, payload = item
+        samples = g711.decode(payload_type, payload)
+        if len(samples) != g711.FRAME_SAMPLES:  # a peer ignoring ptime 20: fit to the tick
+            samples = np.resize(samples, g711.FRAME_SAMPLES)
+        return samples
+
+    # sending ------------------------------------------------------------------------------
+    def send_extension(
+        self, digits: str, delay_ticks: int, tone_ticks: int, gap_ticks: int
+    ) -> asyncio.Future[None]:
+        """Dial `digits` as telephone-events from the next tick on; resolves when sent."""
+        self._dtmf = plan(digits, delay_ticks, tone_ticks, gap_ticks)
+        self._dtmf_done = asyncio.get_running_loop().create_future()
+        return self._dtmf_done
+
+    def write_frame(self, samples: npt.NDArray[np.int16] | None) -> None:
+        """Send this tick's frame (None: silence); a pending extension digit takes its place."""
+        if self._dtmf is not None:
+            step = next(self._dtmf, _DONE)
+            if step is _DONE:
+                self._finish_dtmf()
+            elif isinstance(step, EventFrame):
+                self._send_event(step)
+                return
+        if samples is None:
+            payload = g711.silence(self.payload_type)
+        else:
+            payload = g711.encode(self.payload_type, samples)
+        self._send(self.payload_type, self._timestamp, payload, False)
+        self._timestamp += _TICK_UNITS
+
+    def _send_event(self, step: EventFrame) -> None:
+        if step.first:
+            self._event_timestamp = self._timestamp
+        if self.dtmf_payload_type is not None:
+            self._send(self.dtmf_payload_type, self._event_timestamp, step.payload, step.first)
+            self.tx_events += 1
+        self._timestamp += _TICK_UNITS
+
+    def _finish_dtmf(self) -> None:
+        self._dtmf = None
+        if self._dtmf_done is not None and not self._dtmf_done.done():
+            self._dtmf_done.set_result(None)
+
+    def _send(self, payload_type: int, timestamp: int, payload: bytes, marker: bool) -> None:
+        if self.transport is None or self.remote is None:
+            return
+        self.transport.sendto(
+            rtp.pack(payload_type, self._sequence, timestamp, self.ssrc, payload, marker),
+            self.remote,
+        )
+        self._sequence = (self._sequence + 1) & 0xFFFF
+        self.tx_packets += 1
+
+    def close(self) -> None:
+        self._finish_dtmf()
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
