@@ -7,6 +7,7 @@ skipping it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -14,10 +15,10 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -68,7 +69,7 @@ def create_pg_database() -> str:
     name = f"tm_test_{uuid.uuid4().hex[:12]}"
     try:
         asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001 - any failure means no server to test against
+    except Exception as exc:
         if CI:
             pytest.fail(f"PostgreSQL at {PG_ADMIN_DSN} is required under CI: {exc}")
         pytest.skip(f"PostgreSQL unavailable: {exc}")
@@ -78,10 +79,8 @@ def create_pg_database() -> str:
 
 def drop_pg_database(url: str) -> None:
     name = url.rsplit("/", 1)[1]
-    try:
+    with contextlib.suppress(Exception):  # cleanup is best effort
         asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    except Exception:  # noqa: BLE001 - cleanup is best effort
-        pass
 
 
 def database_url(kind: str, tmp_dir: Path) -> str:
@@ -106,9 +105,9 @@ def with_database(url: str, work: Callable[[Database], Awaitable[T]]) -> T:
 # ---- the CLI and the server ----------------------------------------------------------------
 
 
-def run_cli(*args: str, db: str, env: dict[str, str] | None = None, check: bool = True) -> (
-    subprocess.CompletedProcess[str]
-):
+def run_cli(
+    *args: str, db: str, env: dict[str, str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [sys.executable, "-m", "telemeeting", *args, "--db", db],
         capture_output=True,
@@ -184,16 +183,31 @@ class Server:
                 self.process.wait(timeout=5)
 
 
-def start_server(db: str, tmp_dir: Path, env: dict[str, str] | None = None,
-                 extra_args: tuple[str, ...] = ()) -> Server:
+def start_server(
+    db: str, tmp_dir: Path, env: dict[str, str] | None = None, extra_args: tuple[str, ...] = ()
+) -> Server:
     port, sandbox_port = free_port(), free_port()
     log_path = tmp_dir / f"server-{port}.log"
     full_env = {**os.environ, **FAST_SIM, **(env or {})}
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "telemeeting", "serve", "--db", db, "--port", str(port),
-             "--sandbox-port", str(sandbox_port), "--no-demo", *extra_args],
-            stdout=log, stderr=subprocess.STDOUT, env=full_env,
+            [
+                sys.executable,
+                "-m",
+                "telemeeting",
+                "serve",
+                "--db",
+                db,
+                "--port",
+                str(port),
+                "--sandbox-port",
+                str(sandbox_port),
+                "--no-demo",
+                *extra_args,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=full_env,
         )
     server = Server(db, port, sandbox_port, process, log_path, env or {})
     deadline = time.monotonic() + 60
@@ -274,9 +288,7 @@ class Api:
             content = json.dumps(body, ensure_ascii=False).encode()
         else:
             content = body.encode() if isinstance(body, str) else body
-        url = self.server.base(env) + (
-            path or f"/201612/sid/{sid}/call/{func_url}?Sign={sign}"
-        )
+        url = self.server.base(env) + (path or f"/201612/sid/{sid}/call/{func_url}?Sign={sign}")
         response = httpx.request(method, url, content=content, headers=all_headers, timeout=30)
         return Reply(response.status_code, response.json(), response.headers)
 
@@ -297,13 +309,15 @@ class Api:
         )
 
     def query(self, meid: str, env: str = "sandbox") -> dict[str, Any]:
-        reply = self.post({"action": "queryMeeting", "confid": meid}, env=env,
-                          func_url="MeetingQuery.wx")
+        reply = self.post(
+            {"action": "queryMeeting", "confid": meid}, env=env, func_url="MeetingQuery.wx"
+        )
         assert reply.code == "0", reply.body
         return reply.body["meeting"]
 
-    def wait_for(self, meid: str, predicate: Any, env: str = "sandbox",
-                 timeout: float = 10.0) -> dict[str, Any]:
+    def wait_for(
+        self, meid: str, predicate: Any, env: str = "sandbox", timeout: float = 10.0
+    ) -> dict[str, Any]:
         """Poll queryMeeting until `predicate(meeting)` holds; the last meeting otherwise."""
         deadline = time.monotonic() + timeout
         meeting = self.query(meid, env)

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from tests.servers import Api, Server, cli_json, now_timestamp, run_cli
 from telemeeting.wire.auth import make_authorization, make_sign
+from tests.servers import Api, Server, cli_json, now_timestamp, run_cli
 
 QUERY = {"action": "queryMeeting", "confid": "nope"}
 
@@ -21,7 +21,7 @@ def _expect(reply, code: str, msg: str, http_status: int = 200) -> None:
     assert reply.headers["content-type"] == "application/json;charset=utf-8"
 
 
-# ---- §1 transport ----------------------------------------------------------------------------
+# ---- §1 transport ----------
 
 
 @pytest.mark.parametrize(
@@ -52,7 +52,7 @@ def test_body_over_64_kib_is_101(api: Api) -> None:
     _expect(api.post(body), "-101", "参数不合法")
 
 
-# ---- step 1: the account -----------------------------------------------------------------------
+# ---- step 1: the account ----------
 
 
 def test_unknown_account_is_200(api: Api) -> None:
@@ -69,7 +69,7 @@ def test_disabled_account_is_201(server: Server) -> None:
     _expect(api.post(QUERY, authorization=""), "-201", "用户状态失效")
 
 
-# ---- step 2: the Authorization header ------------------------------------------------------------
+# ---- step 2: the Authorization header ----------
 
 
 @pytest.mark.parametrize(
@@ -96,8 +96,11 @@ def test_malformed_authorization_is_202(api: Api, authorization: str) -> None:
 def test_authorization_for_another_account_is_202(api: Api, server: Server) -> None:
     other = server.new_tenant()
     ts = now_timestamp()
-    reply = api.post(QUERY, authorization=make_authorization(other.sid, ts),
-                     sign=make_sign(other.sid, other.token, ts))
+    reply = api.post(
+        QUERY,
+        authorization=make_authorization(other.sid, ts),
+        sign=make_sign(other.sid, other.token, ts),
+    )
     _expect(reply, "-202", "包头验证信息错误")
 
 
@@ -118,7 +121,7 @@ def test_timestamp_in_utc_instead_of_beijing_is_still_inside_window(api: Api) ->
     assert reply.code == "-300"
 
 
-# ---- step 3: the Sign ------------------------------------------------------------------------------
+# ---- step 3: the Sign ----------
 
 
 def test_missing_sign_is_203(api: Api) -> None:
@@ -142,7 +145,7 @@ def test_sign_is_case_insensitive(api: Api, lower: bool) -> None:
     assert api.post(QUERY, lower_sign=lower).code == "-300"
 
 
-# ---- steps 4-6: body, action, appid ----------------------------------------------------------------
+# ---- steps 4-6: body, action, appid ----------
 
 
 @pytest.mark.parametrize("body", ["not json", "[1,2]", '{"action": "queryMeeting",', ""])
@@ -159,7 +162,9 @@ def test_missing_action_is_2(api: Api) -> None:
     assert api.post({"confid": "1"}).body["requestId"] == ""
 
 
-@pytest.mark.parametrize("action", ["createmeeting", "CreateMeeting", "dropMeeting", "callDailBack"])
+@pytest.mark.parametrize(
+    "action", ["createmeeting", "CreateMeeting", "dropMeeting", "callDailBack"]
+)
 def test_unknown_or_miscased_action_is_3(api: Api, action: str) -> None:
     _expect(api.post({"action": action}), "-3", "无效action")
 
@@ -191,16 +196,30 @@ def test_app_of_another_account_is_205(api: Api, server: Server) -> None:
 
 
 def test_app_in_the_other_environment_is_205(api: Api) -> None:
-    _expect(api.post({**QUERY, "appid": api.tenant.production_app}, env="sandbox"),
-            "-205", "应用验证失败")
-    _expect(api.post({**QUERY, "appid": api.tenant.sandbox_app}, env="production"),
-            "-205", "应用验证失败")
+    _expect(
+        api.post({**QUERY, "appid": api.tenant.production_app}, env="sandbox"),
+        "-205",
+        "应用验证失败",
+    )
+    _expect(
+        api.post({**QUERY, "appid": api.tenant.sandbox_app}, env="production"),
+        "-205",
+        "应用验证失败",
+    )
     assert api.post(QUERY, env="production").code == "-300"
 
 
 def test_offline_production_app_is_205_until_online(api: Api, server: Server) -> None:
-    app = cli_json("app", "create", "--account", api.tenant.sid, "--env", "production",
-                   "--offline", db=server.db)
+    app = cli_json(
+        "app",
+        "create",
+        "--account",
+        api.tenant.sid,
+        "--env",
+        "production",
+        "--offline",
+        db=server.db,
+    )
     assert app["online"] is False
     _expect(api.post({**QUERY, "appid": app["appid"]}, env="production"), "-205", "应用验证失败")
     run_cli("app", "update", app["appid"], "--online", db=server.db)
@@ -230,8 +249,9 @@ def test_ip_whitelist(api: Api, server: Server, whitelist: str, allowed: bool) -
 
 def test_forwarded_for_is_ignored_from_untrusted_peers(api: Api, server: Server) -> None:
     appid = server.make_app(api.tenant.sid, "production", ip_whitelist="203.0.113.7")
-    reply = api.post({**QUERY, "appid": appid}, env="production",
-                     headers={"X-Forwarded-For": "203.0.113.7"})
+    reply = api.post(
+        {**QUERY, "appid": appid}, env="production", headers={"X-Forwarded-For": "203.0.113.7"}
+    )
     _expect(reply, "-205", "应用验证失败")
 
 

@@ -21,7 +21,7 @@ def _disconnected(phone: str):
     return lambda meeting: member(meeting, phone)["state"] == "disconnect"
 
 
-# ---- createMeeting ----------------------------------------------------------------------------
+# ---- createMeeting ----------
 
 
 def test_create_meeting_returns_generated_meid(api: Api) -> None:
@@ -90,7 +90,7 @@ def test_create_meeting_validation(api: Api, params: dict, code: str) -> None:
     assert reply.body["requestId"] == ""
 
 
-# ---- inviteJoinMeeting: the seed -----------------------------------------------------------------
+# ---- inviteJoinMeeting: the seed ----------
 
 
 def test_invited_normal_number_answers_within_3_seconds(api: Api) -> None:
@@ -141,7 +141,8 @@ def test_seed_example_body_with_unescaped_parties(api: Api) -> None:
     assert reply.code == "0", reply.body
     meeting = api.wait_for(meid, lambda m: len(m["members"]) == 2)
     assert [(m["name"], m["phone"]) for m in meeting["members"]] == [
-        ("张三", NORMAL), ("李四", OTHER)
+        ("张三", NORMAL),
+        ("李四", OTHER),
     ]
 
 
@@ -183,15 +184,18 @@ def test_parties_as_escaped_string(api: Api) -> None:
 )
 def test_content_types_of_real_clients(api: Api, content_type: str | None) -> None:
     meid = api.create_meeting()
-    reply = api.post({"action": "inviteJoinMeeting", "confid": meid,
-                      "parties": [{"phone": NORMAL}]}, content_type=content_type)
+    reply = api.post(
+        {"action": "inviteJoinMeeting", "confid": meid, "parties": [{"phone": NORMAL}]},
+        content_type=content_type,
+    )
     assert reply.code == "0"
 
 
 def test_utf8_bom_is_ignored(api: Api) -> None:
     meid = api.create_meeting()
-    body = json.dumps({"action": "queryMeeting", "appid": api.tenant.sandbox_app,
-                       "confid": meid}).encode()
+    body = json.dumps(
+        {"action": "queryMeeting", "appid": api.tenant.sandbox_app, "confid": meid}
+    ).encode()
     assert api.post(b"\xef\xbb\xbf" + body).code == "0"
 
 
@@ -199,27 +203,39 @@ def test_utf8_bom_is_ignored(api: Api) -> None:
 def test_custom_parm_spellings(api: Api, key: str) -> None:
     meid = api.create_meeting()
     assert api.invite(meid, NORMAL, **{key: "order-123"}).code == "0"
-    events = api.post({"action": "queryMeetingEvents", "confid": meid},
-                      func_url="MeetingQuery.wx").body["events"]
+    events = api.post(
+        {"action": "queryMeetingEvents", "confid": meid}, func_url="MeetingQuery.wx"
+    ).body["events"]
     call_states = [e["body"] for e in events if e["type"] == "CallState"]
     assert call_states and all(b["customParm"] == "order-123" for b in call_states)
 
 
 def test_first_custom_parm_spelling_wins(api: Api) -> None:
     meid = api.create_meeting()
-    body = {"action": "inviteJoinMeeting", "confid": meid, "parties": [{"phone": NORMAL}],
-            "CustomParm": "first", "customParm": "second"}
+    body = {
+        "action": "inviteJoinMeeting",
+        "confid": meid,
+        "parties": [{"phone": NORMAL}],
+        "CustomParm": "first",
+        "customParm": "second",
+    }
     assert api.post(body).code == "0"
-    events = api.post({"action": "queryMeetingEvents", "confid": meid},
-                      func_url="MeetingQuery.wx").body["events"]
+    events = api.post(
+        {"action": "queryMeetingEvents", "confid": meid}, func_url="MeetingQuery.wx"
+    ).body["events"]
     call_states = [e["body"] for e in events if e["type"] == "CallState"]
     assert call_states and all(b["customParm"] == "first" for b in call_states)
 
 
 def test_numbers_sent_as_json_numbers(api: Api) -> None:
     meid = api.create_meeting(confid=int(api.tenant.sid[:6], 16) + 10**7)
-    reply = api.post({"action": "inviteJoinMeeting", "confid": int(meid),
-                      "parties": [{"name": 7, "phone": int(NORMAL)}]})
+    reply = api.post(
+        {
+            "action": "inviteJoinMeeting",
+            "confid": int(meid),
+            "parties": [{"name": 7, "phone": int(NORMAL)}],
+        }
+    )
     assert reply.code == "0", reply.body
     assert member(api.query(meid), NORMAL)["name"] == "7"
 
@@ -283,7 +299,7 @@ def test_meeting_of_another_app_is_300(api: Api) -> None:
     assert api.invite(meid, NORMAL).code == "-300"  # sandbox app, production meeting
 
 
-# ---- destroyMeeting and queryMeeting --------------------------------------------------------------
+# ---- destroyMeeting and queryMeeting ----------
 
 
 def test_destroy_ends_every_leg_once(api: Api) -> None:
@@ -297,10 +313,14 @@ def test_destroy_ends_every_leg_once(api: Api) -> None:
     assert member(meeting, NORMAL)["stateDesc"] == "应答|会议结束"
     assert member(meeting, NORMAL)["leavetime"]
     assert member(meeting, NO_ANSWER)["stateDesc"] == "未应答|会议结束"
-    events = api.post({"action": "queryMeetingEvents", "confid": meid},
-                      func_url="MeetingQuery.wx").body["events"]
-    disconnects = [e["body"]["dsc"] for e in events
-                   if e["type"] == "CallState" and e["body"]["state"] == "disconnect"]
+    events = api.post(
+        {"action": "queryMeetingEvents", "confid": meid}, func_url="MeetingQuery.wx"
+    ).body["events"]
+    disconnects = [
+        e["body"]["dsc"]
+        for e in events
+        if e["type"] == "CallState" and e["body"]["state"] == "disconnect"
+    ]
     assert sorted(disconnects) == sorted([NORMAL, NO_ANSWER])
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
 

@@ -26,8 +26,9 @@ def running(db: str, tmp_path: Path, **env: str) -> Iterator[tuple[Server, Api]]
 
 
 def test_rate_limit_is_104_per_account(fresh_db: str, tmp_path: Path) -> None:
-    with running(fresh_db, tmp_path, TELEMEETING_LIMITS_REQUESTS_PER_SECOND="1",
-                 TELEMEETING_LIMITS_BURST="3") as (server, api):
+    with running(
+        fresh_db, tmp_path, TELEMEETING_LIMITS_REQUESTS_PER_SECOND="1", TELEMEETING_LIMITS_BURST="3"
+    ) as (server, api):
         query = {"action": "queryMeeting", "confid": "x"}
         codes = [api.post(query).code for _ in range(5)]
         assert codes[:3] == ["-300"] * 3
@@ -41,16 +42,19 @@ def test_rate_limit_is_104_per_account(fresh_db: str, tmp_path: Path) -> None:
 
 
 def test_trusted_proxy_forwarded_for_decides_whitelist(fresh_db: str, tmp_path: Path) -> None:
-    with running(fresh_db, tmp_path,
-                 TELEMEETING_SERVER_TRUSTED_PROXIES='["127.0.0.1"]') as (server, api):
+    with running(fresh_db, tmp_path, TELEMEETING_SERVER_TRUSTED_PROXIES='["127.0.0.1"]') as (
+        server,
+        api,
+    ):
         appid = server.make_app(api.tenant.sid, "production", ip_whitelist="203.0.113.0/24")
         query = {"action": "queryMeeting", "confid": "x", "appid": appid}
         assert api.post(query, env="production").code == "-205"  # the proxy itself
         ok = api.post(query, env="production", headers={"X-Forwarded-For": "203.0.113.9"})
         assert ok.code == "-300"
         # a client cannot smuggle an address in front of what the proxy appended
-        spoofed = api.post(query, env="production",
-                           headers={"X-Forwarded-For": "203.0.113.9, 198.51.100.1"})
+        spoofed = api.post(
+            query, env="production", headers={"X-Forwarded-For": "203.0.113.9, 198.51.100.1"}
+        )
         assert spoofed.code == "-205"
 
 
@@ -73,7 +77,7 @@ def test_meeting_ends_at_max_duration(fresh_db: str, tmp_path: Path) -> None:
 
 
 def test_environment_by_host_header(fresh_db: str, tmp_path: Path) -> None:
-    with running(fresh_db, tmp_path, TELEMEETING_SERVER_ENVIRONMENT_BY="host") as (server, api):
+    with running(fresh_db, tmp_path, TELEMEETING_SERVER_ENVIRONMENT_BY="host") as (_, api):
         query = {"action": "queryMeeting", "confid": "x"}
         # on the production port, but addressed as sandbox.ytx.net
         sandbox = api.post(query, env="production", headers={"Host": "sandbox.ytx.net"})
@@ -96,9 +100,12 @@ def test_restart_ends_calls_that_were_up_once_each(fresh_db: str, tmp_path: Path
         api = Api(server, api.tenant)
         meeting = api.wait_for(meid, lambda m: m["state"] == "ended")
         assert [m["stateDesc"] for m in meeting["members"]] == ["应答|呼叫失败", "未应答|呼叫失败"]
-        events = api.post({"action": "queryMeetingEvents", "confid": meid},
-                          func_url="MeetingQuery.wx").body["events"]
-        ends = [e for e in events if e["type"] == "CallState" and e["body"]["state"] == "disconnect"]
+        events = api.post(
+            {"action": "queryMeetingEvents", "confid": meid}, func_url="MeetingQuery.wx"
+        ).body["events"]
+        ends = [
+            e for e in events if e["type"] == "CallState" and e["body"]["state"] == "disconnect"
+        ]
         assert len(ends) == 2
         assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     finally:
@@ -111,9 +118,22 @@ def test_serve_refuses_a_port_in_use(fresh_db: str, tmp_path: Path) -> None:
         import sys
 
         result = subprocess.run(
-            [sys.executable, "-m", "telemeeting", "serve", "--db", fresh_db, "--port",
-             str(server.port), "--sandbox-port", "0", "--no-demo"],
-            capture_output=True, text=True, timeout=60,
+            [
+                sys.executable,
+                "-m",
+                "telemeeting",
+                "serve",
+                "--db",
+                fresh_db,
+                "--port",
+                str(server.port),
+                "--sandbox-port",
+                "0",
+                "--no-demo",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert result.returncode == 1
         assert f"cannot listen on 127.0.0.1:{server.port}" in result.stderr

@@ -16,6 +16,7 @@ from telemeeting.store.database import create_engine, migrate
 from telemeeting.store.records import StoredEvent
 from telemeeting.store.unit_of_work import Database
 
+
 @pytest.fixture
 async def db(fresh_db: str) -> AsyncIterator[Database]:
     database = Database(create_engine(fresh_db))
@@ -31,8 +32,9 @@ async def _app(db: Database) -> str:
 
 
 def _meeting(appid: str, meid: str = "100") -> Meeting:
-    return Meeting.open(app_id=appid, meid=meid, now=time.time(), max_members=10,
-                        max_duration=3600, name="会议")
+    return Meeting.open(
+        app_id=appid, meid=meid, now=time.time(), max_members=10, max_duration=3600, name="会议"
+    )
 
 
 async def test_migrations_create_every_table_and_are_idempotent(db: Database) -> None:
@@ -45,9 +47,13 @@ async def test_migrations_create_every_table_and_are_idempotent(db: Database) ->
 async def test_meeting_round_trip_saves_only_changes(db: Database) -> None:
     appid = await _app(db)
     meeting = _meeting(appid)
-    legs = meeting.invite([Invitee("13800138000", "张三"), Invitee("01053889900,12#")],
-                          request_id="r1", custom_parm="c", caller_id="01053189990",
-                          now=time.time())
+    legs = meeting.invite(
+        [Invitee("13800138000", "张三"), Invitee("01053889900,12#")],
+        request_id="r1",
+        custom_parm="c",
+        caller_id="01053189990",
+        now=time.time(),
+    )
     async with db.unit_of_work() as uow:
         await uow.meetings.add(meeting)
     async with db.unit_of_work() as uow:
@@ -89,11 +95,21 @@ async def test_concurrent_writers_get_consecutive_sequence_numbers(db: Database)
             assert loaded is not None
             first = await uow.events.reserve_seqs(loaded.id, 2)
             for offset in range(2):
-                uow.events.add(StoredEvent(
-                    id=f"{n:030d}{offset:02d}", meeting_id=loaded.id, seq=first + offset,
-                    leg_id=None, app_id=appid, kind="MeetingState", body="{}",
-                    created_at=time.time(), delivery="stored", attempts=0,
-                ), next_attempt_at=None)
+                uow.events.add(
+                    StoredEvent(
+                        id=f"{n:030d}{offset:02d}",
+                        meeting_id=loaded.id,
+                        seq=first + offset,
+                        leg_id=None,
+                        app_id=appid,
+                        kind="MeetingState",
+                        body="{}",
+                        created_at=time.time(),
+                        delivery="stored",
+                        attempts=0,
+                    ),
+                    next_attempt_at=None,
+                )
 
     await asyncio.gather(*(append(n) for n in range(10)))
     async with db.unit_of_work() as uow:
