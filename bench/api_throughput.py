@@ -65,6 +65,8 @@ log = Console(stderr=True)
 
 @dataclass(frozen=True)
 class Options:
+    """The command line, parsed once and passed down (the load process gets a JSON spec)."""
+
     targets: tuple[str, ...]
     duration: float
     warmup: float
@@ -79,6 +81,8 @@ class Options:
 
 @dataclass
 class Result:
+    """One target's figures; also the shape of each `--json` result."""
+
     target: str
     completed: int = 0
     successes: int = 0

@@ -12,6 +12,7 @@ import structlog
 
 from telemeeting.api.auth import Authenticator
 from telemeeting.api.ratelimit import RateLimiter
+from telemeeting.callbacks.dispatcher import Dispatcher
 from telemeeting.config import Settings
 from telemeeting.network import Network, parse_networks
 from telemeeting.service.meetings import MeetingService
@@ -38,12 +39,14 @@ class Platform:
     request_ids: RequestIdGenerator
     trusted_proxies: list[Network]
     driver: DriverRouter
+    dispatcher: Dispatcher
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
         await migrate(self.db.engine)
         await self.service.recover()
         self._tasks.append(asyncio.create_task(self._clock_loop(), name="meeting-clock"))
+        self._tasks.append(asyncio.create_task(self.dispatcher.run(), name="callbacks"))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -52,6 +55,7 @@ class Platform:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.driver.close()
+        await self.dispatcher.close()
         await self.db.dispose()
 
     async def _clock_loop(self) -> None:
@@ -68,13 +72,17 @@ def build_platform(settings: Settings, clock: Callable[[], float] = time.time) -
     sim = SimulatedCarrier(settings.sim.ring_seconds, settings.sim.ring_timeout_seconds, clock)
     # Production uses the configured SIP trunk once the media node exists; until then, the sim.
     driver = DriverRouter({SANDBOX: sim, PRODUCTION: sim})
+    service = MeetingService(db, driver, settings, clock)
+    dispatcher = Dispatcher(db, settings.callbacks, clock)
+    service.pushes_waiting = dispatcher.wake
     return Platform(
         settings=settings,
         db=db,
-        service=MeetingService(db, driver, settings, clock),
+        service=service,
         authenticator=Authenticator(db, settings),
         limiter=RateLimiter(settings.limits.requests_per_second, settings.limits.burst),
         request_ids=RequestIdGenerator(settings.zone),
         trusted_proxies=parse_networks(settings.server.trusted_proxies),
         driver=driver,
+        dispatcher=dispatcher,
     )

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,10 +15,12 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from telemeeting import logs
 from telemeeting.config import Settings, load_settings
 from telemeeting.service import admin
+from telemeeting.store import outbox
 from telemeeting.store.database import create_engine, migrate
 from telemeeting.store.unit_of_work import Database
 from telemeeting.wire.auth import signed_headers
@@ -30,6 +33,8 @@ account_cli = typer.Typer(no_args_is_help=True, help="Manage accounts.")
 app_cli = typer.Typer(no_args_is_help=True, help="Manage apps.")
 cli.add_typer(account_cli, name="account")
 cli.add_typer(app_cli, name="app")
+callbacks_cli = typer.Typer(no_args_is_help=True, help="Inspect and redeliver status pushes.")
+cli.add_typer(callbacks_cli, name="callbacks")
 console = Console()
 errors = Console(stderr=True)
 
@@ -200,6 +205,76 @@ def app_update(
         ),
     )
     _show(app, as_json, "app updated")
+
+
+# ---- callbacks --------------------------------------------------------------------------------
+
+
+@callbacks_cli.command("list")
+def callbacks_list(
+    app: Annotated[str | None, typer.Option("--app", help="Only this app's events")] = None,
+    state: Annotated[
+        str | None, typer.Option("--state", help="pending, dead, delivered or stored")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, oldest first")] = 1000,
+    db: DbOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List stored pushes with their delivery state, attempts and last error."""
+    if state and state not in outbox.STATES:
+        errors.print(f"[red]error:[/red] --state must be one of {', '.join(outbox.STATES)}")
+        raise typer.Exit(2)
+
+    async def work(database: Database) -> list[outbox.EventSummary]:
+        async with database.unit_of_work() as uow:
+            return await uow.outbox.list(app, state, limit)
+
+    events = _with_database(config, db, work)
+    if as_json:
+        typer.echo(json.dumps([dataclasses.asdict(e) for e in events], ensure_ascii=False))
+        return
+    table = Table("event id", "app", "seq", "kind", "state", "attempts", "last error")
+    for event in events:
+        table.add_row(
+            event.id,
+            event.app_id,
+            str(event.seq),
+            event.kind,
+            event.delivery,
+            str(event.attempts),
+            event.last_error,
+        )
+    console.print(table)
+    console.print(f"{len(events)} event(s)")
+
+
+@callbacks_cli.command("redeliver")
+def callbacks_redeliver(
+    event_id: Annotated[str | None, typer.Argument(help="The event to send again")] = None,
+    all_dead: Annotated[bool, typer.Option("--all-dead", help="Every dead event")] = False,
+    app: Annotated[str | None, typer.Option("--app", help="Only this app's events")] = None,
+    db: DbOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Queue an event, or every dead one, for delivery again (a running server sends it)."""
+    if bool(event_id) == all_dead:
+        errors.print("[red]error:[/red] give either an EVENT_ID or --all-dead")
+        raise typer.Exit(2)
+
+    async def work(database: Database) -> int:
+        async with database.unit_of_work() as uow:
+            return await uow.outbox.redeliver(time.time(), event_id=event_id, app_id=app)
+
+    count = _with_database(config, db, work)
+    if event_id and count == 0:
+        errors.print(f"[red]error:[/red] no pushable event {event_id}")
+        raise typer.Exit(1)
+    if as_json:
+        typer.echo(json.dumps({"requeued": count}))
+    else:
+        console.print(f"{count} event(s) queued for delivery")
 
 
 # ---- serve ------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from telemeeting.domain.model import (
     MeetingState,
 )
 from telemeeting.service.pushes import pushes_for
+from telemeeting.store.outbox import PENDING, STORED
 from telemeeting.store.records import App, StoredEvent
 from telemeeting.store.unit_of_work import Database, UnitOfWork
 from telemeeting.telephony.driver import DialOrder, Driver, LegReport, Progress
@@ -35,8 +36,6 @@ from telemeeting.wire.times import format_wire_time, parse_wall_clock
 
 log = structlog.get_logger(__name__)
 
-DELIVERY_PENDING = "pending"
-DELIVERY_STORED = "stored"  # kept and queryable, never pushed (sandbox, or no callback URL)
 
 
 @dataclass(frozen=True)
@@ -62,6 +61,8 @@ class MeetingService:
         self._settings = settings
         self._clock = clock
         self._zone = settings.zone
+        #: Called after a commit that stored pushes; the dispatcher sets it to wake itself.
+        self.pushes_waiting: Callable[[], None] = lambda: None
         driver.attach(self.on_report)
 
     # ---- use cases ------------------------------------------------------------------------
@@ -281,7 +282,9 @@ class MeetingService:
         if not pushes:
             return
         pushed = bool(app and app.env == "production" and app.callback_url)
-        delivery = DELIVERY_PENDING if pushed else DELIVERY_STORED
+        delivery = PENDING if pushed else STORED
+        if pushed:
+            uow.after_commit(self.pushes_waiting)
         first = await uow.events.reserve_seqs(meeting.id, len(pushes))
         for offset, push in enumerate(pushes):
             uow.events.add(

@@ -196,7 +196,13 @@ class EventRepository:
         return int(first or 1)
 
     def add(self, event: StoredEvent, next_attempt_at: float | None) -> None:
-        self._session.add(EventRow(**dataclasses.asdict(event), next_attempt_at=next_attempt_at))
+        self._session.add(
+            EventRow(
+                **dataclasses.asdict(event),
+                next_attempt_at=next_attempt_at,
+                pending_since=event.created_at if next_attempt_at is not None else None,
+            )
+        )
 
     async def for_meeting(self, meeting_id: str, after: int, limit: int) -> list[StoredEvent]:
         rows = await self._session.scalars(

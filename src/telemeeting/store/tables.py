@@ -120,8 +120,10 @@ class EventRow(Base):
     next_attempt_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     delivered_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     last_error: Mapped[str] = mapped_column(Text, default="")
+    pending_since: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     __table_args__ = (
         Index("uq_events_meeting_seq", "meeting_id", "seq", unique=True),
         Index("ix_events_delivery_due", "delivery", "next_attempt_at"),
+        Index("ix_events_meeting_leg_seq", "meeting_id", "leg_id", "seq"),
     )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from telemeeting.store.outbox import OutboxRepository
 from telemeeting.store.repositories import (
     AccountRepository,
     AppRepository,
@@ -27,7 +29,14 @@ class UnitOfWork:
         self.apps = AppRepository(self.session)
         self.meetings = MeetingRepository(self.session)
         self.events = EventRepository(self.session)
+        self.outbox = OutboxRepository(self.session)
+        self._after_commit: list[Callable[[], None]] = []
         return self
+
+    def after_commit(self, hook: Callable[[], None]) -> None:
+        """Run `hook` once the transaction has committed (never after a rollback)."""
+        if hook not in self._after_commit:
+            self._after_commit.append(hook)
 
     async def __aexit__(
         self,
@@ -42,6 +51,9 @@ class UnitOfWork:
                 await self.session.rollback()
         finally:
             await self.session.close()
+        if exc_type is None:
+            for hook in self._after_commit:
+                hook()
 
 
 class Database:

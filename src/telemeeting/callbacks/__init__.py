@@ -1,0 +1,1 @@
+"""Status pushes: the outbox dispatcher, its retry policy and signing."""

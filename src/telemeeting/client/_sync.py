@@ -1,0 +1,171 @@
+"""`Client`: the blocking SDK, one method per action of the contract."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from telemeeting.client._calls import Call, Calls, RetryPolicy, meeting_events_page, single
+from telemeeting.client.models import (
+    Accepted,
+    CreatedMeeting,
+    Meeting,
+    MeetingEvent,
+    PartyLike,
+)
+from telemeeting.wire import actions as wa
+
+
+class Client:
+    """Talks to a ytx-compatible server (the real platform, or `telemeeting serve`).
+
+    Credentials not given fall back to the environment (`TELEMEETING_ACCOUNT_SID`,
+    `TELEMEETING_AUTH_TOKEN`, `TELEMEETING_APP_ID`, `TELEMEETING_BASE_URL`). The sandbox is just
+    another `base_url`. Use it as a context manager, or call `close()`.
+    """
+
+    def __init__(
+        self,
+        account_sid: str | None = None,
+        auth_token: str | None = None,
+        app_id: str | None = None,
+        base_url: str | None = None,
+        *,
+        timeout: float | httpx.Timeout = 10.0,
+        retries: int = 2,
+        backoff: float = 0.25,
+        timezone: ZoneInfo | str = "Asia/Shanghai",
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._calls = Calls(
+            account_sid, auth_token, app_id, base_url, timezone, RetryPolicy(retries, backoff)
+        )
+        self._http = httpx.Client(timeout=timeout, transport=transport)
+
+    @property
+    def base_url(self) -> str:
+        return self._calls.base_url
+
+    @property
+    def app_id(self) -> str:
+        return self._calls.app_id
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _send(self, call: Call) -> dict[str, Any]:
+        attempt = 0
+        while True:
+            url, headers, body = self._calls.request(call)
+            try:
+                return self._calls.envelope(self._http.post(url, content=body, headers=headers))
+            except Exception as error:
+                if not self._calls.may_retry(call, error, attempt):
+                    raise self._calls.transport_error(error) from error
+            time.sleep(self._calls.retry.delay(attempt))
+            attempt += 1
+
+    # ---- actions -------------------------------------------------------------------------------
+
+    def create_meeting(
+        self,
+        meeting_name: str | None = None,
+        *,
+        creator: str | None = None,
+        parties: Iterable[PartyLike] | None = None,
+        confid: str | None = None,
+        srcclid: str | None = None,
+        dstclid: str | None = None,
+        shownumber: str | None = None,
+        book_time: datetime | str | None = None,
+        max_members: int | None = None,
+        custom_parm: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> CreatedMeeting:
+        """createMeeting; `book_time` books it (dialling starts then) instead of starting now."""
+        envelope = self._send(
+            self._calls.create_meeting(
+                meeting_name=meeting_name,
+                creator=creator,
+                parties=parties,
+                confid=confid,
+                srcclid=srcclid,
+                dstclid=dstclid,
+                shownumber=shownumber,
+                book_time=book_time,
+                max_members=max_members,
+                custom_parm=custom_parm,
+                idempotency_key=idempotency_key,
+            )
+        )
+        return CreatedMeeting(meid=str(envelope.get("meid", "")), request_id=envelope["requestId"])
+
+    def invite(
+        self,
+        meid: str,
+        parties: Iterable[PartyLike] | PartyLike,
+        *,
+        custom_parm: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Accepted:
+        """inviteJoinMeeting: dial `parties` into the meeting; nothing is dialled on error."""
+        call = self._calls.invite(meid, single(parties), custom_parm, idempotency_key)
+        return Accepted(self._send(call)["requestId"])
+
+    def destroy_meeting(self, meid: str, *, idempotency_key: str | None = None) -> Accepted:
+        """destroyMeeting: cancel ringing legs, hang up everyone, end the meeting."""
+        call = self._calls.on_meeting(wa.DESTROY_MEETING, meid, idempotency_key)
+        return Accepted(self._send(call)["requestId"])
+
+    def query_meeting(self, meid: str) -> Meeting:
+        """queryMeeting: the meeting's state and each leg's."""
+        envelope = self._send(self._calls.query_meeting(meid))
+        return Meeting.from_wire(envelope.get("meeting") or {}, self._calls.zone)
+
+    def mute_member(self, meid: str, phone: str, *, idempotency_key: str | None = None) -> Accepted:
+        call = self._calls.on_member(wa.MUTE_MEMBER, meid, phone, idempotency_key)
+        return Accepted(self._send(call)["requestId"])
+
+    def unmute_member(
+        self, meid: str, phone: str, *, idempotency_key: str | None = None
+    ) -> Accepted:
+        call = self._calls.on_member(wa.UNMUTE_MEMBER, meid, phone, idempotency_key)
+        return Accepted(self._send(call)["requestId"])
+
+    def kick_member(self, meid: str, phone: str, *, idempotency_key: str | None = None) -> Accepted:
+        call = self._calls.on_member(wa.KICK_MEMBER, meid, phone, idempotency_key)
+        return Accepted(self._send(call)["requestId"])
+
+    def meeting_events(self, meid: str, *, after: int = 0, limit: int = 100) -> list[MeetingEvent]:
+        """queryMeetingEvents: up to `limit` events with `seq > after`, in order."""
+        envelope = self._send(self._calls.meeting_events(meid, after, limit))
+        zone = self._calls.zone
+        return [MeetingEvent.from_wire(e, zone) for e in meeting_events_page(envelope)]
+
+    def iter_meeting_events(
+        self, meid: str, *, after: int = 0, page_size: int = 100
+    ) -> Iterator[MeetingEvent]:
+        """Every event after `after`, fetching pages as needed."""
+        while True:
+            page = self.meeting_events(meid, after=after, limit=page_size)
+            yield from page
+            if len(page) < page_size:
+                return
+            after = page[-1].seq

@@ -1,0 +1,1 @@
+"""A SIP user agent over UDP (RFC 3261) for dial-out conferences, and the driver around it."""

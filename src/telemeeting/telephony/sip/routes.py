@@ -1,0 +1,51 @@
+"""Which trunk dials a number: `[[sip.routes]]` regexes, first match wins (spec: configuration)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class RouteSettings(Protocol):
+    """What config.SipRoute provides; plain objects with these attributes work too."""
+
+    match: str
+    target: str
+    username: str
+    password: str
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str
+
+
+@dataclass(frozen=True)
+class Route:
+    pattern: re.Pattern[str]
+    target: str
+    credentials: Credentials | None = None
+
+    def target_for(self, number: str) -> str:
+        return self.target.replace("{number}", number)
+
+
+class RouteTable:
+    def __init__(self, routes: Iterable[RouteSettings]) -> None:
+        self.routes = [
+            Route(
+                re.compile(r.match),
+                r.target,
+                Credentials(r.username, r.password) if r.username else None,
+            )
+            for r in routes
+        ]
+
+    def find(self, number: str) -> Route | None:
+        for route in self.routes:
+            if route.pattern.search(number):
+                return route
+        return None
