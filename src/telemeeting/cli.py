@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from telemeeting import logs
+from telemeeting.client.cli import client_cli, demo
 from telemeeting.config import Settings, load_settings
 from telemeeting.service import admin
 from telemeeting.store import outbox
@@ -35,6 +36,8 @@ cli.add_typer(account_cli, name="account")
 cli.add_typer(app_cli, name="app")
 callbacks_cli = typer.Typer(no_args_is_help=True, help="Inspect and redeliver status pushes.")
 cli.add_typer(callbacks_cli, name="callbacks")
+cli.add_typer(client_cli, name="client")
+cli.command()(demo)
 console = Console()
 errors = Console(stderr=True)
 

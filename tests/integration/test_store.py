@@ -65,7 +65,10 @@ async def test_meeting_round_trip_saves_only_changes(db: Database) -> None:
         loaded.leg_ended(legs[1].id, EndReason.BUSY, time.time())
         await uow.meetings.save(loaded)
     async with db.unit_of_work() as uow:
-        again = await uow.meetings.get(meeting.id)
+        live = await uow.meetings.get(meeting.id)  # for changes: the live legs only
+        assert live is not None and [leg.id for leg in live.legs] == [legs[0].id]
+        assert live.ever_joined
+        again = await uow.meetings.find(appid, "100", lock=False)  # to read: every leg
         assert again is not None
         assert again.legs[0].answered_at is not None
         assert again.legs[1].state_desc == "未应答|用户忙"
@@ -93,9 +96,9 @@ async def test_concurrent_writers_get_consecutive_sequence_numbers(db: Database)
         async with db.unit_of_work() as uow:
             loaded = await uow.meetings.get(meeting.id)  # row lock (BEGIN IMMEDIATE on SQLite)
             assert loaded is not None
-            first = await uow.events.reserve_seqs(loaded.id, 2)
-            for offset in range(2):
-                uow.events.add(
+            first = uow.meetings.reserve_seqs(loaded.id, 2)
+            await uow.events.add_all(
+                [
                     StoredEvent(
                         id=f"{n:030d}{offset:02d}",
                         meeting_id=loaded.id,
@@ -107,11 +110,31 @@ async def test_concurrent_writers_get_consecutive_sequence_numbers(db: Database)
                         created_at=time.time(),
                         delivery="stored",
                         attempts=0,
-                    ),
-                    next_attempt_at=None,
-                )
+                    )
+                    for offset in range(2)
+                ],
+                pushed=False,
+            )
+            await uow.meetings.save(loaded)
 
     await asyncio.gather(*(append(n) for n in range(10)))
     async with db.unit_of_work() as uow:
         events = await uow.events.for_meeting(meeting.id, after=0, limit=100)
     assert [e.seq for e in events] == list(range(1, 21))
+
+
+def test_schema_head_constant_matches_the_migrations() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from telemeeting.store.database import MIGRATIONS, SCHEMA_HEAD
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert ScriptDirectory.from_config(config).get_current_head() == SCHEMA_HEAD
+
+
+async def test_migrate_reports_the_head(db: Database) -> None:
+    from telemeeting.store.database import SCHEMA_HEAD, schema_version
+
+    assert await schema_version(db.engine) == SCHEMA_HEAD

@@ -29,7 +29,7 @@ class Authenticator:
         self, sid: str, authorization: str | None, sign: str | None, now: datetime
     ) -> Caller:
         """Steps 1–3: the account, the Authorization header, the Sign."""
-        async with self._db.unit_of_work() as uow:
+        async with self._db.reader() as uow:
             account = await uow.accounts.get(sid)
         if account is None:
             raise WireError(Status.UNKNOWN_ACCOUNT, sid)
@@ -49,7 +49,7 @@ class Authenticator:
 
     async def app(self, caller: Caller, appid: str, env: str, client_ip: str) -> App:
         """Step 6: the app exists, is the caller's, fits the environment, may be used from here."""
-        async with self._db.unit_of_work() as uow:
+        async with self._db.reader() as uow:
             app = await uow.apps.get(appid)
         if (
             app is None

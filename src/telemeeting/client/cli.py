@@ -121,13 +121,17 @@ def _client(
     as_json: bool,
 ) -> Iterator[Client]:
     """A Client from flags/env; missing credentials exit 2, call failures exit 1."""
-    try:
-        client = Client(sid, token, app, base_url, timeout=timeout)
-    except ValueError as exc:
-        _err().print(
-            f"[red]error:[/red] {exc}; or use --account-sid, --auth-token, --app-id", markup=True
-        )
-        raise typer.Exit(2) from exc
+    given = {"--account-sid": sid, "--auth-token": token, "--app-id": app}
+    envs = {
+        "--account-sid": ENV_ACCOUNT_SID,
+        "--auth-token": ENV_AUTH_TOKEN,
+        "--app-id": ENV_APP_ID,
+    }
+    missing = [f"{flag} (or {envs[flag]})" for flag, value in given.items() if not value]
+    if missing:
+        _err().print(f"[red]error:[/red] missing {', '.join(missing)}", markup=True)
+        raise typer.Exit(2)
+    client = Client(sid, token, app, base_url, timeout=timeout)
     with client:
         try:
             yield client
@@ -158,23 +162,23 @@ def meeting_table(
 ) -> Table:
     """One row per leg: who, what state, since when; `notes` adds a column keyed by phone."""
     table = Table(title=title or f"meeting {meeting.meid} · {meeting.state}", title_justify="left")
-    for column in ("#", "name", "phone", "state", "stateDesc", "joined", "left", "muted"):
+    columns = ["name", "phone", "state", "stateDesc", "joined", "left"]
+    columns += ["carrier"] if notes is not None else ["muted"]
+    for column in columns:
         table.add_column(column, no_wrap=column in ("phone", "state", "joined", "left"))
-    if notes is not None:
-        table.add_column("simulated carrier", style="dim")
-    for index, member in enumerate(meeting.members, start=1):
+    for member in meeting.members:
         cells: list[str | Text] = [
-            str(index),
             member.name,
             member.phone,
             _state(member.state),
             member.state_desc,
             _time(member.join_time),
             _time(member.leave_time),
-            "yes" if member.muted else "",
         ]
         if notes is not None:
-            cells.append(notes.get(member.phone, ""))
+            cells.append(Text(notes.get(member.phone, ""), style="dim"))
+        else:
+            cells.append("yes" if member.muted else "")
         table.add_row(*cells)
     return table
 
@@ -327,7 +331,7 @@ def query(
     out = _out()
     out.print(
         f"[bold]{meeting.meid}[/bold] {meeting.name}  state [bold]{meeting.state}[/bold]  "
-        f"created {meeting.create_time or ''}  ended {meeting.end_time or '-'}  "
+        f"created {meeting.raw.get('createtime', '')}  ended {meeting.raw.get('endtime') or '-'}  "
         f"max {meeting.max_members}"
     )
     out.print(meeting_table(meeting, title="members"))
@@ -390,11 +394,11 @@ client_cli.command("kick", help="Hang up a joined member.")(_member_action("kick
 
 #: Simulated-carrier numbers (spec §8), one of each behaviour.
 DEMO_PARTIES: tuple[tuple[Party, str], ...] = (
-    (Party("13800138000", name="张三"), "answers after ~1 s"),
+    (Party("13800138000", name="张三"), "answers"),
     (Party("13800000486", name="李四"), "busy"),
-    (Party("13800000408", name="王五"), "rings, never answers"),
-    (Party("13800000603", name="赵六"), "rings, then declines"),
-    (Party("01053889900", name="前台", extension="1234"), "landline, extension 1234 as DTMF"),
+    (Party("13800000408", name="王五"), "no answer"),
+    (Party("13800000603", name="赵六"), "declines"),
+    (Party("01053889900", name="前台", extension="1234"), "ext. DTMF"),
 )
 
 
@@ -472,6 +476,8 @@ def _run_demo(client: Client, out: Console, seconds: float, poll: float) -> Meet
                 break
             time.sleep(poll)
             meeting = client.query_meeting(meid)
+    if not out.is_terminal:
+        out.line()  # Live's last frame ends without a newline when not on a terminal
 
     settled = meeting.settled
     out.print(

@@ -129,6 +129,10 @@ class Meeting:
     started_at: float | None = None
     ended_at: float | None = None
     end_reason: str = ""
+    #: Someone has answered at some point; the meeting then ends when it empties.
+    ever_joined: bool = False
+    #: The legs this object holds: all of them, or (for changes) only the live ones, which are
+    #: all that invitations, carrier reports and endings need.
     legs: list[Leg] = field(default_factory=list)
     events: list[DomainEvent] = field(default_factory=list)
 
@@ -251,6 +255,7 @@ class Meeting:
         leg.state = state
         if state is LegState.ANSWER:
             leg.answered_at = now
+            self.ever_joined = True
         self.events.append(LegProgressed(leg.id, state.value, now))
         return True
 
@@ -259,12 +264,9 @@ class Meeting:
         leg = self.leg(leg_id)
         if leg is None or not self._end_leg(leg, reason, now):
             return False
-        if self.state is MeetingState.ACTIVE and not self.live_legs and self._ever_joined():
+        if self.state is MeetingState.ACTIVE and not self.live_legs and self.ever_joined:
             self._close(CloseReason.EMPTY, now)
         return True
-
-    def _ever_joined(self) -> bool:
-        return any(leg.answered_at is not None for leg in self.legs)
 
     def _end_leg(self, leg: Leg, reason: EndReason, now: float) -> bool:
         if not leg.live:

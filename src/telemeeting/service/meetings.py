@@ -111,7 +111,7 @@ class MeetingService:
                     now=now,
                 )
                 await uow.meetings.add(meeting)
-                await self._record(uow, meeting, app)
+                await self._persist(uow, meeting, app)
         except IntegrityError as exc:  # another request took the room number meanwhile
             raise errors.InvalidRequest("confid is in use") from exc
         if meeting.state is MeetingState.ACTIVE:
@@ -129,8 +129,7 @@ class MeetingService:
                 caller_id=self._party_caller_id(meeting, app),
                 now=now,
             )
-            await uow.meetings.save(meeting)
-            await self._record(uow, meeting, app)
+            await self._persist(uow, meeting, app)
         if meeting.state is MeetingState.ACTIVE:
             await self._carry_out(meeting, _Orders(app.env, legs, [], False))
 
@@ -141,13 +140,12 @@ class MeetingService:
             was_booked = meeting.state is MeetingState.BOOKED
             reason = CloseReason.CANCELLED if was_booked else CloseReason.DESTROYED
             legs = meeting.close(reason, now)
-            await uow.meetings.save(meeting)
-            await self._record(uow, meeting, app)
+            await self._persist(uow, meeting, app)
         await self._carry_out(meeting, _Orders(app.env, [], legs, True))
 
     async def query_meeting(self, app: App, request: actions.MeetingRef) -> dict[str, Any]:
-        async with self._db.unit_of_work() as uow:
-            meeting = await uow.meetings.find(app.appid, request.confid)
+        async with self._db.reader() as uow:
+            meeting = await uow.meetings.find(app.appid, request.confid, lock=False)
         if meeting is None:
             raise errors.MeetingNotFound(request.confid)
         return self._describe(meeting)
@@ -164,15 +162,14 @@ class MeetingService:
         async with self._db.unit_of_work() as uow:
             meeting = await self._find(uow, app, request.confid)
             leg = meeting.kick(request.phone, now)
-            await uow.meetings.save(meeting)
-            await self._record(uow, meeting, app)
+            await self._persist(uow, meeting, app)
         await self._carry_out(
             meeting, _Orders(app.env, [], [leg], meeting.state is MeetingState.ENDED)
         )
 
     async def query_events(self, app: App, request: actions.EventsQuery) -> list[dict[str, Any]]:
-        async with self._db.unit_of_work() as uow:
-            meeting = await uow.meetings.find(app.appid, request.confid)
+        async with self._db.reader() as uow:
+            meeting = await uow.meetings.find(app.appid, request.confid, lock=False)
             if meeting is None:
                 raise errors.MeetingNotFound(request.confid)
             stored = await uow.events.for_meeting(meeting.id, request.after, request.limit)
@@ -196,15 +193,14 @@ class MeetingService:
             if not changed:
                 return
             app = await uow.apps.get(meeting.app_id)
-            await uow.meetings.save(meeting)
-            await self._record(uow, meeting, app)
+            await self._persist(uow, meeting, app)
         if meeting.state is MeetingState.ENDED:
             await self._driver.end_meeting(meeting.id)
 
     async def run_due(self) -> int:
         """End meetings past their maximum duration and start booked ones; how many changed."""
         now = self._clock()
-        async with self._db.unit_of_work() as uow:
+        async with self._db.reader() as uow:
             expired, booked = await uow.meetings.ids_due(now)
         for meeting_id in expired:
             await self._expire(meeting_id, now)
@@ -219,8 +215,7 @@ class MeetingService:
                 return
             app = await uow.apps.get(meeting.app_id)
             legs = meeting.close(CloseReason.MAX_DURATION, now)
-            await uow.meetings.save(meeting)
-            await self._record(uow, meeting, app)
+            await self._persist(uow, meeting, app)
         await self._carry_out(meeting, _Orders(app.env if app else "", [], legs, True))
 
     async def _start_booked(self, meeting_id: str, now: float) -> None:
@@ -231,8 +226,7 @@ class MeetingService:
             app = await uow.apps.get(meeting.app_id)
             meeting.start(now, self._settings.meetings.max_duration_seconds)
             meeting.announce_pending_legs(now)
-            await uow.meetings.save(meeting)
-            await self._record(uow, meeting, app)
+            await self._persist(uow, meeting, app)
         if app is not None:
             await self._carry_out(meeting, _Orders(app.env, meeting.legs_to_dial(), [], False))
 
@@ -249,8 +243,7 @@ class MeetingService:
                 for leg in meeting.live_legs:
                     meeting.leg_ended(leg.id, EndReason.FAILED, now)
                 app = await uow.apps.get(meeting.app_id)
-                await uow.meetings.save(meeting)
-                await self._record(uow, meeting, app)
+                await self._persist(uow, meeting, app)
         if meeting_ids:
             log.warning("meetings.recovered", meetings=len(meeting_ids))
         return len(meeting_ids)
@@ -275,33 +268,34 @@ class MeetingService:
     def _party_caller_id(meeting: Meeting, app: App) -> str:
         return meeting.dstclid or meeting.shownumber or app.caller_id
 
-    async def _record(self, uow: UnitOfWork, meeting: Meeting, app: App | None) -> None:
-        """Store the pushes for what the meeting recorded, with consecutive sequence numbers."""
+    async def _persist(self, uow: UnitOfWork, meeting: Meeting, app: App | None) -> None:
+        """Save the meeting and store the pushes for what it recorded, in one transaction."""
         pushes = [p for event in meeting.events for p in pushes_for(meeting, event, self._zone)]
         meeting.events.clear()
-        if not pushes:
-            return
         pushed = bool(app and app.env == "production" and app.callback_url)
-        delivery = PENDING if pushed else STORED
-        if pushed:
-            uow.after_commit(self.pushes_waiting)
-        first = await uow.events.reserve_seqs(meeting.id, len(pushes))
-        for offset, push in enumerate(pushes):
-            uow.events.add(
-                StoredEvent(
-                    id=secrets.token_hex(16),
-                    meeting_id=meeting.id,
-                    seq=first + offset,
-                    leg_id=push.leg_id,
-                    app_id=meeting.app_id,
-                    kind=push.kind,
-                    body=push.encoded(),
-                    created_at=push.at,
-                    delivery=delivery,
-                    attempts=0,
-                ),
-                next_attempt_at=push.at if pushed else None,
+        if pushes:
+            first = uow.meetings.reserve_seqs(meeting.id, len(pushes))
+            await uow.events.add_all(
+                [
+                    StoredEvent(
+                        id=secrets.token_hex(16),
+                        meeting_id=meeting.id,
+                        seq=first + offset,
+                        leg_id=push.leg_id,
+                        app_id=meeting.app_id,
+                        kind=push.kind,
+                        body=push.encoded(),
+                        created_at=push.at,
+                        delivery=PENDING if pushed else STORED,
+                        attempts=0,
+                    )
+                    for offset, push in enumerate(pushes)
+                ],
+                pushed,
             )
+            if pushed:
+                uow.after_commit(self.pushes_waiting)
+        await uow.meetings.save(meeting)
 
     async def _carry_out(self, meeting: Meeting, orders: _Orders) -> None:
         """Hand the committed decisions to the carrier; failures become leg reports."""

@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, event, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+#: Execution option marking read-only transactions (no write lock taken on SQLite).
+READ_ONLY = "telemeeting_read_only"
 _MIGRATION_LOCK_KEY = 0x7E1E_3E37  # pg_advisory_lock key: one migrator at a time
 
 
@@ -60,18 +61,37 @@ def _make_sqlite_serialize_writers(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+#: The newest migration; a database already there needs no Alembic run (a test keeps it true).
+SCHEMA_HEAD = "0003"
 
 
 def _upgrade(connection: Connection) -> None:
+    from alembic import command  # imported here: most commands find the schema current
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
     command.upgrade(config, "head")
 
 
+async def schema_version(engine: AsyncEngine) -> str | None:
+    """The database's migration revision; None for an empty database."""
+    try:
+        async with engine.connect() as connection:
+            return await connection.scalar(text("SELECT version_num FROM alembic_version"))
+    except DBAPIError:
+        return None
+
+
 async def migrate(engine: AsyncEngine) -> None:
     """Bring the schema to the newest revision; safe when several processes start at once."""
+    if await schema_version(engine) == SCHEMA_HEAD:
+        return
     async with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             await connection.execute(text(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_KEY})"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from telemeeting.domain.model import EndReason, Leg, LegState, Meeting, MeetingState
@@ -14,6 +14,8 @@ from telemeeting.store.tables import AccountRow, AppRow, EventRow, LegRow, Meeti
 
 _MEETING_FIELDS = [f.name for f in dataclasses.fields(Meeting) if f.name not in ("legs", "events")]
 _LEG_FIELDS = [f.name for f in dataclasses.fields(Leg)]
+_MEETINGS = MeetingRow.__table__
+_LEGS = LegRow.__table__
 
 
 def _values(row: Any, names: list[str]) -> dict[str, Any]:
@@ -66,30 +68,36 @@ class AppRepository:
 
 
 class MeetingRepository:
-    """Loads whole meetings (with legs) under a row lock, and saves only what changed."""
+    """Loads whole meetings (with legs) under a row lock, and saves only what changed.
+
+    Core statements rather than ORM objects: this is the hot path of every request and every
+    carrier report, and the unit-of-work machinery of the ORM costs more than the SQL itself.
+    """
 
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
-        self._loaded: dict[str, dict[str, Any]] = {}  # leg id -> its values when loaded
+        self._meetings: dict[str, dict[str, Any]] = {}  # meeting id -> row values when loaded
+        self._legs: dict[str, dict[str, Any]] = {}  # leg id -> row values when loaded
 
     async def get(self, meeting_id: str) -> Meeting | None:
-        row = await self._session.scalar(
-            select(MeetingRow).where(MeetingRow.id == meeting_id).with_for_update()
-        )
-        return await self._build(row) if row else None
+        """The meeting, locked, with its live legs: what every change needs."""
+        return await self._load(_MEETINGS.select().where(_MEETINGS.c.id == meeting_id))
 
-    async def find(self, app_id: str, meid: str) -> Meeting | None:
-        """The app's open meeting with this room number, else the latest ended one."""
-        row = await self._session.scalar(
-            select(MeetingRow)
-            .where(MeetingRow.app_id == app_id, MeetingRow.meid == meid)
+    async def find(self, app_id: str, meid: str, lock: bool = True) -> Meeting | None:
+        """The app's open meeting with this room number, else the latest ended one.
+
+        Locked and with live legs only for a change (`lock`); unlocked with every leg to read.
+        """
+        return await self._load(
+            _MEETINGS.select()
+            .where(_MEETINGS.c.app_id == app_id, _MEETINGS.c.meid == meid)
             .order_by(
-                (MeetingRow.state == MeetingState.ENDED.value).asc(), MeetingRow.created_at.desc()
+                (_MEETINGS.c.state == MeetingState.ENDED.value).asc(),
+                _MEETINGS.c.created_at.desc(),
             )
-            .limit(1)
-            .with_for_update()
+            .limit(1),
+            lock,
         )
-        return await self._build(row) if row else None
 
     async def room_taken(self, app_id: str, meid: str) -> bool:
         found = await self._session.scalar(
@@ -127,19 +135,37 @@ class MeetingRepository:
         )
         return list(rows)
 
-    async def _build(self, row: MeetingRow) -> Meeting:
-        legs = await self._session.scalars(
-            select(LegRow).where(LegRow.meeting_id == row.id).order_by(LegRow.position)
-        )
-        meeting = Meeting(**_values(row, _MEETING_FIELDS))
-        meeting.state = MeetingState(row.state)
-        for leg_row in legs:
-            leg = Leg(**_values(leg_row, _LEG_FIELDS))
-            leg.state = LegState(leg_row.state)
-            leg.end_reason = EndReason(leg_row.end_reason) if leg_row.end_reason else None
+    async def _load(self, query: Select[Any], lock: bool = True) -> Meeting | None:
+        """The meeting and its legs; `lock` holds its row until the transaction ends."""
+        if lock:
+            query = query.with_for_update()
+        row = (await self._session.execute(query)).mappings().first()
+        if row is None:
+            return None
+        legs_query = _LEGS.select().where(_LEGS.c.meeting_id == row["id"])
+        if lock:
+            legs_query = legs_query.where(_LEGS.c.state != LegState.DISCONNECT.value)
+        legs = await self._session.execute(legs_query.order_by(_LEGS.c.position))
+        meeting = Meeting(**{name: row[name] for name in _MEETING_FIELDS})
+        meeting.state = MeetingState(row["state"])
+        self._meetings[meeting.id] = dict(row)
+        for leg_row in legs.mappings():
+            leg = Leg(**{name: leg_row[name] for name in _LEG_FIELDS})
+            leg.state = LegState(leg_row["state"])
+            leg.end_reason = EndReason(leg_row["end_reason"]) if leg_row["end_reason"] else None
             meeting.legs.append(leg)
-            self._loaded[leg.id] = self._leg_values(leg)
+            self._legs[leg.id] = self._leg_values(leg)
         return meeting
+
+    def reserve_seqs(self, meeting_id: str, count: int) -> int:
+        """The first of `count` consecutive sequence numbers; written by the next `save`.
+
+        Safe because the meeting's row is locked for the whole transaction.
+        """
+        loaded = self._meetings[meeting_id]
+        first = int(loaded.get("pending_next_seq", loaded["next_seq"]))
+        loaded["pending_next_seq"] = first + count
+        return first
 
     @staticmethod
     def _leg_values(leg: Leg) -> dict[str, Any]:
@@ -148,60 +174,65 @@ class MeetingRepository:
         values["end_reason"] = leg.end_reason.value if leg.end_reason else None
         return values
 
-    async def add(self, meeting: Meeting) -> None:
-        self._session.add(MeetingRow(**self._meeting_values(meeting), next_seq=1))
-        await self._session.flush()
-        await self.save(meeting)
-
     @staticmethod
     def _meeting_values(meeting: Meeting) -> dict[str, Any]:
         values = _values(meeting, _MEETING_FIELDS)
         values["state"] = meeting.state.value
         return values
 
+    async def add(self, meeting: Meeting) -> None:
+        values = {**self._meeting_values(meeting), "next_seq": 1, "leg_count": 0}
+        await self._session.execute(insert(MeetingRow).values(**values))
+        self._meetings[meeting.id] = values
+        await self.save(meeting)
+
     async def save(self, meeting: Meeting) -> None:
-        await self._session.execute(
-            update(MeetingRow)
-            .where(MeetingRow.id == meeting.id)
-            .values(**self._meeting_values(meeting))
-        )
-        for position, leg in enumerate(meeting.legs):
-            values = self._leg_values(leg)
-            before = self._loaded.get(leg.id)
-            if before is None:
-                self._session.add(LegRow(meeting_id=meeting.id, position=position, **values))
-            elif before != values:
-                changed = {k: v for k, v in values.items() if before[k] != v}
+        """Write what changed since load: one UPDATE of the meeting at most, new legs at once."""
+        before = self._meetings[meeting.id]
+        new_legs = []
+        for leg in meeting.legs:
+            leg_values = self._leg_values(leg)
+            previous = self._legs.get(leg.id)
+            if previous is None:
+                position = before["leg_count"] + len(new_legs)
+                new_legs.append({**leg_values, "meeting_id": meeting.id, "position": position})
+            elif previous != leg_values:
+                leg_changed = {k: v for k, v in leg_values.items() if previous[k] != v}
                 await self._session.execute(
-                    update(LegRow).where(LegRow.id == leg.id).values(**changed)
+                    update(LegRow).where(LegRow.id == leg.id).values(**leg_changed)
                 )
-            self._loaded[leg.id] = values
-        await self._session.flush()
+            self._legs[leg.id] = leg_values
+        if new_legs:
+            await self._session.execute(insert(LegRow), new_legs)
+        values = self._meeting_values(meeting)
+        changed = {k: v for k, v in values.items() if before.get(k) != v}
+        if "pending_next_seq" in before:
+            changed["next_seq"] = before.pop("pending_next_seq")
+        if new_legs:
+            changed["leg_count"] = before["leg_count"] + len(new_legs)
+        if changed:
+            await self._session.execute(
+                update(MeetingRow).where(MeetingRow.id == meeting.id).values(**changed)
+            )
+            before.update(changed)
 
 
 class EventRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def reserve_seqs(self, meeting_id: str, count: int) -> int:
-        """The first of `count` consecutive sequence numbers (the meeting row is locked)."""
-        first = await self._session.scalar(
-            select(MeetingRow.next_seq).where(MeetingRow.id == meeting_id)
-        )
+    async def add_all(self, events: list[StoredEvent], pushed: bool) -> None:
+        """Store pushes; `pushed` ones are due for delivery at once."""
         await self._session.execute(
-            update(MeetingRow)
-            .where(MeetingRow.id == meeting_id)
-            .values(next_seq=MeetingRow.next_seq + count)
-        )
-        return int(first or 1)
-
-    def add(self, event: StoredEvent, next_attempt_at: float | None) -> None:
-        self._session.add(
-            EventRow(
-                **dataclasses.asdict(event),
-                next_attempt_at=next_attempt_at,
-                pending_since=event.created_at if next_attempt_at is not None else None,
-            )
+            insert(EventRow),
+            [
+                {
+                    **dataclasses.asdict(event),
+                    "next_attempt_at": event.created_at if pushed else None,
+                    "pending_since": event.created_at if pushed else None,
+                }
+                for event in events
+            ],
         )
 
     async def for_meeting(self, meeting_id: str, after: int, limit: int) -> list[StoredEvent]:

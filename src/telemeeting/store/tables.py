@@ -10,6 +10,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -66,6 +67,8 @@ class MeetingRow(Base):
     expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     end_reason: Mapped[str] = mapped_column(String(32), default="")
     next_seq: Mapped[int] = mapped_column(Integer, default=1)
+    ever_joined: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    leg_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (
         # A room number is unique among the app's meetings that have not ended (spec §6.1).
@@ -100,6 +103,8 @@ class LegRow(Base):
     ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     end_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
     muted: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (Index("ix_legs_meeting_state", "meeting_id", "state"),)
 
 
 class EventRow(Base):

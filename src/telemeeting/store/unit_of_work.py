@@ -7,6 +7,7 @@ from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from telemeeting.store.database import READ_ONLY
 from telemeeting.store.outbox import OutboxRepository
 from telemeeting.store.repositories import (
     AccountRepository,
@@ -62,9 +63,16 @@ class Database:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+        self._readers = async_sessionmaker(
+            engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False, autoflush=False
+        )
 
     def unit_of_work(self) -> UnitOfWork:
         return UnitOfWork(self._sessions)
+
+    def reader(self) -> UnitOfWork:
+        """A transaction that only reads: on SQLite it does not wait for the write lock."""
+        return UnitOfWork(self._readers)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

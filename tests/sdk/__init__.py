@@ -1,0 +1,1 @@
+"""The Python SDK, its webhooks helpers, the client CLI and the demo."""
