@@ -302,10 +302,19 @@ class Api:
         assert reply.code == "0", reply.body
         return reply.body["meid"]
 
-    def invite(self, meid: str, *phones: str, env: str = "sandbox", **params: Any) -> Reply:
+    def invite(
+        self,
+        meid: str,
+        *phones: str,
+        env: str = "sandbox",
+        headers: dict[str, str] | None = None,
+        **params: Any,
+    ) -> Reply:
         parties = [{"name": f"p{i}", "phone": phone} for i, phone in enumerate(phones)]
         return self.post(
-            {"action": "inviteJoinMeeting", "confid": meid, "parties": parties, **params}, env=env
+            {"action": "inviteJoinMeeting", "confid": meid, "parties": parties, **params},
+            env=env,
+            headers=headers,
         )
 
     def query(self, meid: str, env: str = "sandbox") -> dict[str, Any]:

@@ -5,66 +5,79 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from telemeeting.service.acceptance import Acceptance
 from telemeeting.service.meetings import MeetingService
 from telemeeting.store.records import App
 from telemeeting.wire import actions as wa
 
-Handler = Callable[[MeetingService, App, dict[str, Any], str], Awaitable[dict[str, Any]]]
+Handler = Callable[[MeetingService, App, dict[str, Any], Acceptance], Awaitable[dict[str, Any]]]
 
 
 async def create_meeting(
-    service: MeetingService, app: App, body: dict[str, Any], request_id: str
+    service: MeetingService, app: App, body: dict[str, Any], accept: Acceptance
 ) -> dict[str, Any]:
-    meid = await service.create_meeting(app, wa.parse_create_meeting(body), request_id)
+    meid = await service.create_meeting(app, wa.parse_create_meeting(body), accept)
     return {"meid": meid}
 
 
 async def invite(
-    service: MeetingService, app: App, body: dict[str, Any], request_id: str
+    service: MeetingService, app: App, body: dict[str, Any], accept: Acceptance
 ) -> dict[str, Any]:
-    await service.invite(app, wa.parse_invite(body), request_id)
+    await service.invite(app, wa.parse_invite(body), accept)
     return {}
 
 
 async def destroy_meeting(
-    service: MeetingService, app: App, body: dict[str, Any], request_id: str
+    service: MeetingService, app: App, body: dict[str, Any], accept: Acceptance
 ) -> dict[str, Any]:
-    await service.destroy_meeting(app, wa.parse_meeting_ref(body))
+    await service.destroy_meeting(app, wa.parse_meeting_ref(body), accept)
     return {}
 
 
 async def query_meeting(
-    service: MeetingService, app: App, body: dict[str, Any], request_id: str
+    service: MeetingService, app: App, body: dict[str, Any], accept: Acceptance
 ) -> dict[str, Any]:
     return {"meeting": await service.query_meeting(app, wa.parse_meeting_ref(body))}
 
 
 async def mute_member(
-    service: MeetingService, app: App, body: dict[str, Any], request_id: str
+    service: MeetingService, app: App, body: dict[str, Any], accept: Acceptance
 ) -> dict[str, Any]:
-    await service.set_muted(app, wa.parse_member_ref(body), True)
+    await service.set_muted(app, wa.parse_member_ref(body), True, accept)
     return {}
 
 
 async def unmute_member(
-    service: MeetingService, app: App, body: dict[str, Any], request_id: str
+    service: MeetingService, app: App, body: dict[str, Any], accept: Acceptance
 ) -> dict[str, Any]:
-    await service.set_muted(app, wa.parse_member_ref(body), False)
+    await service.set_muted(app, wa.parse_member_ref(body), False, accept)
     return {}
 
 
 async def kick_member(
-    service: MeetingService, app: App, body: dict[str, Any], request_id: str
+    service: MeetingService, app: App, body: dict[str, Any], accept: Acceptance
 ) -> dict[str, Any]:
-    await service.kick_member(app, wa.parse_member_ref(body))
+    await service.kick_member(app, wa.parse_member_ref(body), accept)
     return {}
 
 
 async def query_events(
-    service: MeetingService, app: App, body: dict[str, Any], request_id: str
+    service: MeetingService, app: App, body: dict[str, Any], accept: Acceptance
 ) -> dict[str, Any]:
     return {"events": await service.query_events(app, wa.parse_events_query(body))}
 
+
+#: Actions that change something: an Idempotency-Key applies to these (spec §6.7).
+MUTATING = frozenset(
+    {
+        wa.CREATE_MEETING,
+        wa.INVITE,
+        wa.DESTROY_MEETING,
+        wa.MUTE_MEMBER,
+        wa.UNMUTE_MEMBER,
+        wa.KICK_MEMBER,
+    }
+)
 
 HANDLERS: dict[str, Handler] = {
     wa.CREATE_MEETING: create_meeting,

@@ -13,10 +13,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from telemeeting.api.actions import HANDLERS
+from telemeeting.api.actions import HANDLERS, MUTATING
+from telemeeting.api.idempotency import HEADER as IDEMPOTENCY_HEADER
+from telemeeting.api.idempotency import IdempotencyGate, body_hash, parse_key
 from telemeeting.bootstrap import Platform
 from telemeeting.domain import errors
 from telemeeting.network import client_address
+from telemeeting.service.acceptance import Acceptance
+from telemeeting.store.idempotency import Claim, IdempotencyKey
 from telemeeting.wire.actions import ACTIONS_BY_FUNC_URL
 from telemeeting.wire.body import MAX_BODY_BYTES, parse_body
 from telemeeting.wire.envelope import CONTENT_TYPE, dump, envelope
@@ -82,6 +86,7 @@ class ApiEndpoint:
         settings = platform.settings.server
         self._sandbox_port = settings.sandbox_port
         self._by_host = settings.environment_by == "host"
+        self._idempotency = IdempotencyGate(platform.db)
 
     def environment(self, request: Request) -> str:
         if self._by_host:
@@ -139,10 +144,29 @@ class ApiEndpoint:
         balance = caller.account.balance
         if balance is not None and balance <= 0:
             raise WireError(Status.NO_BALANCE)
+        key = self._idempotency_key(request, action, caller.account.sid)
+        if key is not None:
+            claim = await self._idempotency.claim(key, body_hash(body))
+            if claim.outcome is Claim.REPLAY and claim.response is not None:
+                log.info("api.replayed", action=action, appid=appid, key=key.key)
+                first = dict(claim.response)
+                return _respond(Status.OK, first.pop("requestId"), **first)
         request_id = platform.request_ids.next(now)
-        extra = await HANDLERS[action](platform.service, app, body, request_id)
+        try:
+            extra = await HANDLERS[action](platform.service, app, body, Acceptance(request_id, key))
+        except BaseException:
+            if key is not None:
+                await self._idempotency.release(key)
+            raise
         log.info("api.accepted", action=action, appid=appid, request_id=request_id)
         return _respond(Status.OK, request_id, **extra)
+
+    @staticmethod
+    def _idempotency_key(request: Request, action: str, sid: str) -> IdempotencyKey | None:
+        value = request.headers.get(IDEMPOTENCY_HEADER)
+        if value is None or action not in MUTATING:
+            return None
+        return IdempotencyKey(sid, parse_key(value))
 
 
 def create_app(platform: Platform) -> Starlette:

@@ -25,6 +25,7 @@ from telemeeting.domain.model import (
     Meeting,
     MeetingState,
 )
+from telemeeting.service.acceptance import Acceptance
 from telemeeting.service.pushes import pushes_for
 from telemeeting.store.outbox import PENDING, STORED
 from telemeeting.store.records import App, StoredEvent
@@ -35,7 +36,6 @@ from telemeeting.wire.phones import parse_phone
 from telemeeting.wire.times import format_wire_time, parse_wall_clock
 
 log = structlog.get_logger(__name__)
-
 
 
 @dataclass(frozen=True)
@@ -68,8 +68,9 @@ class MeetingService:
     # ---- use cases ------------------------------------------------------------------------
 
     async def create_meeting(
-        self, app: App, request: actions.CreateMeeting, request_id: str
+        self, app: App, request: actions.CreateMeeting, accept: Acceptance
     ) -> str:
+        request_id = accept.request_id
         now = self._clock()
         book_at = None
         if request.book:
@@ -112,28 +113,32 @@ class MeetingService:
                 )
                 await uow.meetings.add(meeting)
                 await self._persist(uow, meeting, app)
+                await accept.record(uow, meid=meeting.meid)
         except IntegrityError as exc:  # another request took the room number meanwhile
             raise errors.InvalidRequest("confid is in use") from exc
         if meeting.state is MeetingState.ACTIVE:
             await self._carry_out(meeting, _Orders(app.env, meeting.legs, [], False))
         return meeting.meid
 
-    async def invite(self, app: App, request: actions.Invite, request_id: str) -> None:
+    async def invite(self, app: App, request: actions.Invite, accept: Acceptance) -> None:
         now = self._clock()
         async with self._db.unit_of_work() as uow:
             meeting = await self._find(uow, app, request.confid)
             legs = meeting.invite(
                 [Invitee(p.phone.wire, p.name) for p in request.parties],
-                request_id=request_id,
+                request_id=accept.request_id,
                 custom_parm=request.custom_parm,
                 caller_id=self._party_caller_id(meeting, app),
                 now=now,
             )
             await self._persist(uow, meeting, app)
+            await accept.record(uow)
         if meeting.state is MeetingState.ACTIVE:
             await self._carry_out(meeting, _Orders(app.env, legs, [], False))
 
-    async def destroy_meeting(self, app: App, request: actions.MeetingRef) -> None:
+    async def destroy_meeting(
+        self, app: App, request: actions.MeetingRef, accept: Acceptance
+    ) -> None:
         now = self._clock()
         async with self._db.unit_of_work() as uow:
             meeting = await self._find(uow, app, request.confid)
@@ -141,6 +146,7 @@ class MeetingService:
             reason = CloseReason.CANCELLED if was_booked else CloseReason.DESTROYED
             legs = meeting.close(reason, now)
             await self._persist(uow, meeting, app)
+            await accept.record(uow)
         await self._carry_out(meeting, _Orders(app.env, [], legs, True))
 
     async def query_meeting(self, app: App, request: actions.MeetingRef) -> dict[str, Any]:
@@ -150,19 +156,23 @@ class MeetingService:
             raise errors.MeetingNotFound(request.confid)
         return self._describe(meeting)
 
-    async def set_muted(self, app: App, request: actions.MemberRef, muted: bool) -> None:
+    async def set_muted(
+        self, app: App, request: actions.MemberRef, muted: bool, accept: Acceptance
+    ) -> None:
         async with self._db.unit_of_work() as uow:
             meeting = await self._find(uow, app, request.confid)
             leg = meeting.set_muted(request.phone, muted)
             await uow.meetings.save(meeting)
+            await accept.record(uow)
         await self._driver.set_muted(meeting.id, leg.id, muted)
 
-    async def kick_member(self, app: App, request: actions.MemberRef) -> None:
+    async def kick_member(self, app: App, request: actions.MemberRef, accept: Acceptance) -> None:
         now = self._clock()
         async with self._db.unit_of_work() as uow:
             meeting = await self._find(uow, app, request.confid)
             leg = meeting.kick(request.phone, now)
             await self._persist(uow, meeting, app)
+            await accept.record(uow)
         await self._carry_out(
             meeting, _Orders(app.env, [], [leg], meeting.state is MeetingState.ENDED)
         )

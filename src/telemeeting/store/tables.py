@@ -132,3 +132,17 @@ class EventRow(Base):
         Index("ix_events_delivery_due", "delivery", "next_attempt_at"),
         Index("ix_events_meeting_leg_seq", "meeting_id", "leg_id", "seq"),
     )
+
+
+class IdempotencyRow(Base):
+    """The first accepted answer to an Idempotency-Key (spec §6.7); `response` is NULL while the
+    request that claimed the key is still running."""
+
+    __tablename__ = "idempotency_keys"
+
+    account_sid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    response: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    claimed_at: Mapped[float] = mapped_column(Float)

@@ -8,6 +8,7 @@ from types import TracebackType
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from telemeeting.store.database import READ_ONLY
+from telemeeting.store.idempotency import IdempotencyRepository
 from telemeeting.store.outbox import OutboxRepository
 from telemeeting.store.repositories import (
     AccountRepository,
@@ -31,6 +32,7 @@ class UnitOfWork:
         self.meetings = MeetingRepository(self.session)
         self.events = EventRepository(self.session)
         self.outbox = OutboxRepository(self.session)
+        self.idempotency = IdempotencyRepository(self.session)
         self._after_commit: list[Callable[[], None]] = []
         return self
 
