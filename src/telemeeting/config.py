@@ -7,6 +7,7 @@ Every key is documented in docs/configuration.md.
 from __future__ import annotations
 
 import os
+import socket
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,12 @@ class ServerSettings(BaseModel):
     trusted_proxies: list[str] = Field(default_factory=list)
     #: "listener" (by port) or "host" (a Host whose first label is `sandbox` is the sandbox).
     environment_by: str = "listener"
+    #: This server's stable name among several sharing a database; default `hostname:port`.
+    node_id: str = ""
+
+    @property
+    def node(self) -> str:
+        return self.node_id or f"{socket.gethostname()}:{self.port}"
 
     @field_validator("environment_by")
     @classmethod

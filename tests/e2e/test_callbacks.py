@@ -164,14 +164,15 @@ def test_refused_connections_then_receiver_appears(push_server: Server) -> None:
 
 def test_sigkill_with_pending_events_loses_none(fresh_db: str, tmp_path: Path) -> None:
     port = free_port()
-    server = start_server(fresh_db, tmp_path, env=FAST_CALLBACKS)
+    env = {**FAST_CALLBACKS, "TELEMEETING_SERVER_NODE_ID": "node-a"}  # restarted as itself
+    server = start_server(fresh_db, tmp_path, env=env)
     api = _production_api(server, f"http://127.0.0.1:{port}/cb/ytx")
     meid = api.create_meeting(env="production", parties=[{"phone": NORMAL}, {"phone": BUSY}])
     api.wait_for(meid, lambda m: member(m, BUSY)["state"] == "disconnect", env="production")
     os.kill(server.process.pid, signal.SIGKILL)
     server.process.wait(timeout=10)
     receiver = Receiver(port)
-    server = start_server(fresh_db, tmp_path, env=FAST_CALLBACKS)
+    server = start_server(fresh_db, tmp_path, env=env)
     try:
         api = Api(server, api.tenant)
         pushes = receiver.wait_for(_settled([NORMAL, BUSY]), timeout=40)
@@ -244,3 +245,31 @@ def test_sandbox_apps_get_no_pushes(push_server: Server, receiver: Receiver) -> 
     assert [e["type"] for e in events] == ["MeetingState", "CallState", "CallState", "Call"]
     stored = cli_json("callbacks", "list", "--app", tenant.sandbox_app, db=push_server.db)
     assert {e["delivery"] for e in stored} == {"stored"}
+
+
+def test_two_servers_on_one_database_send_each_event_once(
+    db_kind: str, fresh_db: str, tmp_path: Path, receiver: Receiver
+) -> None:
+    """Several dispatchers share the outbox (FOR UPDATE SKIP LOCKED on PostgreSQL)."""
+    first = start_server(
+        fresh_db, tmp_path, env={**FAST_CALLBACKS, "TELEMEETING_SERVER_NODE_ID": "a"}
+    )
+    second = start_server(
+        fresh_db, tmp_path, env={**FAST_CALLBACKS, "TELEMEETING_SERVER_NODE_ID": "b"}
+    )
+    try:
+        api = _production_api(first, receiver.url)
+        other = Api(second, api.tenant)
+        phones = [f"1380000{i:04d}"[:7] + f"{i:02d}0486" for i in range(10)]
+        meids = []
+        for i, phone in enumerate(phones):
+            side = api if i % 2 else other
+            meids.append(side.create_meeting(env="production", parties=[{"phone": phone}]))
+        pushes = receiver.wait_for(_settled(phones), timeout=30)
+        time.sleep(1.0)  # anything sent twice would arrive by now
+        pushes = receiver.pushes()
+        assert len({p.event_id for p in pushes}) == len(pushes) == 4 * len(phones)
+        _assert_leg_order(pushes)
+    finally:
+        first.stop()
+        second.stop()

@@ -95,13 +95,14 @@ def test_environment_by_host_header(fresh_db: str, tmp_path: Path) -> None:
 
 def test_restart_ends_calls_that_were_up_once_each(fresh_db: str, tmp_path: Path) -> None:
     """A SIGKILL loses the calls, never their records: each live leg gets one terminal event."""
-    server = start_server(fresh_db, tmp_path)
+    node = {"TELEMEETING_SERVER_NODE_ID": "node-a"}  # the same node, restarted on another port
+    server = start_server(fresh_db, tmp_path, env=node)
     api = Api(server, server.new_tenant())
     meid = api.create_meeting(parties=[{"phone": NORMAL}, {"phone": "13800000408"}])
     api.wait_for(meid, lambda m: member(m, NORMAL)["state"] == "answer")
     os.kill(server.process.pid, signal.SIGKILL)
     server.process.wait(timeout=10)
-    server = start_server(fresh_db, tmp_path)
+    server = start_server(fresh_db, tmp_path, env=node)
     try:
         api = Api(server, api.tenant)
         meeting = api.wait_for(meid, lambda m: m["state"] == "ended")

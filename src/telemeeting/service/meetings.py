@@ -111,7 +111,7 @@ class MeetingService:
                     caller_id=self._party_caller_id(meeting, app),
                     now=now,
                 )
-                await uow.meetings.add(meeting)
+                await uow.meetings.add(meeting, owner=self._settings.server.node)
                 await self._persist(uow, meeting, app)
                 await accept.record(uow, meid=meeting.meid)
         except IntegrityError as exc:  # another request took the room number meanwhile
@@ -241,9 +241,12 @@ class MeetingService:
             await self._carry_out(meeting, _Orders(app.env, meeting.legs_to_dial(), [], False))
 
     async def recover(self) -> int:
-        """After a restart: calls that were up died with the old process; end them once each."""
-        async with self._db.unit_of_work() as uow:
-            meeting_ids = await uow.meetings.ids_with_live_legs()
+        """After a restart: calls that were up died with the old process; end them once each.
+
+        Only this node's meetings: other servers sharing the database hold their own calls.
+        """
+        async with self._db.reader() as uow:
+            meeting_ids = await uow.meetings.ids_with_live_legs(self._settings.server.node)
         for meeting_id in meeting_ids:
             async with self._db.unit_of_work() as uow:
                 meeting = await uow.meetings.get(meeting_id)

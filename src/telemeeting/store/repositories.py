@@ -123,13 +123,15 @@ class MeetingRepository:
         )
         return list(expired), list(booked)
 
-    async def ids_with_live_legs(self) -> list[str]:
+    async def ids_with_live_legs(self, owner: str) -> list[str]:
+        """Active meetings of `owner` that still have legs ringing or joined."""
         rows = await self._session.scalars(
             select(LegRow.meeting_id)
             .join(MeetingRow, MeetingRow.id == LegRow.meeting_id)
             .where(
                 LegRow.state != LegState.DISCONNECT.value,
                 MeetingRow.state == MeetingState.ACTIVE.value,
+                MeetingRow.owner == owner,
             )
             .distinct()
         )
@@ -180,8 +182,8 @@ class MeetingRepository:
         values["state"] = meeting.state.value
         return values
 
-    async def add(self, meeting: Meeting) -> None:
-        values = {**self._meeting_values(meeting), "next_seq": 1, "leg_count": 0}
+    async def add(self, meeting: Meeting, owner: str = "") -> None:
+        values = {**self._meeting_values(meeting), "next_seq": 1, "leg_count": 0, "owner": owner}
         await self._session.execute(insert(MeetingRow).values(**values))
         self._meetings[meeting.id] = values
         await self.save(meeting)

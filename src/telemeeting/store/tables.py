@@ -69,6 +69,8 @@ class MeetingRow(Base):
     next_seq: Mapped[int] = mapped_column(Integer, default=1)
     ever_joined: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     leg_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: The node whose carrier holds the calls; after a restart it ends only its own lost calls.
+    owner: Mapped[str] = mapped_column(String(128), default="", server_default="")
 
     __table_args__ = (
         # A room number is unique among the app's meetings that have not ended (spec §6.1).
