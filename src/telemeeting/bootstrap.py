@@ -18,8 +18,9 @@ from telemeeting.network import Network, parse_networks
 from telemeeting.service.meetings import MeetingService
 from telemeeting.store.database import create_engine, migrate
 from telemeeting.store.unit_of_work import Database
-from telemeeting.telephony.driver import DriverRouter
+from telemeeting.telephony.driver import Driver, DriverRouter
 from telemeeting.telephony.sim import SimulatedCarrier
+from telemeeting.telephony.sip.driver import SipDriver
 from telemeeting.wire.environments import PRODUCTION, SANDBOX
 from telemeeting.wire.request_id import RequestIdGenerator
 
@@ -44,6 +45,7 @@ class Platform:
 
     async def start(self) -> None:
         await migrate(self.db.engine)
+        await self.driver.start()
         await self.service.recover()
         self._tasks.append(asyncio.create_task(self._clock_loop(), name="meeting-clock"))
         self._tasks.append(asyncio.create_task(self.dispatcher.run(), name="callbacks"))
@@ -67,11 +69,26 @@ class Platform:
             await asyncio.sleep(TICK_SECONDS)
 
 
+def sip_driver(settings: Settings) -> SipDriver:
+    """Media node processes placing real calls through the configured routes."""
+    media = settings.media
+    return SipDriver(
+        settings.sip,
+        nodes=media.workers,
+        ring_timeout_seconds=settings.sip.ring_timeout_seconds,
+        rtp_timeout_seconds=media.rtp_timeout_seconds,
+        extension_delay_seconds=media.extension_delay_seconds,
+        dtmf_tone_seconds=media.dtmf_tone_seconds,
+        dtmf_gap_seconds=media.dtmf_gap_seconds,
+    )
+
+
 def build_platform(settings: Settings, clock: Callable[[], float] = time.time) -> Platform:
     db = Database(create_engine(settings.database.url))
     sim = SimulatedCarrier(settings.sim.ring_seconds, settings.sim.ring_timeout_seconds, clock)
-    # Production uses the configured SIP trunk once the media node exists; until then, the sim.
-    driver = DriverRouter({SANDBOX: sim, PRODUCTION: sim})
+    # The sandbox always uses the simulated carrier; production too until a route is configured.
+    production: Driver = sip_driver(settings) if settings.sip.routes else sim
+    driver = DriverRouter({SANDBOX: sim, PRODUCTION: production})
     service = MeetingService(db, driver, settings, clock)
     dispatcher = Dispatcher(db, settings.callbacks, clock)
     service.pushes_waiting = dispatcher.wake

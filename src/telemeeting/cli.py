@@ -18,7 +18,8 @@ from rich.console import Console
 from rich.table import Table
 
 from telemeeting import logs
-from telemeeting.client.cli import client_cli, demo
+from telemeeting.client import cli as client_commands
+from telemeeting.client.cli import client_cli
 from telemeeting.config import Settings, load_settings
 from telemeeting.service import admin
 from telemeeting.store import outbox
@@ -37,7 +38,6 @@ cli.add_typer(app_cli, name="app")
 callbacks_cli = typer.Typer(no_args_is_help=True, help="Inspect and redeliver status pushes.")
 cli.add_typer(callbacks_cli, name="callbacks")
 cli.add_typer(client_cli, name="client")
-cli.command()(demo)
 console = Console()
 errors = Console(stderr=True)
 
@@ -280,6 +280,34 @@ def callbacks_redeliver(
         console.print(f"{count} event(s) queued for delivery")
 
 
+# ---- demo -------------------------------------------------------------------------------------
+
+
+@cli.command()
+def demo(
+    account_sid: client_commands.SidOption = None,
+    auth_token: client_commands.TokenOption = None,
+    app_id: client_commands.AppOption = None,
+    base_url: client_commands.BaseUrlOption = client_commands.LOCAL_SANDBOX_URL,
+    seconds: Annotated[float, typer.Option(help="Give up waiting after this long")] = 40.0,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Watch a meeting come alive on a running server (by default the local sandbox, with the
+    demo account that `telemeeting serve` created in this directory's database)."""
+    if not (account_sid and auth_token and app_id):
+        found = _with_database(config, db, lambda d: admin.demo_credentials(d, SANDBOX))
+        if found is None:
+            errors.print(
+                "[red]error:[/red] no credentials given and no demo account in the database; "
+                "pass --account-sid, --auth-token and --app-id"
+            )
+            raise typer.Exit(2)
+        account, app = found
+        account_sid, auth_token, app_id = account.sid, account.auth_token, app.appid
+    client_commands.demo(account_sid, auth_token, app_id, base_url, seconds)
+
+
 # ---- serve ------------------------------------------------------------------------------------
 
 
@@ -303,7 +331,7 @@ async def _provision_demo(db: Database, settings: Settings) -> None:
     await migrate(db.engine)
     if not await admin.is_empty(db):
         return
-    account = await admin.create_account(db, name="demo")
+    account = await admin.create_account(db, name=admin.DEMO_ACCOUNT_NAME)
     sandbox = await admin.create_app(db, account_sid=account.sid, env=SANDBOX, name="demo test app")
     production = await admin.create_app(
         db, account_sid=account.sid, env=PRODUCTION, name="demo production app"

@@ -92,7 +92,21 @@ class SipSettings(BaseModel):
     local_port: int = 5060
     rtp_port_min: int = 20000
     rtp_port_max: int = 29999
+    #: An unanswered call is cancelled after this long (then 未应答|无应答).
+    ring_timeout_seconds: float = 30.0
     routes: list[SipRoute] = Field(default_factory=list)
+
+
+class MediaSettings(BaseModel):
+    #: Media node processes (each owns whole meetings); one per core is the most useful.
+    workers: int = Field(1, ge=1, le=64)
+    #: A leg that sends no RTP for this long is hung up (呼叫失败).
+    rtp_timeout_seconds: float = 30.0
+    #: An extension's digits start this long after answer …
+    extension_delay_seconds: float = 1.0
+    #: … each digit lasts this long, with this gap between digits.
+    dtmf_tone_seconds: float = 0.16
+    dtmf_gap_seconds: float = 0.1
 
 
 class Settings(BaseSettings):
@@ -112,6 +126,7 @@ class Settings(BaseSettings):
     sim: SimSettings = Field(default_factory=SimSettings)
     callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
     sip: SipSettings = Field(default_factory=SipSettings)
+    media: MediaSettings = Field(default_factory=MediaSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -273,3 +273,28 @@ def test_two_servers_on_one_database_send_each_event_once(
     finally:
         first.stop()
         second.stop()
+
+
+def test_sdk_verifies_and_parses_genuine_pushes(push_server: Server, receiver: Receiver) -> None:
+    from telemeeting.client import webhooks
+    from telemeeting.client.models import CallRecord, CallState, MeetingStateChange
+
+    api = _production_api(push_server, receiver.url)
+    api.create_meeting(env="production", parties=[{"phone": BUSY}], CustomParm="sdk")
+    pushes = receiver.wait_for(_settled([BUSY]))
+    token = api.tenant.token
+    parsed = []
+    for push in pushes:
+        assert webhooks.verify(push.headers, push.raw, token) > 0
+        parsed.extend(webhooks.parse(f"{push.path}?{push.kind}", push.raw))
+        with pytest.raises(webhooks.WebhookVerificationError):
+            webhooks.verify(push.headers, push.raw.replace(b"}", b" }", 1), token)
+        with pytest.raises(webhooks.WebhookVerificationError):
+            webhooks.verify(push.headers, push.raw, "f" * 32)
+        with pytest.raises(webhooks.WebhookVerificationError):
+            webhooks.verify(push.headers, push.raw, token, now=time.time() + 3600)
+    states = [e for e in parsed if isinstance(e, CallState)]
+    assert [s.state for s in states] == ["callout", "disconnect"]
+    assert states[-1].reason == "用户忙" and states[-1].custom_parm == "sdk"
+    assert sum(isinstance(e, CallRecord) for e in parsed) == 1
+    assert any(isinstance(e, MeetingStateChange) for e in parsed)

@@ -98,13 +98,22 @@ class Sipp:
     """One sipp UAS process for one call (`-m 1`): its exit status says whether our side
     followed the scenario."""
 
-    def __init__(self, workdir: Path, scenario: str, *args: str, **keys: str) -> None:
+    def __init__(self, workdir: Path, scenario: str, *args: str, **fill: str) -> None:
+        """`fill` replaces `{{name}}` in the scenario (sipp cannot take a status from -key)."""
         binary = need("sipp")
         self.port, self.media_port, self.control_port = free_ports(3)
         self.messages = workdir / f"sipp-{self.port}-messages.log"
         self.errors = workdir / f"sipp-{self.port}-errors.log"
         command = [binary]
-        command += ["-sn", "uas"] if scenario == "uas" else ["-sf", str(SCENARIOS / scenario)]
+        if scenario == "uas":
+            command += ["-sn", "uas"]
+        else:
+            text = (SCENARIOS / scenario).read_text()
+            for key, value in fill.items():
+                text = text.replace("{{" + key + "}}", value)
+            path = workdir / f"{self.port}-{scenario}"
+            path.write_text(text)
+            command += ["-sf", str(path)]
         command += [
             "-i", HOST, "-p", str(self.port), "-mi", HOST, "-mp", str(self.media_port),
             "-cp", str(self.control_port), "-m", "1", "-nostdin",
@@ -113,8 +122,6 @@ class Sipp:
             "-trace_err", "-error_file", str(self.errors),
             *args,
         ]  # fmt: skip
-        for key, value in keys.items():
-            command += ["-key", key, value]
         self.process = subprocess.Popen(
             command, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )

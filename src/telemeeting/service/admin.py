@@ -111,6 +111,19 @@ async def update_app(db: Database, appid: str, **values: Any) -> App:
     return replace(app, **values)
 
 
+DEMO_ACCOUNT_NAME = "demo"
+
+
+async def demo_credentials(db: Database, env: str) -> tuple[Account, App] | None:
+    """The demo account that `serve` created on first start, and its app in `env`."""
+    async with db.reader() as uow:
+        for account in await uow.accounts.named(DEMO_ACCOUNT_NAME):
+            for app in await uow.apps.of_account(account.sid):
+                if app.env == env:
+                    return account, app
+    return None
+
+
 async def is_empty(db: Database) -> bool:
     async with db.unit_of_work() as uow:
         return await uow.accounts.count() == 0

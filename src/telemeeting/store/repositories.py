@@ -43,6 +43,13 @@ class AccountRepository:
         )
         return result.rowcount > 0
 
+    async def named(self, name: str) -> list[Account]:
+        """Accounts with this label, oldest first."""
+        rows = await self._session.scalars(
+            select(AccountRow).where(AccountRow.name == name).order_by(AccountRow.created_at)
+        )
+        return [_record(Account, row) for row in rows]
+
     async def count(self) -> int:
         return (
             await self._session.execute(select(func.count()).select_from(AccountRow))
@@ -59,6 +66,12 @@ class AppRepository:
 
     async def add(self, app: App) -> None:
         self._session.add(AppRow(**dataclasses.asdict(app)))
+
+    async def of_account(self, account_sid: str) -> list[App]:
+        rows = await self._session.scalars(
+            select(AppRow).where(AppRow.account_sid == account_sid).order_by(AppRow.created_at)
+        )
+        return [_record(App, row) for row in rows]
 
     async def update(self, appid: str, **values: Any) -> bool:
         result = await self._session.execute(

@@ -58,6 +58,9 @@ class Driver(Protocol):
     async def end_meeting(self, meeting_id: str) -> None:
         """Release everything the meeting still holds."""
 
+    async def start(self) -> None:
+        """Acquire what the driver needs (ports, processes) so that errors surface at startup."""
+
     async def close(self) -> None: ...
 
 
@@ -69,7 +72,7 @@ class DriverRouter:
         self._owner: dict[str, Driver] = {}
 
     def attach(self, sink: ReportSink) -> None:
-        for driver in {id(d): d for d in self._by_env.values()}.values():
+        for driver in self._drivers():
             driver.attach(sink)
 
     async def dial(self, order: DialOrder) -> None:
@@ -89,6 +92,13 @@ class DriverRouter:
         if driver := self._owner.pop(meeting_id, None):
             await driver.end_meeting(meeting_id)
 
+    def _drivers(self) -> list[Driver]:
+        return list({id(d): d for d in self._by_env.values()}.values())
+
+    async def start(self) -> None:
+        for driver in self._drivers():
+            await driver.start()
+
     async def close(self) -> None:
-        for driver in {id(d): d for d in self._by_env.values()}.values():
+        for driver in self._drivers():
             await driver.close()

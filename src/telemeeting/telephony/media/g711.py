@@ -68,6 +68,28 @@ _ENCODE = {PCMU: ULAW_ENCODE, PCMA: ALAW_ENCODE}
 SILENCE_BYTE = {PCMU: int(ULAW_ENCODE[0]), PCMA: int(ALAW_ENCODE[0])}
 
 
+# Both laws in one table, so a tick can decode/encode every member in one gather whatever
+# mix of PCMU and PCMA the room has: A-law rows are offset by 256 (decode) or 65,536 (encode).
+Rows = npt.NDArray[np.bool_]
+_DECODE_BOTH = np.concatenate([ULAW_DECODE, ALAW_DECODE])
+_ENCODE_BOTH = np.concatenate([ULAW_ENCODE, ALAW_ENCODE])
+
+
+def decode_frames(codes: npt.NDArray[np.uint8], alaw: Rows) -> npt.NDArray[np.int16]:
+    """(n, k) encoded bytes to (n, k) samples; row i is A-law where alaw[i], else µ-law."""
+    if not alaw.any():
+        return ULAW_DECODE[codes]
+    return _DECODE_BOTH[codes.astype(np.intp) + (alaw[:, None] << 8)]
+
+
+def encode_frames(samples: npt.NDArray[np.int16], alaw: Rows) -> npt.NDArray[np.uint8]:
+    """(n, k) samples to (n, k) encoded bytes; row i is A-law where alaw[i], else µ-law."""
+    index = samples.astype(np.int16, copy=False).view(np.uint16)
+    if not alaw.any():
+        return ULAW_ENCODE[index]
+    return _ENCODE_BOTH[index.astype(np.intp) + (alaw[:, None].astype(np.intp) << 16)]
+
+
 def is_g711(payload_type: int) -> bool:
     return payload_type in _DECODE
 

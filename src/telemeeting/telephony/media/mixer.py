@@ -2,6 +2,8 @@
 
 Summing in int32 and subtracting each member's own contribution costs one pass whatever the room
 size; the result is hard-clipped to 16 bits (a sum of loud talkers would otherwise wrap around).
+All rooms of a process are mixed in one vectorised pass: numpy's per-call overhead, not the
+arithmetic, is what costs at 160 samples a frame.
 """
 
 from __future__ import annotations
@@ -15,10 +17,25 @@ Frames = npt.NDArray[np.int16]
 
 
 def mix_minus(frames: Frames, speaking: npt.NDArray[np.bool_]) -> Frames:
-    """frames: (n, 160) int16, what each member said; speaking: (n,) bool, whose voice counts
-    (False for muted members and for silence). Returns (n, 160) int16, what each member hears."""
-    heard = frames.astype(np.int32) * speaking[:, None]
-    out = heard.sum(axis=0, dtype=np.int32)[None, :] - heard
+    """One room. frames: (n, 160) int16, what each member said; speaking: (n,) bool, whose voice
+    counts (False for muted members and for silence). Returns what each member hears."""
+    count = len(frames)
+    return mix_rooms(frames, speaking, np.zeros(1, np.intp), np.zeros(count, np.intp))
+
+
+def mix_rooms(
+    frames: Frames,
+    speaking: npt.NDArray[np.bool_],
+    starts: npt.NDArray[np.intp],
+    room_of: npt.NDArray[np.intp],
+) -> Frames:
+    """Many rooms at once: members of a room are contiguous rows; `starts` holds each room's
+    first row (rooms are never empty) and `room_of` each row's room."""
+    heard = frames.astype(np.int32)
+    heard[~speaking] = 0
+    sums = np.add.reduceat(heard, starts, axis=0)
+    out = sums[room_of]
+    out -= heard
     np.clip(out, -32768, 32767, out=out)
     return out.astype(np.int16)
 

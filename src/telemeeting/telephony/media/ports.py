@@ -27,7 +27,9 @@ class PortPool:
     def in_use(self) -> int:
         return len(self._in_use)
 
-    async def bind(self, host: str, factory: Callable[[], P]) -> tuple[asyncio.DatagramTransport, P, int]:
+    async def bind(
+        self, host: str, factory: Callable[[], P]
+    ) -> tuple[asyncio.DatagramTransport, P, int]:
         """Bind the next free port, skipping ports another program holds."""
         loop = asyncio.get_running_loop()
         for _ in range(len(self._ports)):

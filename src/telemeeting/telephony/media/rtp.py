@@ -56,7 +56,14 @@ class RtpPacket:
         return cls(payload_type, sequence, timestamp, ssrc, data[start:end], bool(second & 0x80))
 
 
-def pack(payload_type: int, sequence: int, timestamp: int, ssrc: int, payload: bytes, marker: bool = False) -> bytes:
+def pack(
+    payload_type: int,
+    sequence: int,
+    timestamp: int,
+    ssrc: int,
+    payload: bytes,
+    marker: bool = False,
+) -> bytes:
     """Build a packet without allocating an RtpPacket (used once per leg per tick)."""
     return (
         _HEADER.pack(

@@ -50,9 +50,7 @@ def offer(host: str, port: int, session_id: int, version: int = 1) -> str:
 
 def answer(host: str, port: int, session_id: int, version: int, remote: MediaDescription) -> str:
     """Our answer to a (re-)offer: its first G.711 format and its telephone-event, if any."""
-    return _describe(
-        host, port, session_id, version, [remote.codec()], remote.dtmf_payload_type()
-    )
+    return _describe(host, port, session_id, version, [remote.codec()], remote.dtmf_payload_type())
 
 
 def _describe(

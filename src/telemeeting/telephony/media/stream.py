@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import random
+import struct
 import time
 from collections.abc import Callable, Iterator
-
-import numpy as np
-import numpy.typing as npt
+from typing import cast
 
 from telemeeting.telephony.media import g711, rtp
 from telemeeting.telephony.media.dtmf import EventFrame, plan
@@ -17,6 +16,7 @@ from telemeeting.telephony.media.jitter import JitterBuffer
 
 _TICK_UNITS = 160
 _DONE = object()
+_FIXED = struct.Struct("!BBH")
 
 
 class RtpStream(asyncio.DatagramProtocol):
@@ -41,33 +41,32 @@ class RtpStream(asyncio.DatagramProtocol):
 
     # receiving ----------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        packet = rtp.RtpPacket.parse(data)
-        if packet is None:
+        if len(data) <= rtp.HEADER_SIZE:
             return
+        first, second, sequence = _FIXED.unpack_from(data)
+        if first == 0x80:  # the usual packet: version 2, no padding, extension or CSRC
+            payload_type, payload = second & 0x7F, data[rtp.HEADER_SIZE :]
+        else:
+            packet = rtp.RtpPacket.parse(data)
+            if packet is None:
+                return
+            payload_type, payload = packet.payload_type, packet.payload
         self.rx_packets += 1
         self.last_rx = self._clock()
-        if g711.is_g711(packet.payload_type):
-            self.jitter.put(packet.sequence, (packet.payload_type, packet.payload))
-        elif packet.payload_type == self.dtmf_payload_type:
+        if payload_type == g711.PCMU or payload_type == g711.PCMA:
+            self.jitter.put(sequence, (payload_type, payload))
+        elif payload_type == self.dtmf_payload_type:
             self.rx_events += 1
 
     def error_received(self, exc: Exception) -> None:
         """ICMP port unreachable while the peer sets up: nothing to do, RTP is best effort."""
 
-    def read_frame(self) -> npt.NDArray[np.int16] | None:
-        """This tick's 20 ms of the peer's voice, or None for silence."""
-        item = self.jitter.pop()
-        if item is None:
-            return None
-        payload_type, payload = item
-        samples = g711.decode(payload_type, payload)
-        if len(samples) != g711.FRAME_SAMPLES:  # a peer ignoring ptime 20: fit to the tick
-            samples = np.resize(samples, g711.FRAME_SAMPLES)
-        return samples
+    def read_payload(self) -> tuple[int, bytes] | None:
+        """This tick's 20 ms from the peer as (payload type, G.711 bytes), or None for silence."""
+        return self.jitter.pop()
 
     # sending ------------------------------------------------------------------------------
     def send_extension(
@@ -78,8 +77,9 @@ class RtpStream(asyncio.DatagramProtocol):
         self._dtmf_done = asyncio.get_running_loop().create_future()
         return self._dtmf_done
 
-    def write_frame(self, samples: npt.NDArray[np.int16] | None) -> None:
-        """Send this tick's frame (None: silence); a pending extension digit takes its place."""
+    def write_payload(self, payload: bytes | None) -> None:
+        """Send this tick's frame, already encoded in our payload type (None: silence); a
+        pending extension digit takes its place."""
         if self._dtmf is not None:
             step = next(self._dtmf, _DONE)
             if step is _DONE:
@@ -87,10 +87,8 @@ class RtpStream(asyncio.DatagramProtocol):
             elif isinstance(step, EventFrame):
                 self._send_event(step)
                 return
-        if samples is None:
+        if payload is None:
             payload = g711.silence(self.payload_type)
-        else:
-            payload = g711.encode(self.payload_type, samples)
         self._send(self.payload_type, self._timestamp, payload, False)
         self._timestamp += _TICK_UNITS
 

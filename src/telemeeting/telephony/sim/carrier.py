@@ -101,6 +101,9 @@ class SimulatedCarrier:
         for leg_id in [k for k, v in self._legs.items() if v.order.meeting_id == meeting_id]:
             await self.hang_up(meeting_id, leg_id)
 
+    async def start(self) -> None:
+        """Nothing to acquire: the simulator needs no ports."""
+
     async def close(self) -> None:
         for leg_id in list(self._legs):
             await self.hang_up("", leg_id)

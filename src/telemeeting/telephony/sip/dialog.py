@@ -46,7 +46,7 @@ class Dialog:
         if cseq is None:
             self.local_cseq += 1
             cseq = self.local_cseq
-        uri, routes = self._request_uri_and_routes()
+        uri, routes, hop = self._request_uri_and_routes()
         request = SipRequest(method=method, uri=uri)
         request.add("Via", via)
         request.add("Max-Forwards", "70")
@@ -56,13 +56,14 @@ class Dialog:
         request.add("CSeq", f"{cseq} {method}")
         for route in routes:
             request.add("Route", route)
-        hop = NameAddr.parse(routes[0]).uri if routes else uri
         return request, SipUri.parse(hop).address
 
-    def _request_uri_and_routes(self) -> tuple[str, list[str]]:
+    def _request_uri_and_routes(self) -> tuple[str, list[str], str]:
+        """(Request-URI, Route headers, next hop URI)."""
         if not self.route_set:
-            return self.remote_target, []
+            return self.remote_target, [], self.remote_target
         first = NameAddr.parse(self.route_set[0])
         if "lr" in SipUri.parse(first.uri).params:
-            return self.remote_target, list(self.route_set)
-        return first.uri, [*self.route_set[1:], f"<{self.remote_target}>"]
+            return self.remote_target, list(self.route_set), first.uri
+        # a strict router is the Request-URI, and the request goes to it
+        return first.uri, [*self.route_set[1:], f"<{self.remote_target}>"], first.uri

@@ -26,8 +26,8 @@ from telemeeting.telephony.media.ports import PortPool
 from telemeeting.telephony.media.stream import RtpStream
 from telemeeting.telephony.sip.routes import RouteSettings, RouteTable
 from telemeeting.telephony.sip.transaction import T1
-from telemeeting.telephony.sip.uac import CallState, OutgoingCall
 from telemeeting.telephony.sip.ua import UserAgent
+from telemeeting.telephony.sip.uac import CallState, OutgoingCall
 
 log = structlog.get_logger(__name__)
 

@@ -162,7 +162,7 @@ def parse(data: bytes) -> SipRequest | SipResponse:
         headers.append((canonical_name(name), value.strip()))
     message: SipRequest | SipResponse
     if start.startswith("SIP/2.0 "):
-        _, code, reason = (start.split(" ", 2) + [""])[:3]
+        _, code, reason = [*start.split(" ", 2), ""][:3]
         if not code.isdigit():
             raise SipParseError(f"bad status line {start!r}")
         message = SipResponse(headers, b"", int(code), reason)

@@ -18,6 +18,20 @@ class RouteSettings(Protocol):
 
 
 @dataclass(frozen=True)
+class RouteConfig:
+    """A plain, picklable route (what crosses into a media node process)."""
+
+    match: str
+    target: str
+    username: str = ""
+    password: str = ""
+
+    @classmethod
+    def of(cls, route: RouteSettings) -> RouteConfig:
+        return cls(route.match, route.target, route.username, route.password)
+
+
+@dataclass(frozen=True)
 class Credentials:
     username: str
     password: str

@@ -56,6 +56,8 @@ class ClientTransaction:
 
     async def next_response(self, timeout: float | None = None) -> SipResponse | None:
         """The next response (provisional or final), or None when `timeout` passes first."""
+        if not self.responses.empty():
+            return self.responses.get_nowait()
         try:
             return await asyncio.wait_for(self.responses.get(), timeout)
         except TimeoutError:

@@ -4,7 +4,10 @@ requests to the user agent, and repeats its answer when a request is retransmitt
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 from collections.abc import Callable, Iterable
+from typing import cast
 
 import structlog
 
@@ -19,6 +22,7 @@ RequestHandler = Callable[[SipRequest, Addr], None]
 
 #: How long an answered request's response is kept for retransmissions (Timer J, 64·T1).
 _ANSWER_KEEP = 64 * T1
+_RECEIVE_BUFFER = 1 << 20
 
 
 class SipTransport(asyncio.DatagramProtocol):
@@ -31,9 +35,13 @@ class SipTransport(asyncio.DatagramProtocol):
     @classmethod
     async def open(cls, host: str, port: int, on_request: RequestHandler) -> SipTransport:
         loop = asyncio.get_running_loop()
-        _, protocol = await loop.create_datagram_endpoint(
+        transport, protocol = await loop.create_datagram_endpoint(
             lambda: cls(on_request), local_addr=(host, port)
         )
+        sock = transport.get_extra_info("socket")
+        if sock is not None:  # bursts of dial-outs answer at once: don't drop them
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RECEIVE_BUFFER)
         return protocol
 
     @property
@@ -43,8 +51,7 @@ class SipTransport(asyncio.DatagramProtocol):
         return host, port
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self._transport = transport
+        self._transport = cast(asyncio.DatagramTransport, transport)
 
     def error_received(self, exc: Exception) -> None:
         log.debug("sip.socket_error", error=str(exc))

@@ -133,24 +133,26 @@ class OutgoingCall:
                 self._take_sdp(response, early=True)
 
     def _answer_challenge(self, response: SipResponse) -> bool:
+        self._auth = self._challenge_answer(response, "INVITE", self.target)
+        return bool(self._auth)
+
+    def _challenge_answer(
+        self, response: SipResponse, method: str, uri: str
+    ) -> list[tuple[str, str]]:
+        """The (Proxy-)Authorization header answering a 401/407, or [] when we cannot."""
         proxy = response.status == 407
         header = response.get("Proxy-Authenticate" if proxy else "WWW-Authenticate")
         if header is None or self.credentials is None:
-            return False
+            return []
         try:
             challenge = Challenge.parse(header)
             value = authorization(
-                challenge,
-                "INVITE",
-                self.target,
-                self.credentials.username,
-                self.credentials.password,
+                challenge, method, uri, self.credentials.username, self.credentials.password
             )
         except UnsupportedChallenge as exc:
             log.warning("sip.auth_unsupported", call_id=self.call_id, error=str(exc))
-            return False
-        self._auth = [("Proxy-Authorization" if proxy else "Authorization", value)]
-        return True
+            return []
+        return [("Proxy-Authorization" if proxy else "Authorization", value)]
 
     def _take_sdp(self, response: SipResponse, early: bool) -> None:
         if not response.body or "sdp" not in (response.get("Content-Type") or "").lower():
@@ -190,12 +192,19 @@ class OutgoingCall:
         if self.dialog is None:
             return
         self.state = CallState.TERMINATED
-        request, dest = self.dialog.request("BYE", self.ua.via(self.ua.new_branch()))
-        for name, value in self._auth:
-            request.add(name, value)
-        tx = self.ua.send(request, dest)
-        while tx.final is None:  # Timer F ends this with a local 408 at worst
-            if await tx.next_response(64 * self.ua.t1) is None:
+        auth: list[tuple[str, str]] = []
+        for _ in range(_AUTH_ATTEMPTS + 1):
+            request, dest = self.dialog.request("BYE", self.ua.via(self.ua.new_branch()))
+            for name, value in auth:
+                request.add(name, value)
+            tx = self.ua.send(request, dest)
+            while tx.final is None:  # Timer F ends this with a local 408 at worst
+                if await tx.next_response(64 * self.ua.t1) is None:
+                    return
+            if tx.final.status not in (401, 407):
+                return
+            auth = self._challenge_answer(tx.final, "BYE", request.uri)
+            if not auth:
                 return
 
     async def _cancel(self) -> None:

@@ -61,7 +61,7 @@ def _split_hostport(hostport: str) -> tuple[str, int | None]:
 
 @dataclass
 class NameAddr:
-    """`"Display" <sip:uri>;tag=x`, or a bare `sip:uri;tag=x` (where params belong to the header)."""
+    """`"Display" <sip:uri>;tag=x` or a bare `sip:uri;tag=x` (params then belong to the header)."""
 
     uri: str
     display: str = ""

@@ -1,0 +1,894 @@
+"""Callback throughput: how fast the outbox dispatcher pushes status events, against a baseline.
+
+For each target (the real `telemeeting serve` on a temporary SQLite file, then on a fresh
+PostgreSQL database that is dropped afterwards) this starts the server as a subprocess and a
+callback receiver in a separate process, creates meetings on production apps whose parties are
+all busy numbers (…0486: callout, disconnect and CDR within ~0.1 s of dialling), and measures two
+phases:
+
+* **live**: events are pushed while they are being produced. The receiver's arrival times are
+  joined by event id with `events.created_at` (Unix float, written in the transaction of the
+  state change), so the delay is exact although the bodies' timestamps have 1 s resolution.
+* **backlog**: the same number of events is first produced while the receiver refuses them (the
+  server runs with `give_up_after_seconds=0`, so each becomes dead after one attempt), then they
+  are requeued at once with the operator's `redeliver` code path. The drain rate is the
+  dispatcher's capacity, independent of how fast the server can produce events.
+
+Each phase checks that nothing is missing (no event of the app left pending, every stored event
+received), nothing is duplicated, the header seq matches the stored one, and every leg's (and
+meeting's) pushes arrived in seq order. The **baseline** is the same receiver hit directly by one
+httpx client with the dispatcher's connection limits, 64 requests in flight, bodies of the same
+size: what the receiver and loopback can take. Every process started here is stopped again, on
+Ctrl-C too; all traffic is 127.0.0.1.
+
+    python bench/callback_throughput.py                   # both targets, ~1.5 minutes
+    python bench/callback_throughput.py --json            # machine-readable results on stdout
+    python bench/callback_throughput.py --targets sqlite --events 1000
+
+The receiver is this file again, run with `--receiver PORT` (internal).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import signal
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (  # bench/ is not a package: found through sys.path above
+    HOST,
+    cli_json,
+    free_port,
+    fresh_pg_database,
+    machine,
+    percentile,
+    process_cpu_seconds,
+    spawned,
+    system_cpu_ticks,
+    tail,
+    telemeeting_command,
+    wait_until_listening,
+)
+from telemeeting.store.database import create_engine, normalize_url
+from telemeeting.store.unit_of_work import Database
+from telemeeting.wire import callbacks
+from telemeeting.wire.auth import signed_headers
+from telemeeting.wire.envelope import CONTENT_TYPE
+
+ZONE = ZoneInfo("Asia/Shanghai")
+TARGETS = ("sqlite", "postgres")
+REQUEST_TIMEOUT = 30.0
+POLL_SECONDS = 0.1
+#: The dispatcher's in-flight limit (dispatcher.BATCH); the baseline uses the same.
+CONCURRENCY = 64
+#: Budget for one target (server start to stop); a run that overruns it is reported, not hung.
+TARGET_BUDGET_SECONDS = 150.0
+
+log = Console(stderr=True)
+
+
+# ---- settings and results -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Options:
+    """The command line, parsed once and passed down."""
+
+    targets: tuple[str, ...]
+    events: int
+    parties: int
+    gen_concurrency: int
+    drain_timeout: float
+    ring_seconds: float
+    skip_backlog: bool
+    pg_admin_dsn: str
+    as_json: bool
+
+
+@dataclass
+class Phase:
+    """One measured phase of one target (or the baseline); also the shape of `--json` results."""
+
+    target: str
+    phase: str
+    events: int = 0
+    received: int = 0
+    rate: float = 0.0
+    window_s: float = 0.0
+    produced_rate: float | None = None
+    delay_from: str = ""
+    delay_p50_ms: float | None = None
+    delay_p99_ms: float | None = None
+    delay_max_ms: float | None = None
+    drain_s: float | None = None
+    duplicates: int = 0
+    missing: int = 0
+    left_pending: int = 0
+    dead: int = 0
+    unknown: int = 0
+    seq_mismatches: int = 0
+    order_violations: int = 0
+    streams: int = 0
+    extra_attempts: int = 0
+    body_bytes_mean: float = 0.0
+    server_cpu_pct: float | None = None
+    receiver_cpu_pct: float | None = None
+    sender_cpu_pct: float | None = None
+    machine_cpu_pct: float | None = None
+    ratio: float | None = None
+    skipped: str = ""
+
+    @property
+    def clean(self) -> bool:
+        return not (
+            self.skipped
+            or self.duplicates
+            or self.missing
+            or self.left_pending
+            or self.dead
+            or self.unknown
+            or self.seq_mismatches
+            or self.order_violations
+        )
+
+
+# ---- the receiver process -----------------------------------------------------------------------
+
+
+OK_RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+DOWN_RESPONSE = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"
+
+
+class ReceiverState:
+    """What the receiver acknowledged, in arrival order; the benchmark takes it per phase."""
+
+    def __init__(self) -> None:
+        # (arrival time.time(), event id, seq, kind, stream, body bytes)
+        self.records: list[tuple[float, str, int, str, str, int]] = []
+        self.refused = 0
+
+
+def _json_response(payload: object) -> bytes:
+    body = json.dumps(payload).encode()
+    head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    return head.encode() + b"\r\n" + body
+
+
+async def _serve_connection(
+    state: ReceiverState, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    """HTTP/1.1 keep-alive with Content-Length bodies: all that httpx sends, and cheap to parse.
+
+    A bare asyncio parser rather than a framework keeps the receiver far from being the limit.
+    """
+    try:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            method, target, _ = lines[0].split(" ", 2)
+            headers = {}
+            for line in lines[1:]:
+                if ":" in line:
+                    key, value = line.split(":", 1)
+                    headers[key.strip().lower()] = value.strip()
+            length = int(headers.get("content-length", "0"))
+            body = await reader.readexactly(length) if length else b""
+            arrived = time.time()
+            path, _, query = target.partition("?")
+            parts = path.strip("/").split("/")
+            if method == "POST" and parts[0] == "cb" and len(parts) > 1:
+                state.records.append(
+                    (
+                        arrived,
+                        headers.get("x-telemeeting-event-id", ""),
+                        int(headers.get("x-telemeeting-seq", "0") or 0),
+                        query.split("&")[-1],
+                        parts[1],
+                        len(body),
+                    )
+                )
+                writer.write(OK_RESPONSE)
+            elif method == "POST" and parts[0] == "down":
+                state.refused += 1
+                writer.write(DOWN_RESPONSE)
+            elif path == "/_count":
+                streams = Counter(record[4] for record in state.records)
+                writer.write(_json_response({"streams": streams, "refused": state.refused}))
+            elif path == "/_take":  # hand over everything recorded so far, and forget it
+                taken, state.records = state.records, []
+                writer.write(_json_response(taken))
+            else:
+                writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+            await writer.drain()
+            if headers.get("connection", "").lower() == "close":
+                break
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, ValueError):
+        pass
+    finally:
+        writer.close()
+
+
+async def receiver_main(port: int) -> None:
+    """Serve until SIGTERM (the benchmark's stop) or SIGINT."""
+    state = ReceiverState()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    server = await asyncio.start_server(
+        lambda r, w: _serve_connection(state, r, w), HOST, port, backlog=1024
+    )
+    async with server:
+        await stop.wait()
+
+
+class ReceiverClient:
+    """The benchmark's view of the receiver process: counts, and the records of a phase."""
+
+    def __init__(self, port: int, pid: int) -> None:
+        self.port = port
+        self.pid = pid
+
+    def url(self, stream: str, down: bool = False) -> str:
+        return f"http://{HOST}:{self.port}/{'down' if down else 'cb'}/{stream}"
+
+    async def counts(self, client: httpx.AsyncClient) -> dict[str, Any]:
+        response = await client.get(f"http://{HOST}:{self.port}/_count")
+        return dict(response.json())
+
+    async def take(self, client: httpx.AsyncClient) -> list[list[Any]]:
+        response = await client.post(f"http://{HOST}:{self.port}/_take")
+        return list(response.json())
+
+    async def wait_for(
+        self, client: httpx.AsyncClient, stream: str, count: int, deadline: float
+    ) -> None:
+        """Until `count` pushes of `stream` arrived, or the (monotonic) deadline passes."""
+        while time.monotonic() < deadline:
+            if (await self.counts(client))["streams"].get(stream, 0) >= count:
+                return
+            await asyncio.sleep(POLL_SECONDS)
+
+
+# ---- the database, read from outside the server -------------------------------------------------
+
+
+EVENT_COLUMNS = "id, meeting_id, leg_id, seq, kind, created_at, delivery, attempts, pending_since"
+
+
+class EventsTable:
+    """Reads of the `events` table (read-only: no write lock taken on SQLite)."""
+
+    def __init__(self, db_url: str) -> None:
+        self._engine = create_async_engine(normalize_url(db_url))
+
+    async def states(self, appid: str) -> Counter[str]:
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                text("SELECT delivery, count(*) FROM events WHERE app_id = :a GROUP BY delivery"),
+                {"a": appid},
+            )
+            return Counter({str(state): int(n) for state, n in rows})
+
+    async def rows(self, appid: str) -> list[dict[str, Any]]:
+        async with self._engine.connect() as conn:
+            result = await conn.execute(
+                text(f"SELECT {EVENT_COLUMNS} FROM events WHERE app_id = :a"), {"a": appid}
+            )
+            return [dict(row._mapping) for row in result]
+
+    async def wait_settled(self, appid: str, expected: int, deadline: float) -> Counter[str]:
+        """Until `expected` events exist for the app and none is pending (or the deadline)."""
+        states = await self.states(appid)
+        while time.monotonic() < deadline:
+            if sum(states.values()) >= expected and not states.get("pending"):
+                break
+            await asyncio.sleep(POLL_SECONDS * 2)
+            states = await self.states(appid)
+        return states
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+
+async def requeue_dead(db_url: str, appid: str) -> int:
+    """The operator's path (`telemeeting callbacks redeliver --all-dead --app`), in-process so
+    that its start-up does not land in the measured window."""
+    db = Database(create_engine(db_url))
+    try:
+        async with db.unit_of_work() as uow:
+            return await uow.outbox.redeliver(time.time(), app_id=appid)
+    finally:
+        await db.dispose()
+
+
+# ---- producing events ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tenant:
+    base_url: str
+    sid: str
+    token: str
+
+
+def busy_phone(index: int) -> str:
+    """A distinct number ending in 0486: the simulated carrier answers busy (spec §8)."""
+    return f"1{index % 10**6:06d}0486"
+
+
+def events_per_meeting(parties: int) -> int:
+    """MeetingState start, then callout, disconnect and CDR per busy party (no end: nobody
+    ever joined, so the meeting stays active)."""
+    return 1 + 3 * parties
+
+
+async def create_meetings(
+    tenant: Tenant, appid: str, meetings: int, parties: int, concurrency: int, offset: int
+) -> None:
+    """`meetings` createMeeting requests, each dialling `parties` busy numbers at once."""
+    pending = iter(range(meetings))
+    url_path = f"/201612/sid/{tenant.sid}/call/TeleMeeting.wx"
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        for m in pending:
+            base = offset + m * parties
+            body = {
+                "action": "createMeeting",
+                "appid": appid,
+                "meetingname": "cb-bench",
+                "parties": [
+                    {"name": f"p{j}", "phone": busy_phone(base + j)} for j in range(parties)
+                ],
+            }
+            headers, sign = signed_headers(tenant.sid, tenant.token, datetime.now(UTC), ZONE)
+            response = await client.post(
+                f"{tenant.base_url}{url_path}?Sign={sign}",
+                content=json.dumps(body, ensure_ascii=False).encode(),
+                headers=headers,
+            )
+            answer = response.json()
+            if answer.get("statusCode") != "0":
+                raise RuntimeError(f"createMeeting failed: {answer}")
+
+    async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT) as client:
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+
+
+# ---- CPU accounting ------------------------------------------------------------------------------
+
+
+class CpuWindow:
+    """CPU of the server, the receiver, this process and the whole machine between two marks."""
+
+    def __init__(self, server_pid: int | None, receiver_pid: int) -> None:
+        self._pids = {"server": server_pid, "receiver": receiver_pid}
+        self._start = self._sample()
+
+    def _sample(self) -> dict[str, Any]:
+        sample: dict[str, Any] = {
+            name: process_cpu_seconds(pid) if pid else None for name, pid in self._pids.items()
+        }
+        sample["sender"] = time.process_time()
+        sample["machine"] = system_cpu_ticks()
+        sample["at"] = time.monotonic()
+        return sample
+
+    def finish(self, phase: Phase) -> None:
+        end = self._sample()
+        elapsed = max(1e-9, end["at"] - self._start["at"])
+
+        def pct(name: str) -> float | None:
+            a, b = self._start[name], end[name]
+            return None if a is None or b is None else round(100 * (b - a) / elapsed, 1)
+
+        phase.server_cpu_pct = pct("server")
+        phase.receiver_cpu_pct = pct("receiver")
+        phase.sender_cpu_pct = pct("sender")
+        m0, m1 = self._start["machine"], end["machine"]
+        if m0 and m1 and m1[1] > m0[1]:  # 100 % = every core busy
+            phase.machine_cpu_pct = round(100 * (m1[0] - m0[0]) / (m1[1] - m0[1]), 1)
+
+
+# ---- checking and measuring a phase --------------------------------------------------------------
+
+
+def analyse(
+    phase: Phase,
+    records: list[list[Any]],
+    rows: list[dict[str, Any]],
+    stream: str,
+    delay_from: str,
+) -> None:
+    """Join the receiver's records with the stored events by id; fill rate, delays and checks."""
+    mine = [r for r in records if r[4] == stream]
+    stored = {row["id"]: row for row in rows}
+    phase.events = len(stored)
+    phase.received = len(mine)
+    seen: Counter[str] = Counter(r[1] for r in mine)
+    phase.duplicates = sum(n - 1 for n in seen.values() if n > 1)
+    phase.unknown = sum(1 for event_id in seen if event_id not in stored)
+    phase.missing = sum(1 for event_id in stored if event_id not in seen)
+    states = Counter(row["delivery"] for row in rows)
+    phase.left_pending = states.get("pending", 0)
+    phase.dead = states.get("dead", 0)
+    phase.extra_attempts = sum(int(row["attempts"]) for row in rows) - len(rows)
+    if mine:
+        phase.body_bytes_mean = round(statistics.fmean(r[5] for r in mine), 1)
+    arrivals = [r[0] for r in mine]
+    if len(arrivals) > 1:
+        phase.window_s = round(max(arrivals) - min(arrivals), 3)
+        phase.rate = round((len(arrivals) - 1) / max(1e-9, phase.window_s), 1)
+
+    # Order: within each stream (a leg, or the meeting itself) seqs must rise in arrival order.
+    last_seq: dict[tuple[str, str | None], int] = {}
+    first_seen: set[str] = set()
+    delays: list[float] = []
+    for arrived, event_id, seq, _kind, _stream, _size in mine:
+        row = stored.get(event_id)
+        if row is None or event_id in first_seen:
+            continue
+        first_seen.add(event_id)
+        if int(row["seq"]) != int(seq):
+            phase.seq_mismatches += 1
+        key = (row["meeting_id"], row["leg_id"])
+        if key in last_seq and last_seq[key] >= int(row["seq"]):
+            phase.order_violations += 1
+        last_seq[key] = int(row["seq"])
+        origin = row[delay_from]
+        if origin is not None:
+            delays.append(arrived - float(origin))
+    phase.streams = len(last_seq)
+    phase.delay_from = delay_from
+    if delays:
+        delays.sort()
+        phase.delay_p50_ms = round(1000 * percentile(delays, 50), 1)
+        phase.delay_p99_ms = round(1000 * percentile(delays, 99), 1)
+        phase.delay_max_ms = round(1000 * delays[-1], 1)
+    created = [float(row["created_at"]) for row in rows]
+    if delay_from == "created_at" and len(created) > 1 and max(created) > min(created):
+        phase.produced_rate = round((len(created) - 1) / (max(created) - min(created)), 1)
+    if delay_from == "pending_since" and arrivals:
+        since = [float(row["pending_since"]) for row in rows if row["pending_since"] is not None]
+        if since:
+            phase.drain_s = round(max(arrivals) - min(since), 3)
+
+
+# ---- one target ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Running:
+    """A started server with its tenant, and the receiver it pushes to."""
+
+    name: str
+    db_url: str
+    tenant: Tenant
+    server_pid: int
+    receiver: ReceiverClient
+    opts: Options
+    offset: int = 0
+    phases: list[Phase] = field(default_factory=list)
+
+    def app(self, stream: str, down: bool) -> str:
+        """A production app (online) whose pushes go to the receiver's `stream`."""
+        created = cli_json(
+            "app",
+            "create",
+            "--account",
+            self.tenant.sid,
+            "--env",
+            "production",
+            "--callback-url",
+            self.receiver.url(stream, down=down),
+            db=self.db_url,
+        )
+        return str(created["appid"])
+
+    async def produce(self, appid: str) -> int:
+        """Enough busy-party meetings for about `opts.events` events; how many are expected."""
+        meetings = max(1, math.ceil(self.opts.events / events_per_meeting(self.opts.parties)))
+        await create_meetings(
+            self.tenant,
+            appid,
+            meetings,
+            self.opts.parties,
+            self.opts.gen_concurrency,
+            self.offset,
+        )
+        self.offset += meetings * self.opts.parties
+        return meetings * events_per_meeting(self.opts.parties)
+
+    async def live(self, client: httpx.AsyncClient, table: EventsTable) -> Phase:
+        """Push while producing: the delay from each state change to its receipt."""
+        stream = f"{self.name}-live"
+        appid = self.app(stream, down=False)
+        phase = Phase(self.name, "live")
+        cpu = CpuWindow(self.server_pid, self.receiver.pid)
+        began = time.monotonic()
+        expected = await self.produce(appid)
+        deadline = time.monotonic() + self.opts.drain_timeout
+        await self.receiver.wait_for(client, stream, expected, deadline)
+        cpu.finish(phase)
+        await table.wait_settled(appid, expected, deadline)
+        log.print(f"{self.name} live: {expected} events in {time.monotonic() - began:.1f}s")
+        analyse(
+            phase, await self.receiver.take(client), await table.rows(appid), stream, "created_at"
+        )
+        phase.missing += max(0, expected - phase.events)  # never even stored
+        return phase
+
+    async def backlog(self, client: httpx.AsyncClient, table: EventsTable) -> Phase:
+        """Produce while the receiver refuses (each event dies after one attempt), then requeue
+        all at once: the drain rate is the dispatcher's own capacity."""
+        stream = f"{self.name}-backlog"
+        appid = self.app(stream, down=True)
+        phase = Phase(self.name, "backlog")
+        began = time.monotonic()
+        expected = await self.produce(appid)
+        states = await table.wait_settled(
+            appid, expected, time.monotonic() + self.opts.drain_timeout
+        )
+        if states.get("dead", 0) < expected:
+            raise RuntimeError(f"backlog did not build: {dict(states)} of {expected} expected")
+        log.print(f"{self.name} backlog: {expected} dead in {time.monotonic() - began:.1f}s")
+        cli_json(
+            "app", "update", appid, "--callback-url", self.receiver.url(stream), db=self.db_url
+        )
+        await self.receiver.take(client)  # nothing of this stream yet; drop stray records
+        cpu = CpuWindow(self.server_pid, self.receiver.pid)
+        requeued = await requeue_dead(self.db_url, appid)
+        deadline = time.monotonic() + self.opts.drain_timeout
+        await self.receiver.wait_for(client, stream, requeued, deadline)
+        cpu.finish(phase)
+        await table.wait_settled(appid, expected, deadline)
+        analyse(
+            phase,
+            await self.receiver.take(client),
+            await table.rows(appid),
+            stream,
+            "pending_since",
+        )
+        phase.missing += max(0, expected - phase.events)
+        return phase
+
+    async def run(self) -> list[Phase]:
+        table = EventsTable(self.db_url)
+        try:
+            async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT) as client:
+                await self.receiver.take(client)
+                self.phases.append(await self.live(client, table))
+                if not self.opts.skip_backlog:
+                    self.phases.append(await self.backlog(client, table))
+        finally:
+            await table.close()
+        return self.phases
+
+
+def bench_server(
+    name: str, db_url: str, receiver: ReceiverClient, opts: Options, workdir: Path
+) -> list[Phase]:
+    """The real `telemeeting serve` on `db_url`; its production listener gets the requests."""
+    account = cli_json("account", "create", "--name", "cb-bench", db=db_url)
+    port, sandbox_port = free_port(), free_port()
+    args = [
+        *telemeeting_command(),
+        "serve",
+        "--db",
+        db_url,
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--sandbox-port",
+        str(sandbox_port),
+        "--no-demo",
+    ]
+    env = {
+        "TELEMEETING_LIMITS_REQUESTS_PER_SECOND": "0",
+        "TELEMEETING_SIM_RING_SECONDS": str(opts.ring_seconds),
+        # One failed attempt makes an event dead, which is how the backlog phase builds its
+        # backlog. The receiver acknowledges everything else, so no live push should fail.
+        "TELEMEETING_CALLBACKS_GIVE_UP_AFTER_SECONDS": "0",
+    }
+    log_path = workdir / f"{name}.log"
+    with spawned(args, log_path, env) as proc:
+        wait_until_listening(proc, port, log_path)
+        tenant = Tenant(f"http://{HOST}:{port}", account["sid"], account["auth_token"])
+        running = Running(name, db_url, tenant, proc.pid, receiver, opts)
+        phases = asyncio.run(asyncio.wait_for(running.run(), TARGET_BUDGET_SECONDS))
+        if proc.poll() is not None:
+            raise RuntimeError(f"server died during the run:\n{tail(log_path)}")
+        return phases
+
+
+def run_target(name: str, receiver: ReceiverClient, opts: Options, workdir: Path) -> list[Phase]:
+    try:
+        if name == "sqlite":
+            url = f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
+            return bench_server(name, url, receiver, opts, workdir)
+        with fresh_pg_database(opts.pg_admin_dsn) as url:
+            return bench_server(name, url, receiver, opts, workdir)
+    except Exception as exc:  # one broken target must not hide the others
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        log.print(f"[red]{name} skipped:[/red] {reason}", markup=True, highlight=False)
+        return [Phase(name, "-", skipped=reason)]
+
+
+# ---- the baseline -------------------------------------------------------------------------------
+
+
+async def baseline(
+    receiver: ReceiverClient, count: int, body_size: int, deadline: float, shared: bool
+) -> Phase:
+    """The receiver hit directly, 64 requests in flight, same headers (signed) and body size,
+    measured at the receiver like the rest.
+
+    `shared`: one httpx client configured like the dispatcher's (one pool of 64 connections),
+    the reference for the ratio. Otherwise one single-connection client per worker, which costs
+    the sender much less CPU (httpcore scans its whole pool on every request): closer to what
+    the receiver and loopback themselves can take.
+    """
+    stream = "baseline-shared" if shared else "baseline-split"
+    url = callbacks.push_url(receiver.url(stream), "CallState")
+    body = (b'{"pad":"' + b"x" * max(0, body_size - 10) + b'"}')[: max(body_size, 2)]
+    phase = Phase("receiver", "httpx as dispatcher" if shared else "httpx 64 clients")
+    remaining = iter(range(count))
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        for n in remaining:
+            if time.monotonic() > deadline:
+                return
+            timestamp = str(int(time.time()))
+            headers = {
+                "Content-Type": CONTENT_TYPE,
+                callbacks.HEADER_EVENT_ID: uuid.uuid4().hex,
+                callbacks.HEADER_SEQ: str(n + 1),
+                callbacks.HEADER_TIMESTAMP: timestamp,
+                callbacks.HEADER_SIGNATURE: callbacks.signature("secret", timestamp, body),
+            }
+            response = await client.post(url, content=body, headers=headers)
+            response.raise_for_status()
+
+    pool = CONCURRENCY if shared else 1
+    limits = httpx.Limits(max_connections=pool, max_keepalive_connections=pool)
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(
+                httpx.AsyncClient(timeout=10.0, limits=limits, follow_redirects=False)
+            )
+            for _ in range(1 if shared else CONCURRENCY)
+        ]
+        await receiver.take(clients[0])
+        cpu = CpuWindow(None, receiver.pid)
+        await asyncio.gather(*(worker(clients[k % len(clients)]) for k in range(CONCURRENCY)))
+        cpu.finish(phase)
+        records = await receiver.take(clients[0])
+    mine = [r for r in records if r[4] == stream]
+    ids = {r[1] for r in mine}
+    phase.events = count
+    phase.received = len(mine)
+    phase.missing = count - len(ids)
+    phase.duplicates = len(mine) - len(ids)
+    phase.body_bytes_mean = round(statistics.fmean(r[5] for r in mine), 1) if mine else 0.0
+    if len(mine) > 1:
+        phase.window_s = round(mine[-1][0] - mine[0][0], 3)
+        phase.rate = round((len(mine) - 1) / max(1e-9, phase.window_s), 1)
+    return phase
+
+
+# ---- reporting ----------------------------------------------------------------------------------
+
+
+def add_ratios(phases: list[Phase]) -> None:
+    base = next((p for p in phases if p.phase == "httpx as dispatcher" and p.rate), None)
+    if base is None:
+        return
+    for p in phases:
+        if not p.skipped and p.rate:
+            p.ratio = round(p.rate / base.rate, 3)
+
+
+def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
+    return "-" if value is None else format(value, spec) + suffix
+
+
+def print_table(phases: list[Phase], opts: Options) -> None:
+    console = Console() if sys.stdout.isatty() else Console(width=190)
+    table = Table(
+        title=(
+            f"Callback delivery: ~{opts.events} events per phase, busy parties "
+            f"({opts.parties} per meeting), receiver on 127.0.0.1"
+        )
+    )
+    headers = (
+        "target",
+        "phase",
+        "events",
+        "recv'd",
+        "events/s",
+        "×base",
+        "made/s",
+        "delay p50 ms",
+        "p99 ms",
+        "max ms",
+        "drain s",
+        "checks",
+        "server CPU",
+        "recv CPU",
+        "sender CPU",
+        "machine CPU",
+    )
+    for header in headers:
+        table.add_column(header, justify="left" if header in ("target", "phase") else "right")
+    for p in phases:
+        if p.skipped:
+            table.add_row(p.target, p.phase, f"skipped: {p.skipped}", *[""] * (len(headers) - 3))
+            continue
+        problems = [
+            f"{label} {n}"
+            for label, n in (
+                ("dup", p.duplicates),
+                ("missing", p.missing),
+                ("pending", p.left_pending),
+                ("dead", p.dead),
+                ("unknown", p.unknown),
+                ("seq≠", p.seq_mismatches),
+                ("order", p.order_violations),
+            )
+            if n
+        ]
+        table.add_row(
+            p.target,
+            p.phase,
+            str(p.events),
+            str(p.received),
+            f"{p.rate:.0f}",
+            _fmt(p.ratio, ".3f"),
+            _fmt(p.produced_rate, ".0f"),
+            _fmt(p.delay_p50_ms, ".0f"),
+            _fmt(p.delay_p99_ms, ".0f"),
+            _fmt(p.delay_max_ms, ".0f"),
+            _fmt(p.drain_s, ".1f"),
+            ", ".join(problems) or "ok",
+            _fmt(p.server_cpu_pct, ".0f", "%"),
+            _fmt(p.receiver_cpu_pct, ".0f", "%"),
+            _fmt(p.sender_cpu_pct, ".0f", "%"),
+            _fmt(p.machine_cpu_pct, ".0f", "%"),
+        )
+    console.print(table)
+
+
+# ---- main ---------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> Options | int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--targets", default=",".join(TARGETS), help="comma-separated subset")
+    parser.add_argument("--events", type=int, default=1000, help="events per phase (about)")
+    parser.add_argument("--parties", type=int, default=20, help="busy parties per meeting (≤ 100)")
+    parser.add_argument(
+        "--gen-concurrency", type=int, default=4, help="createMeeting requests in flight"
+    )
+    parser.add_argument(
+        "--drain-timeout", type=float, default=45.0, help="max seconds to wait for deliveries"
+    )
+    parser.add_argument(
+        "--ring-seconds", type=float, default=0.05, help="TELEMEETING_SIM_RING_SECONDS"
+    )
+    parser.add_argument("--skip-backlog", action="store_true", help="only the live phase")
+    parser.add_argument(
+        "--pg-admin-dsn",
+        default=os.environ.get("TELEMEETING_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test"),
+        help="an existing database to CREATE/DROP the scratch one from",
+    )
+    parser.add_argument("--json", action="store_true", help="print results as JSON on stdout")
+    parser.add_argument("--receiver", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    ns = parser.parse_args(argv)
+    if ns.receiver:
+        return int(ns.receiver)
+    targets = tuple(t.strip() for t in ns.targets.split(",") if t.strip())
+    if unknown := set(targets) - set(TARGETS):
+        parser.error(f"unknown targets: {', '.join(sorted(unknown))}")
+    if not 1 <= ns.parties <= 100:
+        parser.error("--parties must be 1..100 (the default member limit)")
+    if not 10 <= ns.events <= 20000 or ns.gen_concurrency < 1 or ns.drain_timeout <= 0:
+        parser.error("--events must be 10..20000; --gen-concurrency, --drain-timeout > 0")
+    return Options(
+        targets=targets,
+        events=ns.events,
+        parties=ns.parties,
+        gen_concurrency=ns.gen_concurrency,
+        drain_timeout=ns.drain_timeout,
+        ring_seconds=ns.ring_seconds,
+        skip_backlog=ns.skip_backlog,
+        pg_admin_dsn=ns.pg_admin_dsn,
+        as_json=ns.json,
+    )
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    """SIGTERM takes the same clean-up path as Ctrl-C."""
+    raise KeyboardInterrupt
+
+
+def run_all(opts: Options, workdir: Path) -> list[Phase]:
+    """The receiver for the whole run, each target in turn, then the baseline next to them."""
+    phases: list[Phase] = []
+    port = free_port()
+    args = [sys.executable, str(Path(__file__).resolve()), "--receiver", str(port)]
+    log_path = workdir / "receiver.log"
+    with ExitStack() as stack:
+        proc = stack.enter_context(spawned(args, log_path))
+        wait_until_listening(proc, port, log_path)
+        receiver = ReceiverClient(port, proc.pid)
+        for name in opts.targets:
+            phases.extend(run_target(name, receiver, opts, workdir))
+        sizes = [p.body_bytes_mean for p in phases if p.body_bytes_mean]
+        size = round(statistics.fmean(sizes)) if sizes else 300
+        count = max(2 * opts.events, max((p.received for p in phases), default=0))
+        for shared in (True, False):
+            deadline = time.monotonic() + opts.drain_timeout
+            phases.append(asyncio.run(baseline(receiver, count, size, deadline, shared)))
+        if proc.poll() is not None:
+            raise RuntimeError(f"receiver died:\n{tail(log_path)}")
+    return phases
+
+
+def main(argv: list[str] | None = None) -> int:
+    parsed = parse_args(argv)
+    if isinstance(parsed, int):
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(receiver_main(parsed))
+        return 0
+    opts = parsed
+    signal.signal(signal.SIGTERM, _interrupt)
+    host = machine()  # the load average before we add ours tells whether others share the CPU
+    try:
+        with tempfile.TemporaryDirectory(prefix="tm-cb-bench-") as tmp:
+            phases = run_all(opts, Path(tmp))
+    except KeyboardInterrupt:
+        log.print("interrupted; every started process has been stopped")
+        return 130
+    add_ratios(phases)
+    host["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+    if opts.as_json:
+        config = {k: v for k, v in asdict(opts).items() if k not in ("as_json", "pg_admin_dsn")}
+        payload = {"machine": host, "config": config, "results": [asdict(p) for p in phases]}
+        print(json.dumps(payload, ensure_ascii=False, indent=2))
+    else:
+        print_table(phases, opts)
+        before = ", ".join(f"{x:.2f}" for x in host["loadavg_before"])
+        after = ", ".join(f"{x:.2f}" for x in host["loadavg_after"])
+        log.print(
+            f"{host['cpus']} CPUs ({host['cpu_model']}); load average before: {before}; "
+            f"after: {after}. Delay: live from events.created_at, backlog from the requeue."
+        )
+    return 0 if all(p.clean for p in phases) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

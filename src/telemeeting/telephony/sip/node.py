@@ -1,0 +1,92 @@
+"""A media node: a child process that runs one SipEngine and obeys orders from a Pipe.
+
+The audio clock must not share an event loop (or a GIL) with HTTP and database work, so each
+node is its own process. Messages are small tuples: orders in, ("report", …) events out, in the
+order the engine produced them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import asdict
+from multiprocessing.connection import Connection
+from typing import Any
+
+import structlog
+
+from telemeeting.telephony.driver import DialOrder, LegReport
+from telemeeting.telephony.sip.engine import SipEngine
+from telemeeting.telephony.sip.routes import RouteConfig
+
+log = structlog.get_logger(__name__)
+
+
+def report_message(report: LegReport) -> tuple[Any, ...]:
+    reason = report.reason.name if report.reason is not None else None
+    return ("report", report.meeting_id, report.leg_id, report.progress.value, report.at, reason)
+
+
+def node_main(conn: Connection, options: dict[str, Any]) -> None:
+    """The child process's entry point (must be importable: the spawn start method)."""
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(conn, options))
+
+
+async def _serve(conn: Connection, options: dict[str, Any]) -> None:
+    options = dict(options)
+    options["routes"] = [RouteConfig(**route) for route in options.get("routes", [])]
+    engine = SipEngine(**options)
+
+    async def sink(report: LegReport) -> None:
+        conn.send(report_message(report))
+
+    engine.attach(sink)
+    try:
+        await engine.start()
+    except OSError as exc:
+        conn.send(("error", f"cannot bind SIP {options.get('local_port')}: {exc}"))
+        return
+    conn.send(("ready", engine.sip_port))
+
+    loop = asyncio.get_running_loop()
+    orders: asyncio.Queue[tuple[Any, ...] | None] = asyncio.Queue()
+
+    def readable() -> None:
+        try:
+            orders.put_nowait(conn.recv())
+        except (EOFError, OSError):  # the API process is gone: shut down
+            loop.remove_reader(conn.fileno())
+            orders.put_nowait(None)
+
+    loop.add_reader(conn.fileno(), readable)
+    try:
+        while (order := await orders.get()) is not None and order[0] != "close":
+            try:
+                await _obey(engine, order)
+            except Exception:
+                log.exception("media_node.order_failed", order=order[0])
+    finally:
+        with contextlib.suppress(Exception):
+            loop.remove_reader(conn.fileno())
+        await engine.close()
+        with contextlib.suppress(OSError):
+            conn.send(("closed",))
+
+
+async def _obey(engine: SipEngine, order: tuple[Any, ...]) -> None:
+    kind, *args = order
+    if kind == "dial":
+        await engine.dial(DialOrder(**args[0]))
+    elif kind == "hang_up":
+        await engine.hang_up(args[0], args[1])
+    elif kind == "set_muted":
+        await engine.set_muted(args[0], args[1], bool(args[2]))
+    elif kind == "end_meeting":
+        await engine.end_meeting(args[0])
+    else:
+        log.warning("media_node.unknown_order", order=kind)
+
+
+def dial_message(order: DialOrder) -> tuple[Any, ...]:
+    return ("dial", asdict(order))

@@ -1,0 +1,118 @@
+"""The whole product with real phones: invited through the HTTP API, dialled over SIP by the media
+node process, mixed N-1, muted and hung up through the API (issues 5 and 6)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from tests.servers import Api, member, start_server
+from tests.sip.peers import Baresip, band_levels, free_ports, read_wav, write_tone
+
+pytestmark = [pytest.mark.timeout(120), pytest.mark.baresip]
+
+RATE = 8000
+PEERS = {
+    "alice": ("13800000001", 440.0),
+    "bob": ("13800000002", 660.0),
+    "carol": ("13800000003", 880.0),
+}
+FREQUENCIES = [tone for _, tone in PEERS.values()]
+
+
+def _config(path: Path, peers: list[Baresip]) -> Path:
+    (sip_port,) = free_ports(1)
+    (rtp_base,) = free_ports(1, span=40)
+    routes = "".join(
+        f'[[sip.routes]]\nmatch = "^{PEERS[p.name][0]}$"\ntarget = "{p.uri}"\n\n' for p in peers
+    )
+    path.write_text(
+        f'[sip]\nlocal_host = "127.0.0.1"\nlocal_port = {sip_port}\n'
+        f"rtp_port_min = {rtp_base}\nrtp_port_max = {rtp_base + 39}\n\n{routes}"
+    )
+    return path
+
+
+def _levels(peer: Baresip, start: float, end: float | None = None) -> dict[float, float]:
+    samples = read_wav(peer.recording())
+    stop = None if end is None else int(end * RATE)
+    return band_levels(samples[int(start * RATE) : stop], FREQUENCIES)
+
+
+async def test_conference_through_the_api(tmp_path: Path) -> None:
+    peers = []
+    for name, (_, tone) in PEERS.items():
+        wav = tmp_path / f"{name}.wav"
+        write_tone(wav, tone)
+        peers.append(Baresip(tmp_path, name, wav))
+    server = None
+    try:
+        await asyncio.gather(*(peer.ready() for peer in peers))
+        config = _config(tmp_path / "telemeeting.toml", peers)
+        server = await asyncio.to_thread(
+            start_server,
+            f"sqlite+aiosqlite:///{tmp_path / 'tm.db'}",
+            tmp_path,
+            None,
+            ("--config", str(config)),
+        )
+        api = Api(server, await asyncio.to_thread(server.new_tenant))
+        phones = [number for number, _ in PEERS.values()]
+        meid = await asyncio.to_thread(
+            api.create_meeting, "production", parties=[{"phone": p} for p in phones]
+        )
+        await asyncio.to_thread(
+            api.wait_for,
+            meid,
+            lambda m: all(x["state"] == "answer" for x in m["members"]),
+            "production",
+            20,
+        )
+        await asyncio.sleep(3.0)  # everyone talks
+        carol = PEERS["carol"][0]
+        muted = await asyncio.to_thread(
+            api.post,
+            {"action": "muteMeetingMember", "confid": meid, "phone": carol},
+            env="production",
+        )
+        assert muted.code == "0"
+        await asyncio.sleep(3.0)  # carol is muted
+        destroyed = await asyncio.to_thread(
+            api.post, {"action": "destroyMeeting", "confid": meid}, env="production"
+        )
+        assert destroyed.code == "0"
+        for peer in peers:
+            await peer.wait_event("CALL_CLOSED", timeout=15)
+        meeting = await asyncio.to_thread(api.query, meid, "production")
+        for phone in phones:
+            assert member(meeting, phone)["stateDesc"] == "应答|会议结束"
+        events = await asyncio.to_thread(
+            api.post,
+            {"action": "queryMeetingEvents", "confid": meid},
+            env="production",
+            func_url="MeetingQuery.wx",
+        )
+        disconnects = [
+            e["body"]["dsc"]
+            for e in events.body["events"]
+            if e["type"] == "CallState" and e["body"]["state"] == "disconnect"
+        ]
+        assert sorted(disconnects) == sorted(phones)  # exactly one terminal event per leg
+    finally:
+        await asyncio.gather(*(peer.stop() for peer in peers))
+        if server is not None:
+            server.stop()
+
+    # Before the mute (0.5–2.5 s after answer): each hears the other two, not itself.
+    for peer in peers:
+        levels = _levels(peer, 0.5, 2.5)
+        own = levels[PEERS[peer.name][1]]
+        others = [levels[tone] for name, (_, tone) in PEERS.items() if name != peer.name]
+        assert min(others) - own >= 25, (peer.name, levels)
+    # After the mute (the last 2 s): alice and bob no longer hear carol.
+    for peer in peers[:2]:
+        levels = _levels(peer, -2.0 + len(read_wav(peer.recording())) / RATE)
+        other = "bob" if peer.name == "alice" else "alice"
+        assert levels[PEERS[other][1]] - levels[PEERS["carol"][1]] >= 25, (peer.name, levels)
