@@ -9,10 +9,10 @@ phases:
 * **live**: events are pushed while they are being produced. The receiver's arrival times are
   joined by event id with `events.created_at` (Unix float, written in the transaction of the
   state change), so the delay is exact although the bodies' timestamps have 1 s resolution.
-* **backlog**: the same number of events is first produced while the receiver refuses them (the
-  server runs with `give_up_after_seconds=0`, so each becomes dead after one attempt), then they
-  are requeued at once with the operator's `redeliver` code path. The drain rate is the
-  dispatcher's capacity, independent of how fast the server can produce events.
+* **backlog**: the app's callback URL is moved to a new path and all the live phase's (already
+  delivered) events are made pending again in one statement, the update that `telemeeting
+  callbacks redeliver` makes. The drain rate is then the dispatcher's own capacity, whatever the
+  rate the server can produce events at, and the delay is counted from that requeue.
 
 Each phase checks that nothing is missing (no event of the app left pending, every stored event
 received), nothing is duplicated, the header seq matches the stored one, and every leg's (and
@@ -23,7 +23,8 @@ Ctrl-C too; all traffic is 127.0.0.1.
 
     python bench/callback_throughput.py                   # both targets, ~1.5 minutes
     python bench/callback_throughput.py --json            # machine-readable results on stdout
-    python bench/callback_throughput.py --targets sqlite --events 1000
+    python bench/callback_throughput.py --targets sqlite --events 500
+    python bench/callback_throughput.py --live-rate 30 --skip-backlog   # delay when not saturated
 
 The receiver is this file again, run with `--receiver PORT` (internal).
 """
@@ -72,8 +73,7 @@ from _common import (  # bench/ is not a package: found through sys.path above
     telemeeting_command,
     wait_until_listening,
 )
-from telemeeting.store.database import create_engine, normalize_url
-from telemeeting.store.unit_of_work import Database
+from telemeeting.store.database import normalize_url
 from telemeeting.wire import callbacks
 from telemeeting.wire.auth import signed_headers
 from telemeeting.wire.envelope import CONTENT_TYPE
@@ -101,6 +101,7 @@ class Options:
     events: int
     parties: int
     gen_concurrency: int
+    live_rate: float
     drain_timeout: float
     ring_seconds: float
     skip_backlog: bool
@@ -159,7 +160,6 @@ class Phase:
 
 
 OK_RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
-DOWN_RESPONSE = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"
 
 
 class ReceiverState:
@@ -168,7 +168,6 @@ class ReceiverState:
     def __init__(self) -> None:
         # (arrival time.time(), event id, seq, kind, stream, body bytes)
         self.records: list[tuple[float, str, int, str, str, int]] = []
-        self.refused = 0
 
 
 def _json_response(payload: object) -> bytes:
@@ -211,12 +210,9 @@ async def _serve_connection(
                     )
                 )
                 writer.write(OK_RESPONSE)
-            elif method == "POST" and parts[0] == "down":
-                state.refused += 1
-                writer.write(DOWN_RESPONSE)
             elif path == "/_count":
                 streams = Counter(record[4] for record in state.records)
-                writer.write(_json_response({"streams": streams, "refused": state.refused}))
+                writer.write(_json_response({"streams": streams}))
             elif path == "/_take":  # hand over everything recorded so far, and forget it
                 taken, state.records = state.records, []
                 writer.write(_json_response(taken))
@@ -252,8 +248,8 @@ class ReceiverClient:
         self.port = port
         self.pid = pid
 
-    def url(self, stream: str, down: bool = False) -> str:
-        return f"http://{HOST}:{self.port}/{'down' if down else 'cb'}/{stream}"
+    def url(self, stream: str) -> str:
+        return f"http://{HOST}:{self.port}/cb/{stream}"
 
     async def counts(self, client: httpx.AsyncClient) -> dict[str, Any]:
         response = await client.get(f"http://{HOST}:{self.port}/_count")
@@ -280,7 +276,7 @@ EVENT_COLUMNS = "id, meeting_id, leg_id, seq, kind, created_at, delivery, attemp
 
 
 class EventsTable:
-    """Reads of the `events` table (read-only: no write lock taken on SQLite)."""
+    """The `events` table read from outside the server (plain reads take no lock on SQLite)."""
 
     def __init__(self, db_url: str) -> None:
         self._engine = create_async_engine(normalize_url(db_url))
@@ -310,19 +306,26 @@ class EventsTable:
             states = await self.states(appid)
         return states
 
+    async def requeue(self, appid: str) -> int:
+        """Make every delivered event of the app pending again, due now, in one statement.
+
+        The values `OutboxRepository.redeliver` sets (it takes only dead events, or one id), in
+        one transaction, so that the whole backlog appears at once.
+        """
+        async with self._engine.begin() as conn:
+            now = time.time()
+            result = await conn.execute(
+                text(
+                    "UPDATE events SET delivery = 'pending', next_attempt_at = :now, "
+                    "pending_since = :now, last_error = '' "
+                    "WHERE app_id = :a AND delivery = 'delivered'"
+                ),
+                {"a": appid, "now": now},
+            )
+            return int(result.rowcount)
+
     async def close(self) -> None:
         await self._engine.dispose()
-
-
-async def requeue_dead(db_url: str, appid: str) -> int:
-    """The operator's path (`telemeeting callbacks redeliver --all-dead --app`), in-process so
-    that its start-up does not land in the measured window."""
-    db = Database(create_engine(db_url))
-    try:
-        async with db.unit_of_work() as uow:
-            return await uow.outbox.redeliver(time.time(), app_id=appid)
-    finally:
-        await db.dispose()
 
 
 # ---- producing events ---------------------------------------------------------------------------
@@ -347,14 +350,24 @@ def events_per_meeting(parties: int) -> int:
 
 
 async def create_meetings(
-    tenant: Tenant, appid: str, meetings: int, parties: int, concurrency: int, offset: int
+    tenant: Tenant,
+    appid: str,
+    meetings: int,
+    parties: int,
+    concurrency: int,
+    offset: int,
+    rate: float = 0.0,
 ) -> None:
-    """`meetings` createMeeting requests, each dialling `parties` busy numbers at once."""
+    """`meetings` createMeeting requests, each dialling `parties` busy numbers at once; with
+    `rate` > 0 (events/s) meeting m is not started before m × its share of a second."""
     pending = iter(range(meetings))
+    interval = events_per_meeting(parties) / rate if rate > 0 else 0.0
+    start = time.monotonic()
     url_path = f"/201612/sid/{tenant.sid}/call/TeleMeeting.wx"
 
     async def worker(client: httpx.AsyncClient) -> None:
         for m in pending:
+            await asyncio.sleep(max(0.0, start + m * interval - time.monotonic()))
             base = offset + m * parties
             body = {
                 "action": "createMeeting",
@@ -493,7 +506,7 @@ class Running:
     offset: int = 0
     phases: list[Phase] = field(default_factory=list)
 
-    def app(self, stream: str, down: bool) -> str:
+    def app(self, stream: str) -> str:
         """A production app (online) whose pushes go to the receiver's `stream`."""
         created = cli_json(
             "app",
@@ -503,7 +516,7 @@ class Running:
             "--env",
             "production",
             "--callback-url",
-            self.receiver.url(stream, down=down),
+            self.receiver.url(stream),
             db=self.db_url,
         )
         return str(created["appid"])
@@ -518,14 +531,14 @@ class Running:
             self.opts.parties,
             self.opts.gen_concurrency,
             self.offset,
+            self.opts.live_rate,
         )
         self.offset += meetings * self.opts.parties
         return meetings * events_per_meeting(self.opts.parties)
 
-    async def live(self, client: httpx.AsyncClient, table: EventsTable) -> Phase:
+    async def live(self, client: httpx.AsyncClient, table: EventsTable, appid: str) -> Phase:
         """Push while producing: the delay from each state change to its receipt."""
         stream = f"{self.name}-live"
-        appid = self.app(stream, down=False)
         phase = Phase(self.name, "live")
         cpu = CpuWindow(self.server_pid, self.receiver.pid)
         began = time.monotonic()
@@ -541,38 +554,31 @@ class Running:
         phase.missing += max(0, expected - phase.events)  # never even stored
         return phase
 
-    async def backlog(self, client: httpx.AsyncClient, table: EventsTable) -> Phase:
-        """Produce while the receiver refuses (each event dies after one attempt), then requeue
-        all at once: the drain rate is the dispatcher's own capacity."""
+    async def backlog(
+        self, client: httpx.AsyncClient, table: EventsTable, appid: str, live_stream: str
+    ) -> Phase:
+        """Requeue all of the live phase's events at once: the drain rate is the dispatcher's
+        own capacity, not the rate at which the server produces events."""
         stream = f"{self.name}-backlog"
-        appid = self.app(stream, down=True)
-        phase = Phase(self.name, "backlog")
-        began = time.monotonic()
-        expected = await self.produce(appid)
-        states = await table.wait_settled(
-            appid, expected, time.monotonic() + self.opts.drain_timeout
-        )
-        if states.get("dead", 0) < expected:
-            raise RuntimeError(f"backlog did not build: {dict(states)} of {expected} expected")
-        log.print(f"{self.name} backlog: {expected} dead in {time.monotonic() - began:.1f}s")
         cli_json(
             "app", "update", appid, "--callback-url", self.receiver.url(stream), db=self.db_url
         )
-        await self.receiver.take(client)  # nothing of this stream yet; drop stray records
+        before = {row["id"]: int(row["attempts"]) for row in await table.rows(appid)}
+        await self.receiver.take(client)
+        phase = Phase(self.name, "backlog")
         cpu = CpuWindow(self.server_pid, self.receiver.pid)
-        requeued = await requeue_dead(self.db_url, appid)
+        requeued = await table.requeue(appid)
         deadline = time.monotonic() + self.opts.drain_timeout
         await self.receiver.wait_for(client, stream, requeued, deadline)
         cpu.finish(phase)
-        await table.wait_settled(appid, expected, deadline)
-        analyse(
-            phase,
-            await self.receiver.take(client),
-            await table.rows(appid),
-            stream,
-            "pending_since",
-        )
-        phase.missing += max(0, expected - phase.events)
+        await table.wait_settled(appid, len(before), deadline)
+        rows = await table.rows(appid)
+        records = await self.receiver.take(client)
+        analyse(phase, records, rows, stream, "pending_since")
+        phase.missing += len(before) - requeued  # not delivered in the live phase
+        phase.extra_attempts = sum(int(r["attempts"]) - before.get(r["id"], 0) - 1 for r in rows)
+        phase.unknown += sum(1 for r in records if r[4] == live_stream)  # late or repeated
+        log.print(f"{self.name} backlog: {requeued} requeued, drained in {phase.drain_s}s")
         return phase
 
     async def run(self) -> list[Phase]:
@@ -580,9 +586,11 @@ class Running:
         try:
             async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT) as client:
                 await self.receiver.take(client)
-                self.phases.append(await self.live(client, table))
+                live_stream = f"{self.name}-live"
+                appid = self.app(live_stream)
+                self.phases.append(await self.live(client, table, appid))
                 if not self.opts.skip_backlog:
-                    self.phases.append(await self.backlog(client, table))
+                    self.phases.append(await self.backlog(client, table, appid, live_stream))
         finally:
             await table.close()
         return self.phases
@@ -610,9 +618,6 @@ def bench_server(
     env = {
         "TELEMEETING_LIMITS_REQUESTS_PER_SECOND": "0",
         "TELEMEETING_SIM_RING_SECONDS": str(opts.ring_seconds),
-        # One failed attempt makes an event dead, which is how the backlog phase builds its
-        # backlog. The receiver acknowledges everything else, so no live push should fail.
-        "TELEMEETING_CALLBACKS_GIVE_UP_AFTER_SECONDS": "0",
     }
     log_path = workdir / f"{name}.log"
     with spawned(args, log_path, env) as proc:
@@ -799,6 +804,12 @@ def parse_args(argv: list[str] | None = None) -> Options | int:
     parser.add_argument(
         "--ring-seconds", type=float, default=0.05, help="TELEMEETING_SIM_RING_SECONDS"
     )
+    parser.add_argument(
+        "--live-rate",
+        type=float,
+        default=0.0,
+        help="pace the live phase to about this many events/s (0: as fast as the server takes)",
+    )
     parser.add_argument("--skip-backlog", action="store_true", help="only the live phase")
     parser.add_argument(
         "--pg-admin-dsn",
@@ -822,6 +833,7 @@ def parse_args(argv: list[str] | None = None) -> Options | int:
         events=ns.events,
         parties=ns.parties,
         gen_concurrency=ns.gen_concurrency,
+        live_rate=max(0.0, ns.live_rate),
         drain_timeout=ns.drain_timeout,
         ring_seconds=ns.ring_seconds,
         skip_backlog=ns.skip_backlog,

@@ -51,3 +51,9 @@ def fresh_db(db_kind: str, tmp_path: Path) -> Iterator[str]:
     yield url
     if db_kind == "postgres":
         drop_pg_database(url)
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: Path) -> str:
+    """An empty SQLite database, for behaviour that does not depend on the database kind."""
+    return database_url("sqlite", tmp_path)

@@ -106,15 +106,33 @@ def with_database(url: str, work: Callable[[Database], Awaitable[T]]) -> T:
 
 
 def run_cli(
-    *args: str, db: str, env: dict[str, str] | None = None, check: bool = True
+    *args: str,
+    db: str,
+    env: dict[str, str] | None = None,
+    check: bool = True,
+    in_process: bool = True,
 ) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "telemeeting", *args, "--db", db],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, **(env or {})},
-    )
+    """`telemeeting ARGS --db DB`: in this process through click's runner (the same command
+    function, exit code and output, without a second of interpreter start-up), or as a real
+    subprocess when `in_process` is False."""
+    argv = [*args, "--db", db]
+    if in_process:
+        from typer.testing import CliRunner
+
+        from telemeeting.cli import cli
+
+        outcome = CliRunner().invoke(cli, argv, env=env, catch_exceptions=False)
+        result = subprocess.CompletedProcess(
+            argv, outcome.exit_code, outcome.stdout, outcome.stderr
+        )
+    else:
+        result = subprocess.run(
+            [sys.executable, "-m", "telemeeting", *argv],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, **(env or {})},
+        )
     if check and result.returncode != 0:
         raise AssertionError(f"telemeeting {' '.join(args)} failed: {result.stderr}")
     return result

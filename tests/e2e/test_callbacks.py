@@ -12,7 +12,17 @@ from pathlib import Path
 import pytest
 
 from tests.receiver import Received, Receiver
-from tests.servers import Api, Server, cli_json, free_port, member, run_cli, start_server
+from tests.servers import (
+    Api,
+    Server,
+    cli_json,
+    database_url,
+    drop_pg_database,
+    free_port,
+    member,
+    run_cli,
+    start_server,
+)
 
 NORMAL, BUSY, DECLINE, NO_ANSWER = "13800138000", "13800000486", "13800000603", "13800000408"
 FAST_CALLBACKS = {
@@ -30,11 +40,16 @@ def receiver() -> Iterator[Receiver]:
     running.stop()
 
 
-@pytest.fixture
-def push_server(fresh_db: str, tmp_path: Path) -> Iterator[Server]:
-    server = start_server(fresh_db, tmp_path, env=FAST_CALLBACKS)
+@pytest.fixture(scope="module")
+def push_server(db_kind: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server with fast retries per database kind; each test brings its own receiver."""
+    tmp = tmp_path_factory.mktemp(f"push-{db_kind}")
+    url = database_url(db_kind, tmp)
+    server = start_server(url, tmp, env=FAST_CALLBACKS)
     yield server
     server.stop()
+    if db_kind == "postgres":
+        drop_pg_database(url)
 
 
 def _production_api(server: Server, callback_url: str) -> Api:
@@ -189,10 +204,10 @@ def test_sigkill_with_pending_events_loses_none(fresh_db: str, tmp_path: Path) -
         receiver.stop()
 
 
-def test_dead_events_are_listed_and_redelivered(fresh_db: str, tmp_path: Path) -> None:
+def test_dead_events_are_listed_and_redelivered(sqlite_db: str, tmp_path: Path) -> None:
     port = free_port()
     env = {**FAST_CALLBACKS, "TELEMEETING_CALLBACKS_GIVE_UP_AFTER_SECONDS": "1"}
-    server = start_server(fresh_db, tmp_path, env=env)
+    server = start_server(sqlite_db, tmp_path, env=env)
     try:
         api = _production_api(server, f"http://127.0.0.1:{port}/cb/ytx")
         api.create_meeting(env="production", parties=[{"phone": BUSY}])
@@ -207,25 +222,25 @@ def test_dead_events_are_listed_and_redelivered(fresh_db: str, tmp_path: Path) -
                 "dead",
                 "--app",
                 api.tenant.production_app,
-                db=fresh_db,
+                db=sqlite_db,
             )
         kinds = sorted(e["kind"] for e in dead)
         assert kinds == ["Call", "CallState", "CallState", "MeetingState"], dead
         assert all(e["attempts"] >= 1 and e["last_error"] for e in dead)
         receiver = Receiver(port)
         try:
-            single = run_cli("callbacks", "redeliver", dead[0]["id"], "--json", db=fresh_db)
+            single = run_cli("callbacks", "redeliver", dead[0]["id"], "--json", db=sqlite_db)
             assert '"requeued": 1' in single.stdout
             receiver.wait_for(lambda ps: len(ps) == 1)
-            rest = run_cli("callbacks", "redeliver", "--all-dead", "--json", db=fresh_db)
+            rest = run_cli("callbacks", "redeliver", "--all-dead", "--json", db=sqlite_db)
             assert '"requeued": 3' in rest.stdout
             pushes = receiver.wait_for(lambda ps: len(ps) == 4)
             assert sorted(p.event_id for p in pushes) == sorted(e["id"] for e in dead)
-            delivered = cli_json("callbacks", "list", "--state", "delivered", db=fresh_db)
+            delivered = cli_json("callbacks", "list", "--state", "delivered", db=sqlite_db)
             assert len(delivered) == 4
         finally:
             receiver.stop()
-        missing = run_cli("callbacks", "redeliver", "f" * 32, db=fresh_db, check=False)
+        missing = run_cli("callbacks", "redeliver", "f" * 32, db=sqlite_db, check=False)
         assert missing.returncode == 1 and "no pushable event" in missing.stderr
     finally:
         server.stop()

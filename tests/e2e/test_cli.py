@@ -14,30 +14,38 @@ import httpx
 from tests.servers import cli_json, free_port, run_cli
 
 
-def test_account_create_json_has_every_field(fresh_db: str) -> None:
+def test_the_installed_command_runs(sqlite_db: str) -> None:
+    """Everything else goes through click's runner in-process; this is the real executable."""
+    result = run_cli("account", "create", "--json", db=sqlite_db, in_process=False)
+    assert result.returncode == 0 and json.loads(result.stdout)["enabled"] is True
+    bad = run_cli("account", "disable", "0" * 32, db=sqlite_db, in_process=False, check=False)
+    assert bad.returncode == 1 and "no account" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_account_create_json_has_every_field(sqlite_db: str) -> None:
     account = cli_json(
-        "account", "create", "--sid", "a" * 32, "--token", "b" * 32, "--name", "客户", db=fresh_db
+        "account", "create", "--sid", "a" * 32, "--token", "b" * 32, "--name", "客户", db=sqlite_db
     )
     assert account["sid"] == "a" * 32 and account["auth_token"] == "b" * 32
     assert account["name"] == "客户" and account["enabled"] is True
     assert set(account) == {"sid", "auth_token", "name", "enabled", "balance", "created_at"}
-    generated = cli_json("account", "create", db=fresh_db)
+    generated = cli_json("account", "create", db=sqlite_db)
     assert re.fullmatch(r"[0-9a-f]{32}", generated["sid"])
     assert re.fullmatch(r"[0-9a-f]{32}", generated["auth_token"])
 
 
-def test_operator_mistakes_get_clear_errors(fresh_db: str) -> None:
-    run_cli("account", "create", "--sid", "c" * 32, db=fresh_db)
-    duplicate = run_cli("account", "create", "--sid", "c" * 32, db=fresh_db, check=False)
+def test_operator_mistakes_get_clear_errors(sqlite_db: str) -> None:
+    run_cli("account", "create", "--sid", "c" * 32, db=sqlite_db)
+    duplicate = run_cli("account", "create", "--sid", "c" * 32, db=sqlite_db, check=False)
     assert duplicate.returncode == 1 and "already exists" in duplicate.stderr
-    unknown = run_cli("account", "disable", "d" * 32, db=fresh_db, check=False)
+    unknown = run_cli("account", "disable", "d" * 32, db=sqlite_db, check=False)
     assert unknown.returncode == 1 and "no account" in unknown.stderr
     no_owner = run_cli(
-        "app", "create", "--account", "e" * 32, "--env", "sandbox", db=fresh_db, check=False
+        "app", "create", "--account", "e" * 32, "--env", "sandbox", db=sqlite_db, check=False
     )
     assert no_owner.returncode == 1 and "no account" in no_owner.stderr
     bad_env = run_cli(
-        "app", "create", "--account", "c" * 32, "--env", "staging", db=fresh_db, check=False
+        "app", "create", "--account", "c" * 32, "--env", "staging", db=sqlite_db, check=False
     )
     assert bad_env.returncode == 2
     bad_list = run_cli(
@@ -49,7 +57,7 @@ def test_operator_mistakes_get_clear_errors(fresh_db: str) -> None:
         "production",
         "--ip-whitelist",
         "10.0.0.1,not-an-ip",
-        db=fresh_db,
+        db=sqlite_db,
         check=False,
     )
     assert bad_list.returncode == 1 and "not-an-ip" in bad_list.stderr
@@ -62,7 +70,7 @@ def test_operator_mistakes_get_clear_errors(fresh_db: str) -> None:
         "production",
         "--callback-url",
         "ftp://x",
-        db=fresh_db,
+        db=sqlite_db,
         check=False,
     )
     assert bad_url.returncode == 1 and "http" in bad_url.stderr
@@ -107,14 +115,14 @@ def test_app_create_and_update(fresh_db: str) -> None:
     assert missing.returncode == 1 and "no app" in missing.stderr
 
 
-def test_config_file_and_missing_file(fresh_db: str, tmp_path: Path) -> None:
+def test_config_file_and_missing_file(sqlite_db: str, tmp_path: Path) -> None:
     missing = run_cli(
-        "account", "create", "--config", str(tmp_path / "nope.toml"), db=fresh_db, check=False
+        "account", "create", "--config", str(tmp_path / "nope.toml"), db=sqlite_db, check=False
     )
     assert missing.returncode == 2 and "config file not found" in missing.stderr
 
 
-def test_first_start_prints_working_demo_credentials(fresh_db: str, tmp_path: Path) -> None:
+def test_first_start_prints_working_demo_credentials(sqlite_db: str, tmp_path: Path) -> None:
     port, sandbox_port = free_port(), free_port()
     log = tmp_path / "serve.log"
     command = [
@@ -123,7 +131,7 @@ def test_first_start_prints_working_demo_credentials(fresh_db: str, tmp_path: Pa
         "telemeeting",
         "serve",
         "--db",
-        fresh_db,
+        sqlite_db,
         "--port",
         str(port),
         "--sandbox-port",

@@ -25,9 +25,9 @@ def running(db: str, tmp_path: Path, **env: str) -> Iterator[tuple[Server, Api]]
         server.stop()
 
 
-def test_rate_limit_is_104_per_account(fresh_db: str, tmp_path: Path) -> None:
+def test_rate_limit_is_104_per_account(sqlite_db: str, tmp_path: Path) -> None:
     with running(
-        fresh_db,
+        sqlite_db,
         tmp_path,
         TELEMEETING_LIMITS_REQUESTS_PER_SECOND="0.5",
         TELEMEETING_LIMITS_BURST="3",
@@ -47,8 +47,8 @@ def test_rate_limit_is_104_per_account(fresh_db: str, tmp_path: Path) -> None:
         assert api.post(query).code == "-300"
 
 
-def test_trusted_proxy_forwarded_for_decides_whitelist(fresh_db: str, tmp_path: Path) -> None:
-    with running(fresh_db, tmp_path, TELEMEETING_SERVER_TRUSTED_PROXIES='["127.0.0.1"]') as (
+def test_trusted_proxy_forwarded_for_decides_whitelist(sqlite_db: str, tmp_path: Path) -> None:
+    with running(sqlite_db, tmp_path, TELEMEETING_SERVER_TRUSTED_PROXIES='["127.0.0.1"]') as (
         server,
         api,
     ):
@@ -64,26 +64,26 @@ def test_trusted_proxy_forwarded_for_decides_whitelist(fresh_db: str, tmp_path: 
         assert spoofed.code == "-205"
 
 
-def test_tightened_timestamp_window(fresh_db: str, tmp_path: Path) -> None:
+def test_tightened_timestamp_window(sqlite_db: str, tmp_path: Path) -> None:
     from datetime import timedelta
 
     from tests.servers import now_timestamp
 
-    with running(fresh_db, tmp_path, TELEMEETING_AUTH_TIMESTAMP_WINDOW_SECONDS="600") as (_, api):
+    with running(sqlite_db, tmp_path, TELEMEETING_AUTH_TIMESTAMP_WINDOW_SECONDS="600") as (_, api):
         query = {"action": "queryMeeting", "confid": "x"}
         assert api.post(query, timestamp=now_timestamp(timedelta(minutes=-9))).code == "-300"
         assert api.post(query, timestamp=now_timestamp(timedelta(minutes=-11))).code == "-202"
 
 
-def test_meeting_ends_at_max_duration(fresh_db: str, tmp_path: Path) -> None:
-    with running(fresh_db, tmp_path, TELEMEETING_MEETINGS_MAX_DURATION_SECONDS="2") as (_, api):
+def test_meeting_ends_at_max_duration(sqlite_db: str, tmp_path: Path) -> None:
+    with running(sqlite_db, tmp_path, TELEMEETING_MEETINGS_MAX_DURATION_SECONDS="2") as (_, api):
         meid = api.create_meeting(parties=[{"phone": NORMAL}])
         meeting = api.wait_for(meid, lambda m: m["state"] == "ended", timeout=10)
         assert member(meeting, NORMAL)["stateDesc"] == "应答|会议结束"
 
 
-def test_environment_by_host_header(fresh_db: str, tmp_path: Path) -> None:
-    with running(fresh_db, tmp_path, TELEMEETING_SERVER_ENVIRONMENT_BY="host") as (_, api):
+def test_environment_by_host_header(sqlite_db: str, tmp_path: Path) -> None:
+    with running(sqlite_db, tmp_path, TELEMEETING_SERVER_ENVIRONMENT_BY="host") as (_, api):
         query = {"action": "queryMeeting", "confid": "x"}
         # on the production port, but addressed as sandbox.ytx.net
         sandbox = api.post(query, env="production", headers={"Host": "sandbox.ytx.net"})
@@ -119,8 +119,8 @@ def test_restart_ends_calls_that_were_up_once_each(fresh_db: str, tmp_path: Path
         server.stop()
 
 
-def test_serve_refuses_a_port_in_use(fresh_db: str, tmp_path: Path) -> None:
-    with running(fresh_db, tmp_path) as (server, _):
+def test_serve_refuses_a_port_in_use(sqlite_db: str, tmp_path: Path) -> None:
+    with running(sqlite_db, tmp_path) as (server, _):
         import subprocess
         import sys
 
@@ -131,7 +131,7 @@ def test_serve_refuses_a_port_in_use(fresh_db: str, tmp_path: Path) -> None:
                 "telemeeting",
                 "serve",
                 "--db",
-                fresh_db,
+                sqlite_db,
                 "--port",
                 str(server.port),
                 "--sandbox-port",
