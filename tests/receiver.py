@@ -46,6 +46,7 @@ class Receiver:
     def __init__(self, port: int = 0) -> None:
         self.acked: list[Received] = []
         self.refused = 0
+        self.attempts = 0  # every request, counted as it arrives
         self.mode = "ok"  # ok | fail | hang
         self.hang_seconds = 3.0
         self._lock = threading.Lock()
@@ -55,6 +56,8 @@ class Receiver:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 raw = self.rfile.read(length)
+                with receiver._lock:
+                    receiver.attempts += 1
                 mode = receiver.mode
                 if mode == "hang":
                     time.sleep(receiver.hang_seconds)

@@ -164,6 +164,26 @@ def test_failing_receiver_gets_everything_once_it_recovers(
     assert len({p.event_id for p in pushes}) == len(pushes)
 
 
+def test_a_hanging_receiver_does_not_hold_up_other_apps(
+    push_server: Server, receiver: Receiver
+) -> None:
+    slow = Receiver()
+    try:
+        slow.mode, slow.hang_seconds = "hang", 5.0  # every attempt runs into the 1 s timeout
+        stuck = _production_api(push_server, slow.url)
+        for _ in range(3):
+            stuck.create_meeting(env="production", parties=[{"phone": BUSY}])
+        time.sleep(0.5)  # the stuck app's pushes are on the wire now
+        api = _production_api(push_server, receiver.url)
+        started = time.monotonic()
+        api.create_meeting(env="production", parties=[{"phone": BUSY}])
+        receiver.wait_for(_settled([BUSY]), timeout=10)
+        assert time.monotonic() - started < 1.5
+        assert slow.attempts > 0 and slow.pushes() == []
+    finally:
+        slow.stop()
+
+
 def test_refused_connections_then_receiver_appears(push_server: Server) -> None:
     port = free_port()
     api = _production_api(push_server, f"http://127.0.0.1:{port}/cb/ytx")

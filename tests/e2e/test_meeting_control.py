@@ -194,14 +194,16 @@ def test_booking_survives_a_restart(fresh_db: str, tmp_path: Path) -> None:
     server = start_server(fresh_db, tmp_path)
     api = Api(server, server.new_tenant())
     meid = api.create_meeting(
-        bookmeeting="1", booktime=_wall(5, "%Y%m%d%H%M%S"), parties=[{"phone": NORMAL}]
+        bookmeeting="1", booktime=_wall(4, "%Y%m%d%H%M%S"), parties=[{"phone": NORMAL}]
     )
-    server.stop()
+    assert api.query(meid)["state"] == "booked"
+    server.stop()  # down before the booked time; it starts when the server is back
     server = start_server(fresh_db, tmp_path)
     try:
         api = Api(server, api.tenant)
-        assert api.query(meid)["state"] == "booked"
         meeting = api.wait_for(meid, _answered(NORMAL), timeout=20)
         assert meeting["state"] == "active"
+        starts = [e for e in _events(api, meid) if e["type"] == "MeetingState"]
+        assert [e["body"]["reason"] for e in starts] == ["booked"]
     finally:
         server.stop()

@@ -138,3 +138,43 @@ async def test_migrate_reports_the_head(db: Database) -> None:
     from telemeeting.store.database import SCHEMA_HEAD, schema_version
 
     assert await schema_version(db.engine) == SCHEMA_HEAD
+
+
+async def test_outbox_claims_first_of_each_leg_with_true_attempt_numbers(db: Database) -> None:
+    appid = await _app(db)
+    await admin.update_app(db, appid, callback_url="http://127.0.0.1:9/cb")
+    meeting = _meeting(appid)
+    async with db.unit_of_work() as uow:
+        await uow.meetings.add(meeting)
+        now = time.time()
+        await uow.events.add_all(
+            [
+                StoredEvent(
+                    id=f"e{seq}",
+                    meeting_id=meeting.id,
+                    seq=seq,
+                    leg_id=leg,
+                    app_id=appid,
+                    kind="CallState",
+                    body="{}",
+                    created_at=now,
+                    delivery="pending",
+                    attempts=0,
+                )
+                for seq, leg in ((1, "a"), (2, "a"), (3, "b"))
+            ],
+            pushed=True,
+        )
+        uow.meetings.reserve_seqs(meeting.id, 3)
+        await uow.meetings.save(meeting)
+    async with db.unit_of_work() as uow:
+        first = await uow.outbox.claim(time.time(), lease=30, limit=10)
+    assert sorted(d.event_id for d in first) == ["e1", "e3"]  # e2 waits for e1 (same leg)
+    assert [d.attempt for d in first] == [1, 1]
+    async with db.unit_of_work() as uow:  # leased: nothing more is due
+        assert await uow.outbox.claim(time.time(), lease=30, limit=10) == []
+        await uow.outbox.retry_at("e1", time.time() - 1, "HTTP 500")
+        await uow.outbox.delivered("e3", time.time())
+    async with db.unit_of_work() as uow:
+        again = await uow.outbox.claim(time.time(), lease=30, limit=10)
+    assert [(d.event_id, d.attempt) for d in again] == [("e1", 2)]

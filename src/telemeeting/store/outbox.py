@@ -82,13 +82,8 @@ class OutboxRepository:
         ).all()
         if not rows:
             return []
-        ids = [row.EventRow.id for row in rows]
-        await self._session.execute(
-            update(EventRow)
-            .where(EventRow.id.in_(ids))
-            .values(next_attempt_at=now + lease, attempts=EventRow.attempts + 1)
-        )
-        return [
+        # Read everything before the UPDATE, which also refreshes the loaded rows.
+        claimed = [
             Delivery(
                 event_id=event.id,
                 meeting_id=event.meeting_id,
@@ -102,6 +97,13 @@ class OutboxRepository:
             )
             for event, url, token in rows
         ]
+        await self._session.execute(
+            update(EventRow)
+            .where(EventRow.id.in_([d.event_id for d in claimed]))
+            .values(next_attempt_at=now + lease, attempts=EventRow.attempts + 1)
+            .execution_options(synchronize_session=False)
+        )
+        return claimed
 
     async def delivered(self, event_id: str, now: float) -> None:
         await self._set(event_id, delivery=DELIVERED, delivered_at=now, last_error="")
