@@ -15,6 +15,7 @@ from telemeeting.api.ratelimit import RateLimiter
 from telemeeting.callbacks.dispatcher import Dispatcher
 from telemeeting.config import Settings
 from telemeeting.network import Network, parse_networks
+from telemeeting.service.directory import Directory
 from telemeeting.service.meetings import MeetingService
 from telemeeting.store.database import create_engine, migrate
 from telemeeting.store.unit_of_work import Database
@@ -96,7 +97,7 @@ def build_platform(settings: Settings, clock: Callable[[], float] = time.time) -
         settings=settings,
         db=db,
         service=service,
-        authenticator=Authenticator(db, settings),
+        authenticator=Authenticator(Directory(db), settings),
         limiter=RateLimiter(settings.limits.requests_per_second, settings.limits.burst),
         request_ids=RequestIdGenerator(settings.zone),
         trusted_proxies=parse_networks(settings.server.trusted_proxies),

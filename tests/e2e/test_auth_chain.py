@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 from datetime import timedelta
 
 import pytest
@@ -19,6 +20,16 @@ def _expect(reply, code: str, msg: str, http_status: int = 200) -> None:
     assert reply.body["statusMsg"] == msg
     assert list(reply.body)[:3] == ["statusCode", "statusMsg", "requestId"]
     assert reply.headers["content-type"] == "application/json;charset=utf-8"
+
+
+def _eventually(send, code: str, timeout: float = 5.0):
+    """Operator changes reach a running server within a second (accounts and apps are cached)."""
+    deadline = time.monotonic() + timeout
+    reply = send()
+    while reply.code != code and time.monotonic() < deadline:
+        time.sleep(0.1)
+        reply = send()
+    return reply
 
 
 # ---- §1 transport ----------
@@ -64,7 +75,7 @@ def test_disabled_account_is_201(server: Server) -> None:
     api = Api(server, tenant)
     assert api.post(QUERY).code == "-300"
     run_cli("account", "disable", tenant.sid, db=server.db)
-    _expect(api.post(QUERY), "-201", "用户状态失效")
+    _expect(_eventually(lambda: api.post(QUERY), "-201"), "-201", "用户状态失效")
     # -201 comes before any header check
     _expect(api.post(QUERY, authorization=""), "-201", "用户状态失效")
 
@@ -223,7 +234,10 @@ def test_offline_production_app_is_205_until_online(api: Api, server: Server) ->
     assert app["online"] is False
     _expect(api.post({**QUERY, "appid": app["appid"]}, env="production"), "-205", "应用验证失败")
     run_cli("app", "update", app["appid"], "--online", db=server.db)
-    assert api.post({**QUERY, "appid": app["appid"]}, env="production").code == "-300"
+    reply = _eventually(
+        lambda: api.post({**QUERY, "appid": app["appid"]}, env="production"), "-300"
+    )
+    assert reply.code == "-300"
 
 
 def test_app_without_meeting_feature_is_205(api: Api, server: Server) -> None:

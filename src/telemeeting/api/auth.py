@@ -7,8 +7,8 @@ from datetime import datetime
 
 from telemeeting.config import Settings
 from telemeeting.network import Network, address_in, parse_networks
+from telemeeting.service.directory import Directory
 from telemeeting.store.records import Account, App
-from telemeeting.store.unit_of_work import Database
 from telemeeting.wire.auth import parse_authorization, sign_matches, timestamp_in_window
 from telemeeting.wire.environments import PRODUCTION
 from telemeeting.wire.status import Status, WireError
@@ -21,16 +21,15 @@ class Caller:
 
 
 class Authenticator:
-    def __init__(self, db: Database, settings: Settings) -> None:
-        self._db = db
+    def __init__(self, directory: Directory, settings: Settings) -> None:
+        self._directory = directory
         self._settings = settings
 
     async def account(
         self, sid: str, authorization: str | None, sign: str | None, now: datetime
     ) -> Caller:
         """Steps 1–3: the account, the Authorization header, the Sign."""
-        async with self._db.reader() as uow:
-            account = await uow.accounts.get(sid)
+        account = await self._directory.account(sid)
         if account is None:
             raise WireError(Status.UNKNOWN_ACCOUNT, sid)
         if not account.enabled:
@@ -49,8 +48,7 @@ class Authenticator:
 
     async def app(self, caller: Caller, appid: str, env: str, client_ip: str) -> App:
         """Step 6: the app exists, is the caller's, fits the environment, may be used from here."""
-        async with self._db.reader() as uow:
-            app = await uow.apps.get(appid)
+        app = await self._directory.app(appid)
         if (
             app is None
             or app.account_sid != caller.account.sid
