@@ -48,6 +48,7 @@ class Platform:
         await migrate(self.db.engine)
         await self.driver.start()
         await self.service.recover()
+        self._tasks.append(asyncio.create_task(self.service.record_reports(), name="reports"))
         self._tasks.append(asyncio.create_task(self._clock_loop(), name="meeting-clock"))
         self._tasks.append(asyncio.create_task(self.dispatcher.run(), name="callbacks"))
 

@@ -6,6 +6,8 @@ commit loses nothing; a crash before commit means the request was never accepted
 
 from __future__ import annotations
 
+import asyncio
+import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +39,9 @@ from telemeeting.wire.times import format_wire_time, parse_wall_clock
 
 log = structlog.get_logger(__name__)
 
+#: At most this many queued carrier reports are recorded in one go.
+REPORT_BATCH = 500
+
 
 @dataclass(frozen=True)
 class _Orders:
@@ -61,6 +66,7 @@ class MeetingService:
         self._settings = settings
         self._clock = clock
         self._zone = settings.zone
+        self._reports: asyncio.Queue[LegReport] = asyncio.Queue()
         #: Called after a commit that stored pushes; the dispatcher sets it to wake itself.
         self.pushes_waiting: Callable[[], None] = lambda: None
         driver.attach(self.on_report)
@@ -188,19 +194,35 @@ class MeetingService:
     # ---- the carrier's reports and the clock ----------------------------------------------
 
     async def on_report(self, report: LegReport) -> None:
+        """The carrier's sink: queue the report for `record_reports`, never block the carrier."""
+        self._reports.put_nowait(report)
+
+    async def record_reports(self) -> None:
+        """Forever: record the queued reports, all of one meeting's in one transaction.
+
+        Under load reports arrive in bursts (every invite brings ringing and answer); loading a
+        meeting once for all of its pending reports keeps the cost per report low.
+        """
+        while True:
+            batch = [await self._reports.get()]
+            while not self._reports.empty() and len(batch) < REPORT_BATCH:
+                batch.append(self._reports.get_nowait())
+            by_meeting: dict[str, list[LegReport]] = {}
+            for report in batch:
+                by_meeting.setdefault(report.meeting_id, []).append(report)
+            for meeting_id, reports in by_meeting.items():
+                try:
+                    await self._apply_reports(meeting_id, reports)
+                except Exception:  # one meeting's failure must not stop the others' reports
+                    log.exception("reports.failed", meeting_id=meeting_id, reports=len(reports))
+
+    async def _apply_reports(self, meeting_id: str, reports: list[LegReport]) -> None:
         async with self._db.unit_of_work() as uow:
-            meeting = await uow.meetings.get(report.meeting_id)
+            meeting = await uow.meetings.get(meeting_id)
             if meeting is None:
                 return
-            if report.progress is Progress.RINGING:
-                changed = meeting.leg_ringing(report.leg_id, report.at)
-            elif report.progress is Progress.ANSWERED:
-                changed = meeting.leg_answered(report.leg_id, report.at)
-            else:
-                changed = meeting.leg_ended(
-                    report.leg_id, report.reason or EndReason.FAILED, report.at
-                )
-            if not changed:
+            changed = [_apply_report(meeting, report) for report in reports]
+            if not any(changed):
                 return
             app = await uow.apps.get(meeting.app_id)
             await self._persist(uow, meeting, app)
@@ -369,10 +391,17 @@ class MeetingService:
         }
 
 
+def _apply_report(meeting: Meeting, report: LegReport) -> bool:
+    """What one carrier report changes in the meeting (False when it changes nothing)."""
+    if report.progress is Progress.RINGING:
+        return meeting.leg_ringing(report.leg_id, report.at)
+    if report.progress is Progress.ANSWERED:
+        return meeting.leg_answered(report.leg_id, report.at)
+    return meeting.leg_ended(report.leg_id, report.reason or EndReason.FAILED, report.at)
+
+
 def event_view(event: StoredEvent) -> dict[str, Any]:
     """An event as replayed by queryMeetingEvents: its push body, kind and sequence number."""
-    import json
-
     return {
         "seq": event.seq,
         "eventId": event.id,
