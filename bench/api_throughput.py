@@ -19,55 +19,68 @@ import argparse
 import asyncio
 import json
 import math
-import os
-import platform
 import secrets
-import signal
-import socket
 import ssl
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import AsyncExitStack, ExitStack, contextmanager
+from contextlib import AsyncExitStack, ExitStack
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
-from rich.console import Console
 from rich.table import Table
 
-from telemeeting.wire.auth import signed_headers
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (  # bench/ is not a package: found through sys.path above
+    HOST,
+    REQUEST_TIMEOUT,
+    STARTUP_TIMEOUT,
+    BenchOptions,
+    add_closing_arguments,
+    bench_parser,
+    cli_json,
+    common_options,
+    create_meeting,
+    describe_machine,
+    fan_out,
+    fmt,
+    free_port,
+    load_average,
+    log,
+    machine,
+    percentile,
+    post_signed,
+    print_json,
+    print_table_out,
+    process_cpu_seconds,
+    run_interruptible,
+    served,
+    skip_reason,
+    spawned,
+    tail,
+    target_database,
+    wait_until_listening,
+)
 
 HERE = Path(__file__).resolve().parent
-ZONE = ZoneInfo("Asia/Shanghai")
-HOST = "127.0.0.1"
 TARGETS = ("baseline", "sqlite", "postgres")
-STARTUP_TIMEOUT = 30.0
-STOP_TIMEOUT = 10.0
-CLI_TIMEOUT = 60.0
-REQUEST_TIMEOUT = 30.0
 #: The baseline needs no prepared meetings, so its cap only keeps the loop bounded.
 BASELINE_MAX_REQUESTS = 1_000_000
-
-log = Console(stderr=True)
 
 
 # ---- settings and results -----------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Options:
+class Options(BenchOptions):
     """The command line, parsed once and passed down (the load process gets a JSON spec)."""
 
-    targets: tuple[str, ...]
     duration: float
     warmup: float
     concurrency: int
@@ -75,8 +88,6 @@ class Options:
     invites_per_meeting: int
     load_procs: int
     ring_seconds: float
-    pg_admin_dsn: str
-    as_json: bool
 
 
 @dataclass
@@ -115,137 +126,7 @@ class Target:
     pid: int
 
 
-# ---- processes ----------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def telemeeting_command() -> list[str]:
-    """The installed `telemeeting` script of this interpreter (a real process, not a shim)."""
-    script = Path(sys.executable).with_name("telemeeting")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "telemeeting"]
-
-
-def stop_process(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM (uvicorn shuts down gracefully), then SIGKILL if it does not exit in time."""
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(STOP_TIMEOUT)
-
-
-@contextmanager
-def spawned(
-    args: list[str], log_path: Path, env: dict[str, str] | None = None
-) -> Iterator[subprocess.Popen[bytes]]:
-    """A child in its own session (Ctrl-C reaches only us, and we stop it), output to a file."""
-    with log_path.open("wb") as out:
-        proc = subprocess.Popen(
-            args,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
-            start_new_session=True,
-        )
-    try:
-        yield proc
-    finally:
-        stop_process(proc)
-
-
-def wait_until_listening(proc: subprocess.Popen[bytes], port: int, log_path: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited ({proc.returncode}):\n{tail(log_path)}")
-        try:
-            with socket.create_connection((HOST, port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"server not listening on {port} after {STARTUP_TIMEOUT:.0f}s")
-
-
-def tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
-def cli_json(*args: str, db: str) -> dict[str, Any]:
-    done = subprocess.run(
-        [*telemeeting_command(), *args, "--db", db, "--json"],
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"telemeeting {' '.join(args)} failed: {done.stderr.strip()}")
-    return dict(json.loads(done.stdout))
-
-
-def process_cpu_seconds(pid: int) -> float | None:
-    """utime + stime of a process from /proc (Linux); None elsewhere or once it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-# ---- PostgreSQL ---------------------------------------------------------------------------------
-
-
-async def _pg_admin(dsn: str, statement: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(dsn, timeout=5)
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
-@contextmanager
-def fresh_pg_database(admin_dsn: str) -> Iterator[str]:
-    """A new database next to the admin one, dropped afterwards; yields its asyncpg URL."""
-    name = f"tm_bench_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_pg_admin(admin_dsn, f'CREATE DATABASE "{name}"'))
-    try:
-        base = admin_dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-        yield f"{base}/{name}"
-    finally:
-        asyncio.run(_pg_admin(admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
 # ---- requests -----------------------------------------------------------------------------------
-
-
-def api_url(base_url: str, sid: str, sign: str) -> str:
-    return f"{base_url}/201612/sid/{sid}/call/TeleMeeting.wx?Sign={sign}"
-
-
-async def post_signed(
-    client: httpx.AsyncClient, target: Target, body: dict[str, Any]
-) -> dict[str, Any]:
-    headers, sign = signed_headers(target.sid, target.token, datetime.now(UTC), ZONE)
-    response = await client.post(
-        api_url(target.base_url, target.sid, sign),
-        content=json.dumps(body, ensure_ascii=False).encode(),
-        headers=headers,
-    )
-    return dict(response.json())
 
 
 def phone_for(index: int) -> str:
@@ -256,18 +137,13 @@ def phone_for(index: int) -> str:
 async def create_meetings(target: Target, count: int, concurrency: int = 8) -> list[str]:
     """`count` meetings (fewer workers than the load, so setup stays quick and polite)."""
     meids: list[str] = []
-    pending = iter(range(count))
 
-    async def worker(client: httpx.AsyncClient) -> None:
-        for _ in pending:
-            body = {"action": "createMeeting", "appid": target.appid, "meetingname": "bench"}
-            answer = await post_signed(client, target, body)
-            if answer.get("statusCode") != "0":
-                raise RuntimeError(f"createMeeting failed: {answer}")
-            meids.append(str(answer["meid"]))
+    async def create(client: httpx.AsyncClient, _k: int) -> None:
+        body = {"appid": target.appid, "meetingname": "bench"}
+        answer = await create_meeting(client, target.base_url, target.sid, target.token, body)
+        meids.append(str(answer["meid"]))
 
-    async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT) as client:
-        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+    await fan_out(count, concurrency, create)
     return meids
 
 
@@ -312,7 +188,8 @@ async def drive(spec: dict[str, Any]) -> dict[str, Any]:
             }
             sent = time.perf_counter()
             try:
-                code = str((await post_signed(client, target, body)).get("statusCode"))
+                answer = await post_signed(client, target.base_url, target.sid, target.token, body)
+                code = str(answer.get("statusCode"))
             except (httpx.HTTPError, ValueError) as exc:
                 code = type(exc).__name__
             done = time.perf_counter()
@@ -432,12 +309,6 @@ def merge(name: str, outputs: list[dict[str, Any]]) -> Result:
     return result
 
 
-def percentile(ordered: list[float], pct: float) -> float:
-    """Nearest-rank percentile of an already sorted list."""
-    rank = max(1, math.ceil(pct / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
 # ---- the targets --------------------------------------------------------------------------------
 
 
@@ -448,7 +319,7 @@ def bench_baseline(opts: Options, workdir: Path) -> Result:
     env = {"BENCH_BASELINE_SID": sid, "BENCH_BASELINE_TOKEN": token}
     log_path = workdir / "baseline.log"
     with spawned(args, log_path, env) as proc:
-        wait_until_listening(proc, port, log_path)
+        wait_until_listening(proc, port, log_path, who="server")
         target = Target(f"http://{HOST}:{port}", sid, token, "baseline-app", proc.pid)
         log.print(f"baseline: load for {opts.warmup:g}+{opts.duration:g}s")
         return run_load(target, None, opts, workdir, "baseline")
@@ -458,34 +329,9 @@ def bench_server(name: str, db_url: str, opts: Options, workdir: Path) -> Result
     """The real `telemeeting serve` on `db_url`, driven on its sandbox listener."""
     account = cli_json("account", "create", "--name", "bench", db=db_url)
     app = cli_json("app", "create", "--account", account["sid"], "--env", "sandbox", db=db_url)
-    port, sandbox_port = free_port(), free_port()
-    args = [
-        *telemeeting_command(),
-        "serve",
-        "--db",
-        db_url,
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--sandbox-port",
-        str(sandbox_port),
-        "--no-demo",
-    ]
-    env = {
-        "TELEMEETING_LIMITS_REQUESTS_PER_SECOND": "0",
-        "TELEMEETING_SIM_RING_SECONDS": str(opts.ring_seconds),
-    }
     log_path = workdir / f"{name}.log"
-    with spawned(args, log_path, env) as proc:
-        wait_until_listening(proc, sandbox_port, log_path)
-        target = Target(
-            f"http://{HOST}:{sandbox_port}",
-            account["sid"],
-            account["auth_token"],
-            app["appid"],
-            proc.pid,
-        )
+    with served(db_url, opts.ring_seconds, log_path, sandbox=True, who="server") as (proc, url):
+        target = Target(url, account["sid"], account["auth_token"], app["appid"], proc.pid)
         meetings = math.ceil(opts.max_requests / opts.invites_per_meeting)
         began = time.perf_counter()
         meids = asyncio.run(create_meetings(target, meetings))
@@ -493,23 +339,17 @@ def bench_server(name: str, db_url: str, opts: Options, workdir: Path) -> Result
             f"{name}: {len(meids)} meetings created in {time.perf_counter() - began:.1f}s; "
             f"load for {opts.warmup:g}+{opts.duration:g}s"
         )
-        result = run_load(target, work_items(meids, opts.max_requests), opts, workdir, name)
-        if proc.poll() is not None:
-            raise RuntimeError(f"server died during the run:\n{tail(log_path)}")
-        return result
+        return run_load(target, work_items(meids, opts.max_requests), opts, workdir, name)
 
 
 def run_target(name: str, opts: Options, workdir: Path) -> Result:
     try:
         if name == "baseline":
             return bench_baseline(opts, workdir)
-        if name == "sqlite":
-            return bench_server(name, f"sqlite+aiosqlite:///{workdir / 'bench.db'}", opts, workdir)
-        with fresh_pg_database(opts.pg_admin_dsn) as url:
+        with target_database(name, opts.pg_admin_dsn, workdir) as url:
             return bench_server(name, url, opts, workdir)
     except Exception as exc:  # one broken target must not hide the others
-        log.print(f"[red]{name} skipped:[/red] {exc}", markup=True, highlight=False)
-        return Result(target=name, skipped=str(exc).splitlines()[0][:200])
+        return Result(target=name, skipped=skip_reason(name, exc, whole=True))
 
 
 # ---- reporting ----------------------------------------------------------------------------------
@@ -527,32 +367,7 @@ def add_ratios(results: list[Result]) -> None:
         r.ratio_p99 = round(r.p99_ms / base.p99_ms, 2) if base.p99_ms else None
 
 
-def machine() -> dict[str, Any]:
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpus": os.cpu_count(),
-        "cpu_model": model,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "httpx": httpx.__version__,
-        "loadavg_before": list(os.getloadavg()),
-    }
-
-
-def _fmt(value: float | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
-
-
 def print_table(results: list[Result], opts: Options) -> None:
-    # Piped output gets a fixed width so the table is not squeezed into 80 columns.
-    console = Console() if sys.stdout.isatty() else Console(width=150)
     table = Table(
         title=(
             f"inviteJoinMeeting, concurrency {opts.concurrency}, "
@@ -575,21 +390,20 @@ def print_table(results: list[Result], opts: Options) -> None:
             f"{r.p99_ms:.1f}",
             str(r.successes),
             errors,
-            _fmt(r.ratio_rps, ".3f"),
-            _fmt(r.ratio_p50, ".1f"),
-            _fmt(r.ratio_p99, ".1f"),
-            _fmt(r.server_cpu_pct, ".0f") + "%",
+            fmt(r.ratio_rps, ".3f"),
+            fmt(r.ratio_p50, ".1f"),
+            fmt(r.ratio_p99, ".1f"),
+            fmt(r.server_cpu_pct, ".0f") + "%",
             f"{r.load_cpu_pct:.0f}%",
         )
-    console.print(table)
+    print_table_out(table, 150)
 
 
 # ---- main ---------------------------------------------------------------------------------------
 
 
 def parse_args(argv: list[str] | None = None) -> Options | str:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--targets", default=",".join(TARGETS), help="comma-separated subset")
+    parser = bench_parser(__doc__, TARGETS)
     parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per target")
     parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds first")
     parser.add_argument("--concurrency", type=int, default=32, help="requests in flight")
@@ -604,25 +418,18 @@ def parse_args(argv: list[str] | None = None) -> Options | str:
     parser.add_argument(
         "--ring-seconds", type=float, default=0.2, help="TELEMEETING_SIM_RING_SECONDS"
     )
-    parser.add_argument(
-        "--pg-admin-dsn",
-        default=os.environ.get("TELEMEETING_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test"),
-        help="an existing database to CREATE/DROP the scratch one from",
-    )
-    parser.add_argument("--json", action="store_true", help="print results as JSON on stdout")
+    add_closing_arguments(parser)
     parser.add_argument("--load-worker", metavar="SPEC", help=argparse.SUPPRESS)
     ns = parser.parse_args(argv)
     if ns.load_worker:
         return str(ns.load_worker)
-    targets = tuple(t.strip() for t in ns.targets.split(",") if t.strip())
-    if unknown := set(targets) - set(TARGETS):
-        parser.error(f"unknown targets: {', '.join(sorted(unknown))}")
+    common = common_options(parser, ns, TARGETS)
     if not 1 <= ns.invites_per_meeting <= 100:
         parser.error("--invites-per-meeting must be 1..100 (the default member limit)")
     if ns.concurrency < 1 or ns.load_procs < 1 or ns.max_requests < 1 or ns.duration <= 0:
         parser.error("--concurrency, --load-procs, --max-requests and --duration must be > 0")
     return Options(
-        targets=targets,
+        **common,
         duration=ns.duration,
         warmup=max(0.0, ns.warmup),
         concurrency=ns.concurrency,
@@ -630,14 +437,7 @@ def parse_args(argv: list[str] | None = None) -> Options | str:
         invites_per_meeting=ns.invites_per_meeting,
         load_procs=ns.load_procs,
         ring_seconds=ns.ring_seconds,
-        pg_admin_dsn=ns.pg_admin_dsn,
-        as_json=ns.json,
     )
-
-
-def _interrupt(signum: int, _frame: object) -> None:
-    """SIGTERM takes the same clean-up path as Ctrl-C."""
-    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -646,26 +446,20 @@ def main(argv: list[str] | None = None) -> int:
         load_worker_main(parsed)
         return 0
     opts = parsed
-    signal.signal(signal.SIGTERM, _interrupt)
-    host = machine()  # the load average before we add ours tells whether others share the CPU
-    results: list[Result] = []
-    try:
-        with tempfile.TemporaryDirectory(prefix="tm-bench-") as tmp:
-            for name in opts.targets:
-                results.append(run_target(name, opts, Path(tmp)))
-    except KeyboardInterrupt:
-        log.print("interrupted; every started process has been stopped")
+    # The load average before we add ours tells whether others share the CPU.
+    host = machine({"httpx": httpx.__version__}, rounded=False)
+    results = run_interruptible(
+        "tm-bench-", lambda workdir: [run_target(name, opts, workdir) for name in opts.targets]
+    )
+    if results is None:
         return 130
     add_ratios(results)
     if opts.as_json:
-        config = {k: v for k, v in asdict(opts).items() if k not in ("as_json", "pg_admin_dsn")}
-        host["loadavg_after"] = list(os.getloadavg())
-        payload = {"machine": host, "config": config, "results": [asdict(r) for r in results]}
-        print(json.dumps(payload, ensure_ascii=False, indent=2))
+        host["loadavg_after"] = load_average(rounded=False)
+        print_json(host, opts, results)
     else:
         print_table(results, opts)
-        load = ", ".join(f"{x:.2f}" for x in host["loadavg_before"])
-        log.print(f"{host['cpus']} CPUs ({host['cpu_model']}); load average before: {load}")
+        log.print(describe_machine(host))
     return 0 if all(not r.skipped and not r.errors for r in results) else 1
 
 

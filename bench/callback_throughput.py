@@ -36,23 +36,18 @@ import asyncio
 import contextlib
 import json
 import math
-import os
 import signal
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -61,43 +56,52 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # bench/ is not a package: found through sys.path above
     HOST,
+    REQUEST_TIMEOUT,
+    BenchOptions,
+    add_closing_arguments,
+    bench_parser,
     cli_json,
+    common_options,
+    create_meeting,
+    describe_machine,
+    fan_out,
+    fmt,
     free_port,
-    fresh_pg_database,
+    load_average,
+    log,
     machine,
     percentile,
+    print_json,
+    print_table_out,
     process_cpu_seconds,
+    run_interruptible,
+    served,
+    skip_reason,
     spawned,
     system_cpu_ticks,
     tail,
-    telemeeting_command,
+    target_database,
     wait_until_listening,
 )
 from telemeeting.store.database import normalize_url
 from telemeeting.wire import callbacks
-from telemeeting.wire.auth import signed_headers
 from telemeeting.wire.envelope import CONTENT_TYPE
 
-ZONE = ZoneInfo("Asia/Shanghai")
 TARGETS = ("sqlite", "postgres")
-REQUEST_TIMEOUT = 30.0
 POLL_SECONDS = 0.1
 #: The dispatcher's in-flight limit (dispatcher.BATCH); the baseline uses the same.
 CONCURRENCY = 64
 #: Budget for one target (server start to stop); a run that overruns it is reported, not hung.
 TARGET_BUDGET_SECONDS = 150.0
 
-log = Console(stderr=True)
-
 
 # ---- settings and results -----------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Options:
+class Options(BenchOptions):
     """The command line, parsed once and passed down."""
 
-    targets: tuple[str, ...]
     events: int
     parties: int
     gen_concurrency: int
@@ -105,8 +109,6 @@ class Options:
     drain_timeout: float
     ring_seconds: float
     skip_backlog: bool
-    pg_admin_dsn: str
-    as_json: bool
 
 
 @dataclass
@@ -360,35 +362,20 @@ async def create_meetings(
 ) -> None:
     """`meetings` createMeeting requests, each dialling `parties` busy numbers at once; with
     `rate` > 0 (events/s) meeting m is not started before m × its share of a second."""
-    pending = iter(range(meetings))
     interval = events_per_meeting(parties) / rate if rate > 0 else 0.0
     start = time.monotonic()
-    url_path = f"/201612/sid/{tenant.sid}/call/TeleMeeting.wx"
 
-    async def worker(client: httpx.AsyncClient) -> None:
-        for m in pending:
-            await asyncio.sleep(max(0.0, start + m * interval - time.monotonic()))
-            base = offset + m * parties
-            body = {
-                "action": "createMeeting",
-                "appid": appid,
-                "meetingname": "cb-bench",
-                "parties": [
-                    {"name": f"p{j}", "phone": busy_phone(base + j)} for j in range(parties)
-                ],
-            }
-            headers, sign = signed_headers(tenant.sid, tenant.token, datetime.now(UTC), ZONE)
-            response = await client.post(
-                f"{tenant.base_url}{url_path}?Sign={sign}",
-                content=json.dumps(body, ensure_ascii=False).encode(),
-                headers=headers,
-            )
-            answer = response.json()
-            if answer.get("statusCode") != "0":
-                raise RuntimeError(f"createMeeting failed: {answer}")
+    async def create(client: httpx.AsyncClient, m: int) -> None:
+        await asyncio.sleep(max(0.0, start + m * interval - time.monotonic()))
+        base = offset + m * parties
+        body = {
+            "appid": appid,
+            "meetingname": "cb-bench",
+            "parties": [{"name": f"p{j}", "phone": busy_phone(base + j)} for j in range(parties)],
+        }
+        await create_meeting(client, tenant.base_url, tenant.sid, tenant.token, body)
 
-    async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT) as client:
-        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+    await fan_out(meetings, concurrency, create)
 
 
 # ---- CPU accounting ------------------------------------------------------------------------------
@@ -601,46 +588,19 @@ def bench_server(
 ) -> list[Phase]:
     """The real `telemeeting serve` on `db_url`; its production listener gets the requests."""
     account = cli_json("account", "create", "--name", "cb-bench", db=db_url)
-    port, sandbox_port = free_port(), free_port()
-    args = [
-        *telemeeting_command(),
-        "serve",
-        "--db",
-        db_url,
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--sandbox-port",
-        str(sandbox_port),
-        "--no-demo",
-    ]
-    env = {
-        "TELEMEETING_LIMITS_REQUESTS_PER_SECOND": "0",
-        "TELEMEETING_SIM_RING_SECONDS": str(opts.ring_seconds),
-    }
     log_path = workdir / f"{name}.log"
-    with spawned(args, log_path, env) as proc:
-        wait_until_listening(proc, port, log_path)
-        tenant = Tenant(f"http://{HOST}:{port}", account["sid"], account["auth_token"])
+    with served(db_url, opts.ring_seconds, log_path, sandbox=False) as (proc, url):
+        tenant = Tenant(url, account["sid"], account["auth_token"])
         running = Running(name, db_url, tenant, proc.pid, receiver, opts)
-        phases = asyncio.run(asyncio.wait_for(running.run(), TARGET_BUDGET_SECONDS))
-        if proc.poll() is not None:
-            raise RuntimeError(f"server died during the run:\n{tail(log_path)}")
-        return phases
+        return asyncio.run(asyncio.wait_for(running.run(), TARGET_BUDGET_SECONDS))
 
 
 def run_target(name: str, receiver: ReceiverClient, opts: Options, workdir: Path) -> list[Phase]:
     try:
-        if name == "sqlite":
-            url = f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
-            return bench_server(name, url, receiver, opts, workdir)
-        with fresh_pg_database(opts.pg_admin_dsn) as url:
+        with target_database(name, opts.pg_admin_dsn, workdir) as url:
             return bench_server(name, url, receiver, opts, workdir)
     except Exception as exc:  # one broken target must not hide the others
-        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        log.print(f"[red]{name} skipped:[/red] {reason}", markup=True, highlight=False)
-        return [Phase(name, "-", skipped=reason)]
+        return [Phase(name, "-", skipped=skip_reason(name, exc))]
 
 
 # ---- the baseline -------------------------------------------------------------------------------
@@ -717,12 +677,7 @@ def add_ratios(phases: list[Phase]) -> None:
             p.ratio = round(p.rate / base.rate, 3)
 
 
-def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
-    return "-" if value is None else format(value, spec) + suffix
-
-
 def print_table(phases: list[Phase], opts: Options) -> None:
-    console = Console() if sys.stdout.isatty() else Console(width=190)
     table = Table(
         title=(
             f"Callback delivery: ~{opts.events} events per phase, busy parties "
@@ -774,27 +729,26 @@ def print_table(phases: list[Phase], opts: Options) -> None:
             str(p.events),
             str(p.received),
             f"{p.rate:.0f}",
-            _fmt(p.ratio, ".3f"),
-            _fmt(p.produced_rate, ".0f"),
-            _fmt(p.delay_p50_ms, ".0f"),
-            _fmt(p.delay_p99_ms, ".0f"),
-            _fmt(p.delay_max_ms, ".0f"),
-            _fmt(p.drain_s, ".1f"),
+            fmt(p.ratio, ".3f"),
+            fmt(p.produced_rate, ".0f"),
+            fmt(p.delay_p50_ms, ".0f"),
+            fmt(p.delay_p99_ms, ".0f"),
+            fmt(p.delay_max_ms, ".0f"),
+            fmt(p.drain_s, ".1f"),
             ", ".join(problems) or "ok",
-            _fmt(p.server_cpu_pct, ".0f", "%"),
-            _fmt(p.receiver_cpu_pct, ".0f", "%"),
-            _fmt(p.sender_cpu_pct, ".0f", "%"),
-            _fmt(p.machine_cpu_pct, ".0f", "%"),
+            fmt(p.server_cpu_pct, ".0f", "%"),
+            fmt(p.receiver_cpu_pct, ".0f", "%"),
+            fmt(p.sender_cpu_pct, ".0f", "%"),
+            fmt(p.machine_cpu_pct, ".0f", "%"),
         )
-    console.print(table)
+    print_table_out(table, 190)
 
 
 # ---- main ---------------------------------------------------------------------------------------
 
 
 def parse_args(argv: list[str] | None = None) -> Options | int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--targets", default=",".join(TARGETS), help="comma-separated subset")
+    parser = bench_parser(__doc__, TARGETS)
     parser.add_argument("--events", type=int, default=1000, help="events per phase (about)")
     parser.add_argument("--parties", type=int, default=20, help="busy parties per meeting (≤ 100)")
     parser.add_argument(
@@ -813,25 +767,18 @@ def parse_args(argv: list[str] | None = None) -> Options | int:
         help="pace the live phase to about this many events/s (0: as fast as the server takes)",
     )
     parser.add_argument("--skip-backlog", action="store_true", help="only the live phase")
-    parser.add_argument(
-        "--pg-admin-dsn",
-        default=os.environ.get("TELEMEETING_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test"),
-        help="an existing database to CREATE/DROP the scratch one from",
-    )
-    parser.add_argument("--json", action="store_true", help="print results as JSON on stdout")
+    add_closing_arguments(parser)
     parser.add_argument("--receiver", type=int, metavar="PORT", help=argparse.SUPPRESS)
     ns = parser.parse_args(argv)
     if ns.receiver:
         return int(ns.receiver)
-    targets = tuple(t.strip() for t in ns.targets.split(",") if t.strip())
-    if unknown := set(targets) - set(TARGETS):
-        parser.error(f"unknown targets: {', '.join(sorted(unknown))}")
+    common = common_options(parser, ns, TARGETS)
     if not 1 <= ns.parties <= 100:
         parser.error("--parties must be 1..100 (the default member limit)")
     if not 10 <= ns.events <= 20000 or ns.gen_concurrency < 1 or ns.drain_timeout <= 0:
         parser.error("--events must be 10..20000; --gen-concurrency, --drain-timeout > 0")
     return Options(
-        targets=targets,
+        **common,
         events=ns.events,
         parties=ns.parties,
         gen_concurrency=ns.gen_concurrency,
@@ -839,14 +786,7 @@ def parse_args(argv: list[str] | None = None) -> Options | int:
         drain_timeout=ns.drain_timeout,
         ring_seconds=ns.ring_seconds,
         skip_backlog=ns.skip_backlog,
-        pg_admin_dsn=ns.pg_admin_dsn,
-        as_json=ns.json,
     )
-
-
-def _interrupt(signum: int, _frame: object) -> None:
-    """SIGTERM takes the same clean-up path as Ctrl-C."""
-    raise KeyboardInterrupt
 
 
 def run_all(opts: Options, workdir: Path) -> list[Phase]:
@@ -879,27 +819,20 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(receiver_main(parsed))
         return 0
     opts = parsed
-    signal.signal(signal.SIGTERM, _interrupt)
     host = machine()  # the load average before we add ours tells whether others share the CPU
-    try:
-        with tempfile.TemporaryDirectory(prefix="tm-cb-bench-") as tmp:
-            phases = run_all(opts, Path(tmp))
-    except KeyboardInterrupt:
-        log.print("interrupted; every started process has been stopped")
+    phases = run_interruptible("tm-cb-bench-", lambda workdir: run_all(opts, workdir))
+    if phases is None:
         return 130
     add_ratios(phases)
-    host["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+    host["loadavg_after"] = load_average()
     if opts.as_json:
-        config = {k: v for k, v in asdict(opts).items() if k not in ("as_json", "pg_admin_dsn")}
-        payload = {"machine": host, "config": config, "results": [asdict(p) for p in phases]}
-        print(json.dumps(payload, ensure_ascii=False, indent=2))
+        print_json(host, opts, phases)
     else:
         print_table(phases, opts)
-        before = ", ".join(f"{x:.2f}" for x in host["loadavg_before"])
         after = ", ".join(f"{x:.2f}" for x in host["loadavg_after"])
         log.print(
-            f"{host['cpus']} CPUs ({host['cpu_model']}); load average before: {before}; "
-            f"after: {after}. Delay: live from events.created_at, backlog from the requeue."
+            f"{describe_machine(host)}; after: {after}. "
+            "Delay: live from events.created_at, backlog from the requeue."
         )
     return 0 if all(p.clean for p in phases) else 1
 

@@ -23,6 +23,7 @@ TICK_SECONDS = 0.020
 #: Further behind than this (a suspended process), the clock skips ahead instead of bursting.
 _RESYNC_SECONDS = 0.2
 _SILENT_CODES = g711.silence(g711.PCMU)
+_FULL_DRAIN_EVERY = 10
 
 
 @dataclass(eq=False)
@@ -44,6 +45,7 @@ class Conference:
     def add(self, room: str, key: str, stream: RtpStream) -> Member:
         member = Member(stream)
         stream.jitter.reset()  # drop early media: ringback is not for the room
+        stream.start_polling()
         self.rooms.setdefault(room, {})[key] = member
         self._layout = None
         return member
@@ -97,7 +99,12 @@ class Conference:
         payloads: list[bytes] = []
         speaking: list[bool] = []
         alaw_in: list[bool] = []
+        # One packet per leg per tick keeps pace with a peer sending every 20 ms; a full drain
+        # now and then catches up with bursts and clock drift without paying, every tick, for
+        # the failed read that ends a drain.
+        drain_limit = 8 if self.ticks % _FULL_DRAIN_EVERY == 0 else 1
         for member in members:
+            member.stream.drain(drain_limit)
             item = member.stream.read_payload()
             if item is None or not member.joined or member.muted:
                 payloads.append(_SILENT_CODES)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import socket
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -37,12 +38,19 @@ class PortPool:
             self._cursor = (self._cursor + 1) % len(self._ports)
             if port in self._in_use:
                 continue
+            sock = socket.socket(
+                socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM
+            )
             try:
-                transport, protocol = await loop.create_datagram_endpoint(
-                    factory, local_addr=(host, port)
-                )
+                sock.bind((host, port))
+                sock.setblocking(False)
+                transport, protocol = await loop.create_datagram_endpoint(factory, sock=sock)
             except OSError:
+                sock.close()
                 continue
+            adopt = getattr(protocol, "adopt_socket", None)
+            if adopt is not None:
+                adopt(sock)
             self._in_use.add(port)
             return transport, protocol, port
         raise PortsExhausted(f"no free RTP port in {self._ports[0]}-{self._ports[-1]}")
