@@ -388,6 +388,7 @@ def serve(
 
     from telemeeting.api.app import create_app
     from telemeeting.bootstrap import build_platform
+    from telemeeting.telephony.driver import DriverError
 
     settings = _settings(config, db, host=host, port=port, sandbox_port=sandbox_port)
     logs.configure(json=log_json)
@@ -400,6 +401,12 @@ def serve(
     async def run() -> None:
         if not no_demo:
             await _provision_demo(platform.db, settings)
+        try:  # before serving: a taken SIP or RTP port is an operator's error, said plainly
+            await platform.driver.start()
+        except DriverError as exc:
+            errors.print(f"[red]error:[/red] {exc}")
+            await platform.driver.close()
+            raise typer.Exit(1) from exc
         uv_config = uvicorn.Config(
             create_app(platform),
             lifespan="on",

@@ -116,3 +116,42 @@ async def test_conference_through_the_api(tmp_path: Path) -> None:
         levels = _levels(peer, -2.0 + len(read_wav(peer.recording())) / RATE)
         other = "bob" if peer.name == "alice" else "alice"
         assert levels[PEERS[other][1]] - levels[PEERS["carol"][1]] >= 25, (peer.name, levels)
+
+
+def test_serve_refuses_a_taken_sip_port(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    from tests.servers import free_port
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        config = tmp_path / "telemeeting.toml"
+        config.write_text(
+            f'[sip]\nlocal_port = {port}\n\n[[sip.routes]]\nmatch = "^1"\n'
+            'target = "sip:{number}@127.0.0.1:9"\n'
+        )
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "telemeeting",
+                "serve",
+                "--config",
+                str(config),
+                "--db",
+                f"sqlite+aiosqlite:///{tmp_path / 'tm.db'}",
+                "--port",
+                str(free_port()),
+                "--sandbox-port",
+                str(free_port()),
+                "--no-demo",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+    assert result.returncode == 1
+    assert f"cannot bind SIP {port}" in result.stderr and "Traceback" not in result.stderr

@@ -16,6 +16,10 @@ from typing import Protocol
 from telemeeting.domain.model import EndReason
 
 
+class DriverError(RuntimeError):
+    """The driver cannot work: ports taken, a media process that will not start."""
+
+
 @dataclass(frozen=True)
 class DialOrder:
     meeting_id: str

@@ -19,7 +19,13 @@ from typing import Any
 import structlog
 
 from telemeeting.domain.model import EndReason
-from telemeeting.telephony.driver import DialOrder, LegReport, Progress, ReportSink
+from telemeeting.telephony.driver import (
+    DialOrder,
+    DriverError,
+    LegReport,
+    Progress,
+    ReportSink,
+)
 from telemeeting.telephony.sip.node import dial_message, node_main
 from telemeeting.telephony.sip.routes import RouteConfig
 
@@ -29,7 +35,7 @@ _START_SECONDS = 30.0
 _CLOSE_SECONDS = 10.0
 
 
-class MediaNodeError(RuntimeError):
+class MediaNodeError(DriverError):
     """A media node could not start or has died."""
 
 
