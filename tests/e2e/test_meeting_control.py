@@ -207,3 +207,20 @@ def test_booking_survives_a_restart(fresh_db: str, tmp_path: Path) -> None:
         assert [e["body"]["reason"] for e in starts] == ["booked"]
     finally:
         server.stop()
+
+
+def test_sdk_retries_with_an_idempotency_key_dial_once(api: Api) -> None:
+    from telemeeting.client import Client
+
+    with Client(
+        account_sid=api.tenant.sid,
+        auth_token=api.tenant.token,
+        app_id=api.tenant.sandbox_app,
+        base_url=api.server.sandbox_url,
+    ) as client:
+        meid = client.create_meeting(idempotency_key=f"sdk-create-{time.time_ns()}").meid
+        key = f"sdk-invite-{meid}"
+        first = client.invite(meid, [("张三", NORMAL)], idempotency_key=key)
+        again = client.invite(meid, [("张三", NORMAL)], idempotency_key=key)
+        assert first.request_id == again.request_id
+        assert len(client.query_meeting(meid).members) == 1
