@@ -47,7 +47,7 @@ class Receiver:
         self.acked: list[Received] = []
         self.refused = 0
         self.attempts = 0  # every request, counted as it arrives
-        self.mode = "ok"  # ok | fail | hang
+        self.mode = "ok"  # ok | fail | hang | trickle
         self.hang_seconds = 3.0
         self._lock = threading.Lock()
         receiver = self
@@ -59,6 +59,18 @@ class Receiver:
                 with receiver._lock:
                     receiver.attempts += 1
                 mode = receiver.mode
+                if mode == "trickle":  # 200 at once, then a body that never quite finishes
+                    self.send_response(200)
+                    self.send_header("Content-Length", "40")
+                    self.end_headers()
+                    try:
+                        for _ in range(40):
+                            time.sleep(0.25)
+                            self.wfile.write(b" ")
+                            self.wfile.flush()
+                    except OSError:
+                        pass
+                    return
                 if mode == "hang":
                     time.sleep(receiver.hang_seconds)
                 if mode != "ok":

@@ -29,6 +29,8 @@ log = structlog.get_logger(__name__)
 
 #: How often the clock loop looks for meetings to end or start.
 TICK_SECONDS = 0.5
+#: How long a stopping server waits for queued carrier reports to be recorded.
+STOP_GRACE_SECONDS = 5.0
 
 
 @dataclass
@@ -53,6 +55,8 @@ class Platform:
         self._tasks.append(asyncio.create_task(self.dispatcher.run(), name="callbacks"))
 
     async def stop(self) -> None:
+        with contextlib.suppress(TimeoutError):  # what the carrier already said is recorded
+            await asyncio.wait_for(self.service.reports_recorded(), STOP_GRACE_SECONDS)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -184,6 +184,23 @@ def test_a_hanging_receiver_does_not_hold_up_other_apps(
         slow.stop()
 
 
+def test_a_trickling_answer_is_cut_at_the_timeout(push_server: Server, receiver: Receiver) -> None:
+    """httpx times out per phase; a receiver that dribbles its answer must still count as a
+    failure after the configured timeout (1 s here), not as delivered many seconds later."""
+    receiver.mode = "trickle"
+    api = _production_api(push_server, receiver.url)
+    api.create_meeting(env="production", parties=[{"phone": BUSY}])
+    time.sleep(2.5)
+    receiver.mode = "ok"
+    switched = time.time()
+    pushes = receiver.wait_for(_settled([BUSY]), timeout=15)
+    _assert_leg_order(pushes)
+    states = [p for p in pushes if p.kind == "CallState"]
+    assert [p.body["state"] for p in states] == ["callout", "disconnect"]
+    # retried within a second or so of the cut, not only when the 6 s lease ran out
+    assert states[0].at - switched < 2.5
+
+
 def test_refused_connections_then_receiver_appears(push_server: Server) -> None:
     port = free_port()
     api = _production_api(push_server, f"http://127.0.0.1:{port}/cb/ytx")

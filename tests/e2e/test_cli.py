@@ -74,7 +74,20 @@ def test_operator_mistakes_get_clear_errors(sqlite_db: str) -> None:
         check=False,
     )
     assert bad_url.returncode == 1 and "http" in bad_url.stderr
-    for result in (duplicate, unknown, no_owner, bad_list, bad_url):
+    broken_url = run_cli(
+        "app",
+        "create",
+        "--account",
+        "c" * 32,
+        "--env",
+        "production",
+        "--callback-url",
+        "https://[::1/cb",
+        db=sqlite_db,
+        check=False,
+    )
+    assert broken_url.returncode == 1 and "not a valid callback URL" in broken_url.stderr
+    for result in (duplicate, unknown, no_owner, bad_list, bad_url, broken_url):
         assert "Traceback" not in result.stderr
 
 

@@ -261,6 +261,24 @@ def test_invite_validation(api: Api, body: dict, code: str) -> None:
     assert reply.body["requestId"] == ""
 
 
+def test_unencodable_text_is_101_and_deep_nesting_is_4(api: Api) -> None:
+    meid = api.create_meeting()
+    for raw in (
+        '{"action":"createMeeting","appid":"%s","meetingname":"a\\u0000b"}',
+        '{"action":"createMeeting","appid":"%s","meetingname":"a\\ud800b"}',
+        '{"action":"inviteJoinMeeting","appid":"%s","confid":"1",'
+        '"parties":[{"name":"\\ud800","phone":"13800138000"}]}',
+    ):
+        reply = api.post(raw % api.tenant.sandbox_app)
+        assert reply.code == "-101", (raw, reply.body)
+    assert api.post("[" * 30000).code == "-4"
+    reply = api.post(
+        {"action": "queryMeetingEvents", "confid": meid, "after": 2**40},
+        func_url="MeetingQuery.wx",
+    )
+    assert reply.code == "-101"
+
+
 def test_duplicate_phone_is_303(api: Api) -> None:
     meid = api.create_meeting()
     assert api.invite(meid, NORMAL, NORMAL).code == "-303"

@@ -115,6 +115,8 @@ def test_restart_ends_calls_that_were_up_once_each(fresh_db: str, tmp_path: Path
         ]
         assert len(ends) == 2
         assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+        last = events[-1]["body"]
+        assert (last["state"], last["reason"]) == ("end", "recovered")
     finally:
         server.stop()
 

@@ -171,10 +171,16 @@ async def test_outbox_claims_first_of_each_leg_with_true_attempt_numbers(db: Dat
         first = await uow.outbox.claim(time.time(), lease=30, limit=10)
     assert sorted(d.event_id for d in first) == ["e1", "e3"]  # e2 waits for e1 (same leg)
     assert [d.attempt for d in first] == [1, 1]
+    by_id = {d.event_id: d for d in first}
     async with db.unit_of_work() as uow:  # leased: nothing more is due
         assert await uow.outbox.claim(time.time(), lease=30, limit=10) == []
-        await uow.outbox.retry_at("e1", time.time() - 1, "HTTP 500")
-        await uow.outbox.delivered("e3", time.time())
+        await uow.outbox.retry_at(by_id["e1"], time.time() - 1, "HTTP 500")
+        await uow.outbox.delivered(by_id["e3"], time.time())
     async with db.unit_of_work() as uow:
         again = await uow.outbox.claim(time.time(), lease=30, limit=10)
     assert [(d.event_id, d.attempt) for d in again] == [("e1", 2)]
+    async with db.unit_of_work() as uow:  # the stale first attempt finishing late changes nothing
+        await uow.outbox.dead(by_id["e1"], "late failure")
+        await uow.outbox.delivered(again[0], time.time())
+        states = {e.id: e.delivery for e in await uow.outbox.list(appid, None)}
+    assert states == {"e1": "delivered", "e2": "pending", "e3": "delivered"}

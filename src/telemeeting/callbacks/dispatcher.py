@@ -52,6 +52,8 @@ class Dispatcher:
         self._db = db
         self._policy = RetryPolicy.from_settings(settings)
         self._clock = clock
+        self._timeout = settings.timeout_seconds
+        # Longer than any attempt can last (each attempt is cut at the timeout, in total).
         self._lease = settings.timeout_seconds + 5.0
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -120,11 +122,16 @@ class Dispatcher:
                 callbacks.HEADER_SIGNATURE: callbacks.signature(delivery.secret, timestamp, body),
             }
             try:
-                response = await self._client.post(url, content=body, headers=headers)
+                # httpx's timeout applies to each phase; a receiver trickling its answer could
+                # outlive the lease, so the whole attempt is cut at the timeout.
+                async with asyncio.timeout(self._timeout):
+                    response = await self._client.post(url, content=body, headers=headers)
                 status = response.status_code
                 if not 200 <= status < 300:
                     error = f"HTTP {status}"
-            except httpx.HTTPError as exc:
+            except TimeoutError:
+                error = f"no answer within {self._timeout:g} s"
+            except Exception as exc:  # any failure is the attempt's outcome, never a dead task
                 error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         log.info(
             "callback.attempt",
@@ -157,16 +164,16 @@ class Dispatcher:
             for outcome in batch:
                 delivery, error = outcome.delivery, outcome.error
                 if not error:
-                    await uow.outbox.delivered(delivery.event_id, outcome.finished_at)
+                    await uow.outbox.delivered(delivery, outcome.finished_at)
                     continue
                 when = self._policy.next_attempt(
                     delivery.attempt, delivery.pending_since, outcome.finished_at
                 )
                 if when is None:
-                    await uow.outbox.dead(delivery.event_id, error)
+                    await uow.outbox.dead(delivery, error)
                     log.warning("callback.dead", event_id=delivery.event_id, error=error)
                 else:
-                    await uow.outbox.retry_at(delivery.event_id, when, error)
+                    await uow.outbox.retry_at(delivery, when, error)
 
     async def close(self) -> None:
         await self._client.aclose()

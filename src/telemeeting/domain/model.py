@@ -277,6 +277,16 @@ class Meeting:
         self.events.append(LegEnded(leg.id, now))
         return True
 
+    def calls_lost(self, now: float) -> list[Leg]:
+        """The carrier lost every call (a server restart): live legs end with 呼叫失败, and a
+        meeting whose members had joined ends (reason `recovered`)."""
+        lost = self.live_legs
+        for leg in lost:
+            self._end_leg(leg, EndReason.FAILED, now)
+        if self.state is MeetingState.ACTIVE and self.ever_joined:
+            self._close(CloseReason.RECOVERED, now)
+        return lost
+
     # ---- member control -------------------------------------------------------------------
 
     def set_muted(self, phone: str, muted: bool) -> Leg:

@@ -7,6 +7,8 @@ import time
 from dataclasses import replace
 from typing import Any
 
+import httpx
+
 from telemeeting.network import invalid_entries
 from telemeeting.store.records import Account, App
 from telemeeting.store.unit_of_work import Database
@@ -58,8 +60,14 @@ def _check_app_values(values: dict[str, Any]) -> None:
     if "ip_whitelist" in values and (bad := invalid_entries(values["ip_whitelist"])):
         raise AdminError(f"not an IP or CIDR: {', '.join(bad)}")
     url = values.get("callback_url")
-    if url and not url.startswith(("http://", "https://")):
-        raise AdminError("callback URL must start with http:// or https://")
+    if url:
+        if not url.startswith(("http://", "https://")):
+            raise AdminError("callback URL must start with http:// or https://")
+        try:
+            if not httpx.URL(url).host:
+                raise AdminError(f"callback URL has no host: {url}")
+        except httpx.InvalidURL as exc:
+            raise AdminError(f"not a valid callback URL: {url} ({exc})") from exc
     if "env" in values and values["env"] not in ENVIRONMENTS:
         raise AdminError("env must be production or sandbox")
 

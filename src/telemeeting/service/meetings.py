@@ -41,6 +41,8 @@ log = structlog.get_logger(__name__)
 
 #: At most this many queued carrier reports are recorded in one go.
 REPORT_BATCH = 500
+#: Pauses between tries of recording a meeting's reports after a database error.
+REPORT_RETRY_DELAYS = (0.2, 1.0, 5.0)
 
 
 @dataclass(frozen=True)
@@ -170,7 +172,7 @@ class MeetingService:
             leg = meeting.set_muted(request.phone, muted)
             await uow.meetings.save(meeting)
             await accept.record(uow)
-        await self._driver.set_muted(meeting.id, leg.id, muted)
+        await self._safely(self._driver.set_muted(meeting.id, leg.id, muted), leg)
 
     async def kick_member(self, app: App, request: actions.MemberRef, accept: Acceptance) -> None:
         now = self._clock()
@@ -211,10 +213,28 @@ class MeetingService:
             for report in batch:
                 by_meeting.setdefault(report.meeting_id, []).append(report)
             for meeting_id, reports in by_meeting.items():
-                try:
-                    await self._apply_reports(meeting_id, reports)
-                except Exception:  # one meeting's failure must not stop the others' reports
-                    log.exception("reports.failed", meeting_id=meeting_id, reports=len(reports))
+                await self._apply_with_retries(meeting_id, reports)
+            for _ in batch:
+                self._reports.task_done()
+
+    async def reports_recorded(self) -> None:
+        """Wait until every report queued so far is recorded (for a graceful stop)."""
+        await self._reports.join()
+
+    async def _apply_with_retries(self, meeting_id: str, reports: list[LegReport]) -> None:
+        """A passing database error (a dropped connection, a long lock) must not lose what the
+        carrier said; a persistent one is logged, and recovery ends the legs after a restart."""
+        for delay in REPORT_RETRY_DELAYS:
+            try:
+                await self._apply_reports(meeting_id, reports)
+                return
+            except Exception:
+                log.exception("reports.failed", meeting_id=meeting_id, reports=len(reports))
+                await asyncio.sleep(delay)
+        try:
+            await self._apply_reports(meeting_id, reports)
+        except Exception:  # one meeting's failure must not stop the others' reports
+            log.exception("reports.dropped", meeting_id=meeting_id, reports=len(reports))
 
     async def _apply_reports(self, meeting_id: str, reports: list[LegReport]) -> None:
         async with self._db.unit_of_work() as uow:
@@ -274,9 +294,7 @@ class MeetingService:
                 meeting = await uow.meetings.get(meeting_id)
                 if meeting is None:
                     continue
-                now = self._clock()
-                for leg in meeting.live_legs:
-                    meeting.leg_ended(leg.id, EndReason.FAILED, now)
+                meeting.calls_lost(self._clock())
                 app = await uow.apps.get(meeting.app_id)
                 await self._persist(uow, meeting, app)
         if meeting_ids:

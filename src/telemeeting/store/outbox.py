@@ -105,18 +105,25 @@ class OutboxRepository:
         )
         return claimed
 
-    async def delivered(self, event_id: str, now: float) -> None:
-        await self._set(event_id, delivery=DELIVERED, delivered_at=now, last_error="")
+    async def delivered(self, attempt: Delivery, now: float) -> None:
+        await self._settle(attempt, delivery=DELIVERED, delivered_at=now, last_error="")
 
-    async def retry_at(self, event_id: str, when: float, error: str) -> None:
-        await self._set(event_id, next_attempt_at=when, last_error=error[:500])
+    async def retry_at(self, attempt: Delivery, when: float, error: str) -> None:
+        await self._settle(attempt, next_attempt_at=when, last_error=error[:500])
 
-    async def dead(self, event_id: str, error: str) -> None:
-        await self._set(event_id, delivery=DEAD, next_attempt_at=None, last_error=error[:500])
+    async def dead(self, attempt: Delivery, error: str) -> None:
+        await self._settle(attempt, delivery=DEAD, next_attempt_at=None, last_error=error[:500])
 
-    async def _set(self, event_id: str, **values: object) -> None:
+    async def _settle(self, attempt: Delivery, **values: object) -> None:
+        """Record an attempt's outcome, unless a later attempt (or a redelivery) has taken over."""
         await self._session.execute(
-            update(EventRow).where(EventRow.id == event_id).values(**values)
+            update(EventRow)
+            .where(
+                EventRow.id == attempt.event_id,
+                EventRow.delivery == PENDING,
+                EventRow.attempts == attempt.attempt,
+            )
+            .values(**values)
         )
 
     async def list(

@@ -8,6 +8,7 @@ the leg first: reports for ended legs are ignored by the domain.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -68,23 +69,41 @@ class Driver(Protocol):
     async def close(self) -> None: ...
 
 
+#: How many hung-up legs and ended meetings the router remembers (see `DriverRouter`).
+_TOMBSTONES = 100_000
+
+
 class DriverRouter:
-    """Sends each order to the driver of the app's environment, and remembers which one."""
+    """Sends each order to the driver of the app's environment, and remembers which one.
+
+    It also remembers legs hung up and meetings ended, so that a dial order that lost a race
+    with `destroyMeeting` (committed first, carried out second) is dropped instead of placing a
+    call for a meeting that has already ended.
+    """
 
     def __init__(self, by_env: dict[str, Driver]) -> None:
         self._by_env = by_env
         self._owner: dict[str, Driver] = {}
+        self._gone: OrderedDict[str, None] = OrderedDict()  # leg and meeting ids
 
     def attach(self, sink: ReportSink) -> None:
         for driver in self._drivers():
             driver.attach(sink)
 
+    def _bury(self, key: str) -> None:
+        self._gone[key] = None
+        if len(self._gone) > _TOMBSTONES:
+            self._gone.popitem(last=False)
+
     async def dial(self, order: DialOrder) -> None:
+        if order.leg_id in self._gone or order.meeting_id in self._gone:
+            return
         driver = self._by_env[order.env]
         self._owner[order.meeting_id] = driver
         await driver.dial(order)
 
     async def hang_up(self, meeting_id: str, leg_id: str) -> None:
+        self._bury(leg_id)
         if driver := self._owner.get(meeting_id):
             await driver.hang_up(meeting_id, leg_id)
 
@@ -93,6 +112,7 @@ class DriverRouter:
             await driver.set_muted(meeting_id, leg_id, muted)
 
     async def end_meeting(self, meeting_id: str) -> None:
+        self._bury(meeting_id)
         if driver := self._owner.pop(meeting_id, None):
             await driver.end_meeting(meeting_id)
 

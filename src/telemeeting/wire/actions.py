@@ -182,6 +182,6 @@ def parse_member_ref(body: dict[str, Any]) -> MemberRef:
 
 def parse_events_query(body: dict[str, Any]) -> EventsQuery:
     confid = required(body, "confid")
-    after = integer(body, "after", low=0, high=2**62) or 0
+    after = integer(body, "after", low=0, high=2**31 - 1) or 0
     limit = integer(body, "limit", low=1, high=1000) or 100
     return EventsQuery(confid=confid, after=after, limit=limit)

@@ -39,6 +39,8 @@ def parse_body(raw: bytes) -> dict[str, Any]:
         raise WireError(Status.INVALID_JSON, "body is not UTF-8") from exc
     try:
         body = _loads(text)
+    except RecursionError as exc:  # nesting deeper than any request could mean
+        raise WireError(Status.INVALID_JSON, "body nested too deeply") from exc
     except ValueError:
         body = _parse_seed_style(text)
     if not isinstance(body, dict):
@@ -54,6 +56,6 @@ def _parse_seed_style(text: str) -> Any:
     if count:
         try:
             return _loads(repaired)
-        except ValueError:
+        except (ValueError, RecursionError):
             pass
     raise WireError(Status.INVALID_JSON, "body is not valid JSON")

@@ -8,6 +8,15 @@ from typing import Any
 from telemeeting.wire.status import Status, WireError
 
 
+def _encodable(text: str) -> bool:
+    """Whether `text` is valid Unicode (JSON can carry lone surrogates; UTF-8 cannot)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def scalar(body: dict[str, Any], *names: str, max_len: int | None = None) -> str | None:
     """The first present of `names` as a string; None when absent or empty.
 
@@ -22,6 +31,8 @@ def scalar(body: dict[str, Any], *names: str, max_len: int | None = None) -> str
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         text = str(value).strip()
+        if "\x00" in text or not _encodable(text):
+            raise WireError(Status.INVALID_PARAMETER, f"{name} has a NUL or an unpaired surrogate")
         if max_len is not None and len(text) > max_len:
             raise WireError(Status.INVALID_PARAMETER, f"{name} longer than {max_len}")
         return text or None
