@@ -222,10 +222,23 @@ def test_parse_parties_not_needed_may_be_absent():
     assert parse_parties({"parties": PARTIES}, needed=False) == EXPECTED_PARTIES
 
 
+def test_nul_or_lone_surrogate_in_a_name_is_101() -> None:
+    for name in ("a\x00b", "\ud800"):
+        body = {"confid": "1", "parties": [{"name": name, "phone": "13800138000"}]}
+        with pytest.raises(WireError) as caught:
+            parse_invite(body)
+        assert caught.value.status is Status.INVALID_PARAMETER
+
+
 @given(
     st.lists(
         st.tuples(
-            st.text(min_size=0, max_size=64).filter(lambda s: s == s.strip()),
+            # any name a phone book can hold: no NUL, no unpaired surrogate (those are -101)
+            st.text(
+                st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+                min_size=0,
+                max_size=64,
+            ).filter(lambda s: s == s.strip()),
             st.from_regex(r"\A\+?[0-9]{3,20}(,[0-9*#]{1,16})?\Z"),
         ),
         min_size=1,
