@@ -107,6 +107,3 @@ class SimulatedCarrier:
     async def close(self) -> None:
         for leg_id in list(self._legs):
             await self.hang_up("", leg_id)
-
-    def active_legs(self) -> int:
-        return len(self._legs)
