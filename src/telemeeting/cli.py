@@ -389,6 +389,7 @@ def serve(
     import uvicorn
 
     from telemeeting.api.app import create_app
+    from telemeeting.api.server import loop_factory, uvicorn_options
     from telemeeting.bootstrap import build_platform
     from telemeeting.telephony.driver import DriverError
 
@@ -409,23 +410,19 @@ def serve(
             errors.print(f"[red]error:[/red] {exc}")
             await platform.driver.close()
             raise typer.Exit(1) from exc
-        uv_config = uvicorn.Config(
-            create_app(platform),
-            lifespan="on",
-            access_log=False,
-            log_level="warning",
-            proxy_headers=False,  # X-Forwarded-For counts only from [server] trusted_proxies
-            timeout_graceful_shutdown=5,
-        )
+        uv_config = uvicorn.Config(create_app(platform), **uvicorn_options(server_settings))
         console.print(
             f"telemeeting serving production on http://{server_settings.host}:"
             f"{server_settings.port} and sandbox on http://{server_settings.host}:"
-            f"{server_settings.sandbox_port} (database {settings.database.url})",
+            f"{server_settings.sandbox_port} (database {settings.database.url}; "
+            f"{type(asyncio.get_running_loop()).__module__.split('.')[0]} loop, "
+            f"{uv_config.http} parser)",
             highlight=False,
         )
         await uvicorn.Server(uv_config).serve(sockets=sockets)
 
-    asyncio.run(run())
+    with asyncio.Runner(loop_factory=loop_factory(server_settings)) as runner:  # uvloop
+        runner.run(run())
 
 
 def main() -> None:

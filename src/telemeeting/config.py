@@ -10,7 +10,7 @@ import os
 import socket
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field, field_validator
@@ -30,6 +30,10 @@ class ServerSettings(BaseModel):
     environment_by: str = "listener"
     #: This server's stable name among several sharing a database; default `hostname:port`.
     node_id: str = ""
+    #: Event loop: "auto" (uvloop when installed, else asyncio), "uvloop" or "asyncio".
+    loop: Literal["auto", "uvloop", "asyncio"] = "auto"
+    #: HTTP/1.1 parser: "auto" (httptools when installed, else h11), "httptools" or "h11".
+    http: Literal["auto", "httptools", "h11"] = "auto"
 
     @property
     def node(self) -> str:

@@ -15,9 +15,10 @@ from telemeeting.wire.auth import make_authorization, make_sign
 from tests.servers import Api, Server, now_timestamp, start_server
 
 
-@pytest.fixture
-def own_server(sqlite_db: str, tmp_path: Path) -> Iterator[Server]:
-    server = start_server(sqlite_db, tmp_path)
+@pytest.fixture(params=["asyncio", "auto"])
+def own_server(request: pytest.FixtureRequest, sqlite_db: str, tmp_path: Path) -> Iterator[Server]:
+    """`[server] loop`: uvloop ("auto") sets TCP_NODELAY itself, the standard loop does not."""
+    server = start_server(sqlite_db, tmp_path, env={"TELEMEETING_SERVER_LOOP": request.param})
     try:
         yield server
     finally:
