@@ -34,6 +34,9 @@ class ServerSettings(BaseModel):
     loop: Literal["auto", "uvloop", "asyncio"] = "auto"
     #: HTTP/1.1 parser: "auto" (httptools when installed, else h11), "httptools" or "h11".
     http: Literal["auto", "httptools", "h11"] = "auto"
+    #: API requests in flight per process; beyond it the answer is at once -104 (overloaded).
+    #: 0: no bound.
+    max_in_flight: int = Field(64, ge=0)
 
     @property
     def node(self) -> str:

@@ -1,8 +1,10 @@
-"""The HTTP stack under `telemeeting serve`, seen from a client: keep-alive latency."""
+"""The HTTP stack under `telemeeting serve`, seen from a client: keep-alive latency, admission
+control."""
 
 from __future__ import annotations
 
 import json
+import socket
 import statistics
 import time
 from collections.abc import Iterator
@@ -57,3 +59,43 @@ def test_keep_alive_responses_do_not_wait_for_the_delayed_ack(own_server: Server
     assert len(peers) == 1  # one keep-alive connection throughout
     median = statistics.median(timings[3:])  # the first requests warm caches up
     assert median < 0.025, f"median {median * 1000:.1f} ms: {[round(t * 1000) for t in timings]}"
+
+
+def test_beyond_max_in_flight_requests_get_104_overloaded_at_once(
+    sqlite_db: str, tmp_path: Path
+) -> None:
+    """One request in flight (its body not yet sent) fills `max_in_flight = 1`: the next is
+    refused at once with -104 and its own message; when the first completes, requests are
+    taken again."""
+    server = start_server(sqlite_db, tmp_path, env={"TELEMEETING_SERVER_MAX_IN_FLIGHT": "1"})
+    try:
+        api = Api(server, server.new_tenant())
+        url, headers = _signed(api)
+        body = json.dumps(
+            {"action": "queryMeeting", "appid": api.tenant.sandbox_app, "confid": "none"}
+        ).encode()
+        target = url.removeprefix(server.sandbox_url)
+        head = f"POST {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n"
+        head += "Connection: close\r\n"
+        head += "".join(f"{name}: {value}\r\n" for name, value in headers.items()) + "\r\n"
+        with socket.create_connection(("127.0.0.1", server.sandbox_port), timeout=10) as slow:
+            slow.sendall(head.encode() + body[:5])  # in flight, waiting for the rest of its body
+            time.sleep(0.5)
+            started = time.perf_counter()
+            refused = httpx.post(url, content=body, headers=headers, timeout=10)
+            elapsed = time.perf_counter() - started
+            assert refused.status_code == 200
+            assert refused.content == (
+                '{"statusCode":"-104","statusMsg":"服务器繁忙，请稍后重试","requestId":""}'.encode()
+            )
+            assert elapsed < 1.0
+            slow.sendall(body[5:])
+            answer = b""
+            while chunk := slow.recv(65536):  # Connection: close
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200 ") and b'"statusCode":"-300"' in answer
+        taken = httpx.post(url, content=body, headers=headers, timeout=10)
+        assert taken.json()["statusCode"] == "-300"
+        assert "api.overloaded" in server.log()
+    finally:
+        server.stop()

@@ -12,8 +12,10 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Scope
 
 from telemeeting.api.actions import HANDLERS, MUTATING
+from telemeeting.api.admission import AdmissionControl
 from telemeeting.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from telemeeting.api.idempotency import IdempotencyGate, body_hash, parse_key
 from telemeeting.bootstrap import Platform
@@ -33,6 +35,7 @@ log = structlog.get_logger(__name__)
 VERSION = "201612"
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"]
 FUNC = "call"
+_API_PREFIX = f"/{VERSION}/sid/"
 _PATH = re.compile(r"^/(?P<version>[^/]+)/sid/(?P<sid>[^/]+)/(?P<func>[^/]+)/(?P<func_url>[^/]+)$")
 
 _DOMAIN_STATUS: dict[type[errors.DomainError], Status] = {
@@ -169,7 +172,12 @@ class ApiEndpoint:
         return IdempotencyKey(sid, parse_key(value))
 
 
-def create_app(platform: Platform) -> Starlette:
+def is_api_request(scope: Scope) -> bool:
+    """A request for an action (what admission control counts); not a health check, not a 404."""
+    return scope["method"] == "POST" and scope["path"].startswith(_API_PREFIX)
+
+
+def create_app(platform: Platform) -> ASGIApp:
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await platform.start()
@@ -179,8 +187,10 @@ def create_app(platform: Platform) -> Starlette:
             await platform.stop()
 
     endpoint = ApiEndpoint(platform)
-    return Starlette(
+    app = Starlette(
         # Every method reaches the endpoint, which answers 404 and 405 itself.
         routes=[Route("/{path:path}", endpoint.__call__, methods=_ALL_METHODS)],
         lifespan=lifespan,
     )
+    limit = platform.settings.server.max_in_flight
+    return AdmissionControl(app, limit, is_api_request)

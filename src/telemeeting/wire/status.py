@@ -17,6 +17,9 @@ class Status(Enum):
     INVALID_PARAMETER = ("-101", "参数不合法")
     INVALID_PHONE = ("-102", "电话号码不合法")
     RATE_LIMITED = ("-104", "请求频率过高")
+    #: **extension**: -104 with its own message, when the server has as many requests in flight
+    #: as it takes (`[server] max_in_flight`); `from_code("-104")` is RATE_LIMITED.
+    OVERLOADED = ("-104", "服务器繁忙，请稍后重试")
     UNKNOWN_ACCOUNT = ("-200", "无此用户")
     ACCOUNT_DISABLED = ("-201", "用户状态失效")
     BAD_AUTHORIZATION = ("-202", "包头验证信息错误")
@@ -42,7 +45,9 @@ class Status(Enum):
         return _BY_CODE.get(str(code))
 
 
-_BY_CODE = {status.code: status for status in Status}
+_BY_CODE: dict[str, Status] = {}
+for _status in Status:
+    _BY_CODE.setdefault(_status.code, _status)  # a code's first member is the contract's
 
 
 class WireError(Exception):
