@@ -1,5 +1,5 @@
 """The HTTP stack under `telemeeting serve`, seen from a client: keep-alive latency, admission
-control."""
+control, the liveness check."""
 
 from __future__ import annotations
 
@@ -89,6 +89,8 @@ def test_beyond_max_in_flight_requests_get_104_overloaded_at_once(
                 '{"statusCode":"-104","statusMsg":"服务器繁忙，请稍后重试","requestId":""}'.encode()
             )
             assert elapsed < 1.0
+            health = httpx.get(f"{server.sandbox_url}/healthz", timeout=10)
+            assert (health.status_code, health.json()) == (200, {"status": "ok"})  # not counted
             slow.sendall(body[5:])
             answer = b""
             while chunk := slow.recv(65536):  # Connection: close
@@ -99,3 +101,13 @@ def test_beyond_max_in_flight_requests_get_104_overloaded_at_once(
         assert "api.overloaded" in server.log()
     finally:
         server.stop()
+
+
+def test_healthz_says_the_process_is_alive(server: Server) -> None:
+    for base in (server.production_url, server.sandbox_url):
+        alive = httpx.get(f"{base}/healthz", timeout=10)
+        assert (alive.status_code, alive.content) == (200, b'{"status":"ok"}')
+        assert alive.headers["content-type"] == "application/json"
+        assert httpx.head(f"{base}/healthz", timeout=10).status_code == 200
+    posted = httpx.post(f"{server.sandbox_url}/healthz", timeout=10)  # not an API path
+    assert (posted.status_code, posted.json()["statusCode"]) == (404, "-3")

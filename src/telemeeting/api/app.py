@@ -36,6 +36,8 @@ VERSION = "201612"
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"]
 FUNC = "call"
 _API_PREFIX = f"/{VERSION}/sid/"
+HEALTHZ_PATH = "/healthz"
+_HEALTHY = b'{"status":"ok"}'
 _PATH = re.compile(r"^/(?P<version>[^/]+)/sid/(?P<sid>[^/]+)/(?P<func>[^/]+)/(?P<func_url>[^/]+)$")
 
 _DOMAIN_STATUS: dict[type[errors.DomainError], Status] = {
@@ -172,6 +174,12 @@ class ApiEndpoint:
         return IdempotencyKey(sid, parse_key(value))
 
 
+async def healthz(_request: Request) -> Response:
+    """Liveness: the process is up and answers HTTP. Readiness (database, roles) is not judged
+    here, and the check is never refused by admission control."""
+    return Response(_HEALTHY, media_type="application/json")
+
+
 def is_api_request(scope: Scope) -> bool:
     """A request for an action (what admission control counts); not a health check, not a 404."""
     return scope["method"] == "POST" and scope["path"].startswith(_API_PREFIX)
@@ -188,8 +196,11 @@ def create_app(platform: Platform) -> ASGIApp:
 
     endpoint = ApiEndpoint(platform)
     app = Starlette(
-        # Every method reaches the endpoint, which answers 404 and 405 itself.
-        routes=[Route("/{path:path}", endpoint.__call__, methods=_ALL_METHODS)],
+        routes=[
+            Route(HEALTHZ_PATH, healthz, methods=["GET"]),  # and HEAD; other methods: 404 -3
+            # Every method reaches the endpoint, which answers 404 and 405 itself.
+            Route("/{path:path}", endpoint.__call__, methods=_ALL_METHODS),
+        ],
         lifespan=lifespan,
     )
     limit = platform.settings.server.max_in_flight
