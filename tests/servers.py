@@ -26,7 +26,6 @@ import httpx
 import pytest
 
 from telemeeting.service import admin
-from telemeeting.store.database import create_engine
 from telemeeting.store.unit_of_work import Database
 from telemeeting.wire.auth import format_timestamp, make_authorization, make_sign
 
@@ -93,7 +92,7 @@ def with_database(url: str, work: Callable[[Database], Awaitable[T]]) -> T:
     """Run `work` against the database at `url` from the test process itself."""
 
     async def run() -> T:
-        db = Database(create_engine(url))
+        db = Database(url)
         try:
             return await work(db)
         finally:

@@ -1,11 +1,17 @@
-"""Wire the real adapters together by hand: database, carrier, service, background loops."""
+"""The composition root: wire the real adapters together by hand, for the roles a process runs.
+
+Roles (`telemeeting serve --roles`): `api` answers the ytx API; `media` owns calls (the carrier)
+and carries out the orders of the meetings it owns; `dispatcher` delivers pushes; `clock` ends
+meetings past their maximum duration and starts booked ones. Each starts only what it needs;
+every node registers itself and renews its lease with a heartbeat.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import structlog
@@ -15,10 +21,14 @@ from telemeeting.api.ratelimit import RateLimiter
 from telemeeting.callbacks.dispatcher import Dispatcher
 from telemeeting.config import Settings
 from telemeeting.network import Network, parse_networks
+from telemeeting.service.calls import CallRecords
+from telemeeting.service.changes import Wakeups
+from telemeeting.service.clock import MeetingClock
 from telemeeting.service.directory import Directory
+from telemeeting.service.media import MediaRole
 from telemeeting.service.meetings import MeetingService
-from telemeeting.store.database import create_engine, migrate
-from telemeeting.store.unit_of_work import Database
+from telemeeting.service.placement import Placement
+from telemeeting.store.unit_of_work import PUSHES_CHANNEL, Database
 from telemeeting.telephony.driver import Driver, DriverRouter
 from telemeeting.telephony.sim import SimulatedCarrier
 from telemeeting.telephony.sip.driver import SipDriver
@@ -27,49 +37,100 @@ from telemeeting.wire.request_id import RequestIdGenerator
 
 log = structlog.get_logger(__name__)
 
-#: How often the clock loop looks for meetings to end or start.
+API, MEDIA, DISPATCHER, CLOCK = "api", "media", "dispatcher", "clock"
+ROLES = (API, MEDIA, DISPATCHER, CLOCK)
+#: How often the clock looks for meetings to end or start.
 TICK_SECONDS = 0.5
-#: How long a stopping server waits for queued carrier reports to be recorded.
-STOP_GRACE_SECONDS = 5.0
+
+
+def parse_roles(text: str | Iterable[str]) -> frozenset[str]:
+    """`api,media` → the set of roles; unknown or no roles are a ValueError for the CLI."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    roles = frozenset(item.strip().lower() for item in items if item.strip())
+    unknown = roles - set(ROLES)
+    if unknown:
+        raise ValueError(f"unknown role(s) {', '.join(sorted(unknown))}; known: {', '.join(ROLES)}")
+    if not roles:
+        raise ValueError(f"no roles given; known: {', '.join(ROLES)}")
+    return roles
 
 
 @dataclass
 class Platform:
     settings: Settings
     db: Database
+    roles: frozenset[str]
+    node_id: str
     service: MeetingService
     authenticator: Authenticator
     limiter: RateLimiter
     request_ids: RequestIdGenerator
     trusted_proxies: list[Network]
-    driver: DriverRouter
-    dispatcher: Dispatcher
+    media: MediaRole | None
+    dispatcher: Dispatcher | None
+    clock: MeetingClock | None
+    address: str = ""
+    ready: bool = False
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
-        await migrate(self.db.engine)
-        await self.driver.start()
-        await self.service.recover()
-        self._tasks.append(asyncio.create_task(self.service.record_reports(), name="reports"))
-        self._tasks.append(asyncio.create_task(self._clock_loop(), name="meeting-clock"))
-        self._tasks.append(asyncio.create_task(self.dispatcher.run(), name="callbacks"))
+        """Start the roles; a carrier that cannot start raises DriverError here."""
+        await self.db.migrate()
+        await self._register()
+        if self.media is not None:
+            await self.media.start()
+        if self.dispatcher is not None:
+            await self.db.listen(PUSHES_CHANNEL, self.dispatcher.wake)
+            self._spawn(self.dispatcher.run(), "callbacks")
+        if self.clock is not None:
+            self._spawn(self._clock_loop(self.clock), "meeting-clock")
+        self._spawn(self._heartbeat_loop(), "heartbeat")
+        self.ready = True
 
     async def stop(self) -> None:
-        with contextlib.suppress(TimeoutError):  # what the carrier already said is recorded
-            await asyncio.wait_for(self.service.reports_recorded(), STOP_GRACE_SECONDS)
+        self.ready = False
+        if self.media is not None:
+            with contextlib.suppress(Exception):
+                await self.media.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self.driver.close()
-        await self.dispatcher.close()
+        if self.dispatcher is not None:
+            await self.dispatcher.close()
+        with contextlib.suppress(Exception):
+            async with self.db.unit_of_work() as uow:
+                await uow.nodes.leave(self.node_id)
         await self.db.dispose()
 
-    async def _clock_loop(self) -> None:
+    def _spawn(self, work: object, name: str) -> None:
+        self._tasks.append(asyncio.create_task(work, name=name))  # type: ignore[arg-type]
+
+    async def _register(self) -> None:
+        async with self.db.unit_of_work() as uow:
+            roles = ",".join(role for role in ROLES if role in self.roles)
+            await uow.nodes.register(self.node_id, roles, self.address, time.time())
+
+    async def _heartbeat_loop(self) -> None:
+        """Renew this node's lease; a media node also adopts meetings whose node's lease ran out."""
+        cluster = self.settings.cluster
+        while True:
+            await asyncio.sleep(cluster.heartbeat_seconds)
+            try:
+                async with self.db.unit_of_work() as uow:
+                    if not await uow.nodes.beat(self.node_id, time.time()):
+                        await self._register()
+                if self.media is not None:
+                    await self.media.take_over_stale(cluster.lease_seconds)
+            except Exception:
+                log.exception("heartbeat.failed")
+
+    @staticmethod
+    async def _clock_loop(clock: MeetingClock) -> None:
         while True:
             try:
-                await self.service.run_due()
+                await clock.run_due()
             except Exception:
                 log.exception("meeting_clock.failed")
             await asyncio.sleep(TICK_SECONDS)
@@ -89,23 +150,45 @@ def sip_driver(settings: Settings) -> SipDriver:
     )
 
 
-def build_platform(settings: Settings, clock: Callable[[], float] = time.time) -> Platform:
-    db = Database(create_engine(settings.database.url))
+def carrier(settings: Settings, clock: Callable[[], float]) -> DriverRouter:
+    """The sandbox always uses the simulated carrier; production too until a route exists."""
     sim = SimulatedCarrier(settings.sim.ring_seconds, settings.sim.ring_timeout_seconds, clock)
-    # The sandbox always uses the simulated carrier; production too until a route is configured.
     production: Driver = sip_driver(settings) if settings.sip.routes else sim
-    driver = DriverRouter({SANDBOX: sim, PRODUCTION: production})
-    service = MeetingService(db, driver, settings, clock)
-    dispatcher = Dispatcher(db, settings.callbacks, clock)
-    service.pushes_waiting = dispatcher.wake
+    return DriverRouter({SANDBOX: sim, PRODUCTION: production})
+
+
+def build_platform(
+    settings: Settings,
+    clock: Callable[[], float] = time.time,
+    roles: Iterable[str] = ROLES,
+) -> Platform:
+    roles = parse_roles(roles)
+    node_id = settings.server.node
+    # One connection per request admitted at once, plus the background roles' own.
+    db = Database(settings.database.url, pool_size=max(4, settings.server.max_in_flight + 4))
+    wakeups = Wakeups()
+    placement = Placement(db, node_id, MEDIA in roles, settings.cluster.lease_seconds, clock)
+    records = CallRecords(db, settings, clock, wakeups)
+    media = (
+        MediaRole(db, node_id, carrier(settings, clock), records, clock) if MEDIA in roles else None
+    )
+    dispatcher = Dispatcher(db, settings.callbacks, clock) if DISPATCHER in roles else None
+    if media is not None:
+        wakeups.orders = media.wake
+    if dispatcher is not None:
+        wakeups.pushes = dispatcher.wake
     return Platform(
         settings=settings,
         db=db,
-        service=service,
+        roles=roles,
+        node_id=node_id,
+        service=MeetingService(db, settings, clock, placement, wakeups),
         authenticator=Authenticator(Directory(db), settings),
         limiter=RateLimiter(settings.limits.requests_per_second, settings.limits.burst),
         request_ids=RequestIdGenerator(settings.zone),
         trusted_proxies=parse_networks(settings.server.trusted_proxies),
-        driver=driver,
+        media=media,
         dispatcher=dispatcher,
+        clock=MeetingClock(db, settings, clock, placement, wakeups) if CLOCK in roles else None,
+        address=f"{settings.server.host}:{settings.server.port}",
     )

@@ -23,7 +23,6 @@ from telemeeting.client.cli import client_cli
 from telemeeting.config import Settings, load_settings
 from telemeeting.service import admin
 from telemeeting.store import outbox
-from telemeeting.store.database import create_engine, migrate
 from telemeeting.store.unit_of_work import Database
 from telemeeting.wire.auth import signed_headers
 from telemeeting.wire.environments import ENVIRONMENTS, PRODUCTION, SANDBOX
@@ -70,9 +69,9 @@ def _with_database(
     settings = _settings(config, db)
 
     async def run() -> T:
-        database = Database(create_engine(settings.database.url))
+        database = Database(settings.database.url)
         try:
-            await migrate(database.engine)
+            await database.migrate()
             return await work(database)
         finally:
             await database.dispose()
@@ -330,7 +329,7 @@ def _listen(host: str, port: int) -> socket.socket:
 
 async def _provision_demo(db: Database, settings: Settings) -> None:
     """On an empty database: a demo account with a sandbox and an online production app."""
-    await migrate(db.engine)
+    await db.migrate()
     if not await admin.is_empty(db):
         return
     account = await admin.create_account(db, name=admin.DEMO_ACCOUNT_NAME)
@@ -373,6 +372,15 @@ def _print_demo(settings: Settings, sid: str, token: str, sandbox: str, producti
     )
 
 
+RolesOption = Annotated[
+    str,
+    typer.Option(
+        "--roles",
+        help="Roles this process runs, comma-separated: api, media, dispatcher, clock",
+    ),
+]
+
+
 @cli.command()
 def serve(
     db: DbOption = None,
@@ -380,49 +388,72 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Listen address [127.0.0.1]")] = None,
     port: Annotated[int | None, typer.Option(help="Production listener port [8880]")] = None,
     sandbox_port: Annotated[int | None, typer.Option(help="Sandbox listener port [8881]")] = None,
+    roles: RolesOption = "api,media,dispatcher,clock",
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, max=64, help="API processes on the same ports")
+    ] = 1,
     no_demo: Annotated[
         bool, typer.Option("--no-demo", help="Do not create the demo account on first start")
     ] = False,
     log_json: Annotated[bool, typer.Option("--log-json", help="Logs as JSON lines")] = False,
 ) -> None:
-    """Run the API (production and sandbox listeners) with the simulated carrier."""
-    import uvicorn
-
-    from telemeeting.api.app import create_app
-    from telemeeting.api.server import loop_factory, uvicorn_options
-    from telemeeting.bootstrap import build_platform
+    """Run a node: by default every role (API listeners, carrier, callbacks, clock) in one."""
+    from telemeeting.api.server import loop_factory
+    from telemeeting.bootstrap import API, Platform, parse_roles
+    from telemeeting.nodes import run_with_workers, serve_roles
     from telemeeting.telephony.driver import DriverError
 
     settings = _settings(config, db, host=host, port=port, sandbox_port=sandbox_port)
     logs.configure(json=log_json)
+    try:
+        role_set = parse_roles(roles)
+    except ValueError as exc:
+        errors.print(f"[red]error:[/red] --roles: {exc}")
+        raise typer.Exit(2) from exc
     server_settings = settings.server
-    sockets = [_listen(server_settings.host, server_settings.port)]
-    if server_settings.sandbox_port != server_settings.port:
-        sockets.append(_listen(server_settings.host, server_settings.sandbox_port))
-    platform = build_platform(settings)
+    sockets: list[socket.socket] = []
+    if API in role_set:
+        sockets.append(_listen(server_settings.host, server_settings.port))
+        if server_settings.sandbox_port != server_settings.port:
+            sockets.append(_listen(server_settings.host, server_settings.sandbox_port))
 
-    async def run() -> None:
-        if not no_demo:
-            await _provision_demo(platform.db, settings)
-        try:  # before serving: a taken SIP or RTP port is an operator's error, said plainly
-            await platform.driver.start()
-        except DriverError as exc:
-            errors.print(f"[red]error:[/red] {exc}")
-            await platform.driver.close()
-            raise typer.Exit(1) from exc
-        uv_config = uvicorn.Config(create_app(platform), **uvicorn_options(server_settings))
+    def announce(platform: Platform, stack: str) -> None:
+        loop = type(asyncio.get_running_loop()).__module__.split(".")[0]
+        listeners = (
+            f"production on http://{server_settings.host}:{server_settings.port} and sandbox "
+            f"on http://{server_settings.host}:{server_settings.sandbox_port}"
+            if API in platform.roles
+            else "no API listeners"
+        )
+        roles = ",".join(sorted(platform.roles))
         console.print(
-            f"telemeeting serving production on http://{server_settings.host}:"
-            f"{server_settings.port} and sandbox on http://{server_settings.host}:"
-            f"{server_settings.sandbox_port} (database {settings.database.url}; "
-            f"{type(asyncio.get_running_loop()).__module__.split('.')[0]} loop, "
-            f"{uv_config.http} parser)",
+            f"telemeeting serving {listeners} (node {platform.node_id}, roles {roles}; "
+            f"database {settings.database.url}; {loop} loop, {stack})",
             highlight=False,
         )
-        await uvicorn.Server(uv_config).serve(sockets=sockets)
 
-    with asyncio.Runner(loop_factory=loop_factory(server_settings)) as runner:  # uvloop
-        runner.run(run())
+    def run(node_settings: Settings, node_roles: frozenset[str], node_sockets: list) -> None:
+        with asyncio.Runner(loop_factory=loop_factory(node_settings.server)) as runner:
+            try:
+                runner.run(serve_roles(node_settings, node_roles, node_sockets, announce))
+            except DriverError as exc:  # a taken SIP or RTP port: an operator's error
+                errors.print(f"[red]error:[/red] {exc}")
+                raise typer.Exit(1) from exc
+
+    if not no_demo:
+        asyncio.run(_with_demo(settings))
+    if workers > 1 and API in role_set:
+        run_with_workers(settings, role_set, sockets, workers, run)
+    else:
+        run(settings, role_set, sockets)
+
+
+async def _with_demo(settings: Settings) -> None:
+    database = Database(settings.database.url)
+    try:
+        await _provision_demo(database, settings)
+    finally:
+        await database.dispose()
 
 
 def main() -> None:

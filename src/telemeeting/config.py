@@ -116,6 +116,15 @@ class MediaSettings(BaseModel):
     dtmf_gap_seconds: float = 0.1
 
 
+class ClusterSettings(BaseModel):
+    """Several processes or machines sharing one PostgreSQL database (docs/operations.md)."""
+
+    #: A media node whose heartbeat is older than this has died: its meetings are taken over.
+    lease_seconds: float = Field(10.0, gt=0)
+    #: How often each node renews its lease (and media nodes look for expired ones).
+    heartbeat_seconds: float = Field(2.0, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="TELEMEETING_",
@@ -127,6 +136,7 @@ class Settings(BaseSettings):
 
     server: ServerSettings = Field(default_factory=ServerSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     meetings: MeetingSettings = Field(default_factory=MeetingSettings)

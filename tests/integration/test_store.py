@@ -8,19 +8,20 @@ from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import inspect
-from sqlalchemy.exc import IntegrityError
 
 from telemeeting.domain.model import EndReason, Invitee, Meeting, MeetingState
 from telemeeting.service import admin
+from telemeeting.store.connection import Conflict
 from telemeeting.store.database import create_engine, migrate
 from telemeeting.store.records import StoredEvent
+from telemeeting.store.repositories import ALL_LEGS, NO_LEGS, legs_with_ids, live_legs_of
 from telemeeting.store.unit_of_work import Database
 
 
 @pytest.fixture
 async def db(fresh_db: str) -> AsyncIterator[Database]:
-    database = Database(create_engine(fresh_db))
-    await migrate(database.engine)
+    database = Database(fresh_db)
+    await database.migrate()
     yield database
     await database.dispose()
 
@@ -38,10 +39,13 @@ def _meeting(appid: str, meid: str = "100") -> Meeting:
 
 
 async def test_migrations_create_every_table_and_are_idempotent(db: Database) -> None:
-    await migrate(db.engine)  # second run is a no-op
-    async with db.engine.connect() as conn:
+    await migrate(db.url)  # second run is a no-op
+    engine = create_engine(db.url)
+    async with engine.connect() as conn:
         names = await conn.run_sync(lambda sync: set(inspect(sync).get_table_names()))
-    assert {"accounts", "apps", "meetings", "legs", "events", "alembic_version"} <= names
+    await engine.dispose()
+    expected = {"accounts", "apps", "meetings", "legs", "events", "orders", "nodes"}
+    assert expected | {"alembic_version"} <= names
 
 
 async def test_meeting_round_trip_saves_only_changes(db: Database) -> None:
@@ -67,9 +71,15 @@ async def test_meeting_round_trip_saves_only_changes(db: Database) -> None:
     async with db.unit_of_work() as uow:
         live = await uow.meetings.get(meeting.id)  # for changes: the live legs only
         assert live is not None and [leg.id for leg in live.legs] == [legs[0].id]
-        assert live.ever_joined
-        again = await uow.meetings.find(appid, "100", lock=False)  # to read: every leg
-        assert again is not None
+        assert live.ever_joined and live.live_count == 1
+        only = await uow.meetings.get(meeting.id, legs_with_ids([legs[1].id]))
+        assert only is not None and [leg.id for leg in only.legs] == [legs[1].id]
+        busy = await uow.meetings.get(meeting.id, live_legs_of(["13800138000", "1"]))
+        assert busy is not None and [leg.id for leg in busy.legs] == [legs[0].id]
+        bare = await uow.meetings.get(meeting.id, NO_LEGS)
+        assert bare is not None and bare.legs == []
+        again = await uow.meetings.find(appid, "100", ALL_LEGS, lock=False)
+        assert again is not None and again.live_count == 1
         assert again.legs[0].answered_at is not None
         assert again.legs[1].state_desc == "未应答|用户忙"
 
@@ -78,7 +88,7 @@ async def test_open_room_number_is_unique_per_app(db: Database) -> None:
     appid = await _app(db)
     async with db.unit_of_work() as uow:
         await uow.meetings.add(_meeting(appid, "42"))
-    with pytest.raises(IntegrityError):
+    with pytest.raises(Conflict):
         async with db.unit_of_work() as uow:
             await uow.meetings.add(_meeting(appid, "42"))
     other = await _app(db)
@@ -137,7 +147,7 @@ def test_schema_head_constant_matches_the_migrations() -> None:
 async def test_migrate_reports_the_head(db: Database) -> None:
     from telemeeting.store.database import SCHEMA_HEAD, schema_version
 
-    assert await schema_version(db.engine) == SCHEMA_HEAD
+    assert await schema_version(db.url) == SCHEMA_HEAD
 
 
 async def test_outbox_claims_first_of_each_leg_with_true_attempt_numbers(db: Database) -> None:

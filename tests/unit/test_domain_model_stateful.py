@@ -234,6 +234,11 @@ class MeetingMachine(RuleBasedStateMachine):
                 assert leg.duration_seconds == 0
 
     @invariant()
+    def live_count_counts_the_live_legs(self):
+        # Fullness and emptiness use the counter, so that changes need not load every leg.
+        assert self.meeting.live_count == len(self.meeting.live_legs)
+
+    @invariant()
     def meeting_state_matches_shadow(self):
         assert self.meeting.state is MeetingState(self.state)
         if self.state == "ended":

@@ -1,15 +1,34 @@
-"""The router drops a dial that lost the race with the hang-up or meeting end it follows."""
+"""Carrier orders: one format (encode/decode round trip, unknown kinds refused) and the
+router that hands each order to its environment's driver."""
 
 from __future__ import annotations
 
-from telemeeting.telephony.driver import DialOrder, DriverRouter, ReportSink
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from telemeeting.telephony.driver import DriverRouter, ReportSink
+from telemeeting.telephony.orders import (
+    DialOrder,
+    EndMeeting,
+    HangUp,
+    Order,
+    SetMuted,
+    UnknownOrder,
+    carry_out,
+    decode,
+    encode,
+    from_message,
+    kind_of,
+    to_message,
+)
 
 
 class RecordingDriver:
     """A fake at the driver boundary: it only records the orders it gets."""
 
     def __init__(self) -> None:
-        self.orders: list[tuple[str, str]] = []
+        self.orders: list[tuple[str, ...]] = []
 
     def attach(self, sink: ReportSink) -> None:
         pass
@@ -21,7 +40,7 @@ class RecordingDriver:
         self.orders.append(("hang_up", leg_id))
 
     async def set_muted(self, meeting_id: str, leg_id: str, muted: bool) -> None:
-        pass
+        self.orders.append(("set_muted", leg_id, str(muted)))
 
     async def end_meeting(self, meeting_id: str) -> None:
         self.orders.append(("end", meeting_id))
@@ -33,17 +52,45 @@ class RecordingDriver:
         pass
 
 
-def _order(leg: str, meeting: str = "m1") -> DialOrder:
-    return DialOrder(meeting, leg, "13800138000", "", "", "sandbox")
+text = st.text(max_size=20)
+orders = st.one_of(
+    st.builds(DialOrder, text, text, text, text, text, text),
+    st.builds(HangUp, text, text, text),
+    st.builds(SetMuted, text, text, st.booleans(), text),
+    st.builds(EndMeeting, text, text),
+)
 
 
-async def test_dial_after_meeting_end_or_hang_up_is_dropped() -> None:
-    driver = RecordingDriver()
-    router = DriverRouter({"sandbox": driver, "production": driver})
-    await router.dial(_order("a"))
-    await router.end_meeting("m1")
-    await router.dial(_order("b"))  # committed before the destroy, carried out after it
-    await router.hang_up("m2", "c")
-    await router.dial(_order("c", meeting="m2"))
-    await router.dial(_order("d", meeting="m2"))  # another leg of a live meeting still goes
-    assert driver.orders == [("dial", "a"), ("end", "m1"), ("dial", "d")]
+@given(orders)
+def test_every_order_survives_the_table_and_the_pipe(order: Order) -> None:
+    assert decode(kind_of(order), encode(order)) == order
+    assert from_message(to_message(order)) == order
+
+
+@pytest.mark.parametrize(
+    ("kind", "body"),
+    [("fly", "{}"), ("dial", "{"), ("dial", '{"meeting_id": "m"}'), ("hang_up", "[]")],
+)
+def test_unknown_or_damaged_orders_are_refused(kind: str, body: str) -> None:
+    with pytest.raises(UnknownOrder):
+        decode(kind, body)
+
+
+async def test_orders_reach_the_driver_of_their_environment() -> None:
+    sandbox, production = RecordingDriver(), RecordingDriver()
+    router = DriverRouter({"sandbox": sandbox, "production": production})
+    for order in (
+        DialOrder("m1", "a", "13800138000", "", "", "sandbox"),
+        SetMuted("m1", "a", True, "sandbox"),
+        HangUp("m1", "a", "sandbox"),
+        EndMeeting("m1", "sandbox"),
+        DialOrder("m2", "b", "13800138000", "", "", "production"),
+    ):
+        await carry_out(router.driver(order.env), order)
+    assert sandbox.orders == [
+        ("dial", "a"),
+        ("set_muted", "a", "True"),
+        ("hang_up", "a"),
+        ("end", "m1"),
+    ]
+    assert production.orders == [("dial", "b")]

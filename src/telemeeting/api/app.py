@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import structlog
@@ -186,14 +184,8 @@ def is_api_request(scope: Scope) -> bool:
 
 
 def create_app(platform: Platform) -> ASGIApp:
-    @asynccontextmanager
-    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        await platform.start()
-        try:
-            yield
-        finally:
-            await platform.stop()
-
+    """The API role's ASGI app. It starts nothing: `serve` starts the process's roles (the
+    carrier, dispatcher and clock need not live where the API does)."""
     endpoint = ApiEndpoint(platform)
     app = Starlette(
         routes=[
@@ -201,7 +193,6 @@ def create_app(platform: Platform) -> ASGIApp:
             # Every method reaches the endpoint, which answers 404 and 405 itself.
             Route("/{path:path}", endpoint.__call__, methods=_ALL_METHODS),
         ],
-        lifespan=lifespan,
     )
     limit = platform.settings.server.max_in_flight
     return AdmissionControl(app, limit, is_api_request)

@@ -8,8 +8,7 @@ import json
 import time
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
+from telemeeting.store.connection import Conflict
 from telemeeting.store.idempotency import Claim, ClaimResult, IdempotencyKey
 from telemeeting.store.unit_of_work import Database
 from telemeeting.wire.status import Status, WireError
@@ -47,7 +46,7 @@ class IdempotencyGate:
                     result = await uow.idempotency.claim(
                         key, request_hash, time.time(), LEASE_SECONDS
                     )
-            except IntegrityError:  # a concurrent first request inserted it: look again
+            except Conflict:  # a concurrent first request inserted it: look again
                 result = ClaimResult(Claim.BUSY)
             if result.outcome is Claim.MISMATCH:
                 raise WireError(Status.INVALID_PARAMETER, "Idempotency-Key reused for another body")

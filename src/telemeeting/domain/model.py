@@ -131,8 +131,10 @@ class Meeting:
     end_reason: str = ""
     #: Someone has answered at some point; the meeting then ends when it empties.
     ever_joined: bool = False
-    #: The legs this object holds: all of them, or (for changes) only the live ones, which are
-    #: all that invitations, carrier reports and endings need.
+    #: Legs not yet disconnected, whether loaded or not: fullness and emptiness need no legs.
+    live_count: int = 0
+    #: The legs this object holds: all of them, or (for a change) only those it is about: the
+    #: invited phones' live legs, the legs a carrier report names, or every live leg to end.
     legs: list[Leg] = field(default_factory=list)
     events: list[DomainEvent] = field(default_factory=list)
 
@@ -149,7 +151,11 @@ class Meeting:
         max_duration: float,
         name: str = "",
         book_at: float | None = None,
-        **details: str,
+        creator: str = "",
+        srcclid: str = "",
+        dstclid: str = "",
+        shownumber: str = "",
+        custom_parm: str = "",
     ) -> Meeting:
         """A new meeting: active now, or booked until `book_at`."""
         meeting = cls(
@@ -162,7 +168,11 @@ class Meeting:
             expires_at=None,
             state=MeetingState.BOOKED,
             book_at=book_at,
-            **details,
+            creator=creator,
+            srcclid=srcclid,
+            dstclid=dstclid,
+            shownumber=shownumber,
+            custom_parm=custom_parm,
         )
         if book_at is not None and book_at <= now:
             raise errors.InvalidRequest("booktime is not in the future")
@@ -204,14 +214,17 @@ class Meeting:
         caller_id: str,
         now: float,
     ) -> list[Leg]:
-        """New legs in callout, one per invitee; all or nothing."""
+        """New legs in callout, one per invitee; all or nothing.
+
+        The invited phones' live legs must be loaded (the duplicate check looks only at them).
+        """
         if self.state is MeetingState.ENDED:
             raise errors.MeetingEnded(self.meid)
         phones = [invitee.phone for invitee in invitees]
         busy = {leg.phone for leg in self.live_legs}
         if len(set(phones)) != len(phones) or busy.intersection(phones):
             raise errors.MemberAlreadyIn(self.meid)
-        if len(self.live_legs) + len(invitees) > self.max_members:
+        if self.live_count + len(invitees) > self.max_members:
             raise errors.MeetingFull(self.meid)
         legs = [
             Leg(
@@ -226,6 +239,7 @@ class Meeting:
             for invitee in invitees
         ]
         self.legs.extend(legs)
+        self.live_count += len(legs)
         if self.state is MeetingState.ACTIVE:
             self.events.extend(LegProgressed(leg.id, leg.state.value, now) for leg in legs)
         return legs
@@ -264,7 +278,7 @@ class Meeting:
         leg = self.leg(leg_id)
         if leg is None or not self._end_leg(leg, reason, now):
             return False
-        if self.state is MeetingState.ACTIVE and not self.live_legs and self.ever_joined:
+        if self.state is MeetingState.ACTIVE and self.live_count == 0 and self.ever_joined:
             self._close(CloseReason.EMPTY, now)
         return True
 
@@ -272,18 +286,25 @@ class Meeting:
         if not leg.live:
             return False
         leg.state = LegState.DISCONNECT
+        self.live_count -= 1
         leg.ended_at = now
         leg.end_reason = reason
         self.events.append(LegEnded(leg.id, now))
         return True
 
-    def calls_lost(self, now: float) -> list[Leg]:
-        """The carrier lost every call (a server restart): live legs end with 呼叫失败, and a
-        meeting whose members had joined ends (reason `recovered`)."""
-        lost = self.live_legs
+    def calls_lost(
+        self, now: float, keep: set[str] | frozenset[str] = frozenset(), close: bool = True
+    ) -> list[Leg]:
+        """The carrier lost every call (its node restarted or died): live legs end with
+        呼叫失败, except those in `keep` (never dialled yet: they still can be). With `close`, a
+        meeting whose members had joined and that has nobody left ends (reason `recovered`);
+        without, it stays active for the application to invite again (failover to another
+        node). Needs every live leg loaded."""
+        lost = [leg for leg in self.live_legs if leg.id not in keep]
         for leg in lost:
             self._end_leg(leg, EndReason.FAILED, now)
-        if self.state is MeetingState.ACTIVE and self.ever_joined:
+        emptied = self.ever_joined and self.live_count == 0
+        if close and emptied and self.state is MeetingState.ACTIVE:
             self._close(CloseReason.RECOVERED, now)
         return lost
 
@@ -302,7 +323,8 @@ class Meeting:
     # ---- ending ---------------------------------------------------------------------------
 
     def close(self, reason: CloseReason, now: float) -> list[Leg]:
-        """End the meeting; returns the legs the carrier must hang up or cancel."""
+        """End the meeting; returns the legs the carrier must hang up or cancel (every live leg
+        must be loaded)."""
         if self.state is MeetingState.ENDED:
             raise errors.MeetingEnded(self.meid)
         to_hang_up = self.live_legs

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection, event, make_url, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 #: Execution option marking read-only transactions (no write lock taken on SQLite).
@@ -31,12 +32,19 @@ def is_sqlite(url: str) -> bool:
     return normalize_url(url).startswith("sqlite")
 
 
+def sqlite_path(url: str) -> str:
+    """The file of a SQLite URL (created with its directory on first use)."""
+    path = make_url(normalize_url(url)).database or ""
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    """A SQLAlchemy engine: migrations and schema inspection only; requests use `Database`."""
     url = normalize_url(url)
     if not is_sqlite(url):
-        kwargs.setdefault("pool_size", 10)
-        kwargs.setdefault("max_overflow", 20)
-        return create_async_engine(url, pool_pre_ping=True, **kwargs)
+        return create_async_engine(url, **kwargs)
     engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
     _make_sqlite_serialize_writers(engine)
     return engine
@@ -66,7 +74,7 @@ def _make_sqlite_serialize_writers(engine: AsyncEngine) -> None:
 
 
 #: The newest migration; a database already there needs no Alembic run (a test keeps it true).
-SCHEMA_HEAD = "0005"
+SCHEMA_HEAD = "0006"
 
 
 def _upgrade(connection: Connection) -> None:
@@ -79,20 +87,29 @@ def _upgrade(connection: Connection) -> None:
     command.upgrade(config, "head")
 
 
-async def schema_version(engine: AsyncEngine) -> str | None:
+async def schema_version(url: str) -> str | None:
     """The database's migration revision; None for an empty database."""
+    engine = create_engine(url, poolclass=NullPool)
     try:
         async with engine.connect() as connection:
             return await connection.scalar(text("SELECT version_num FROM alembic_version"))
     except DBAPIError:
         return None
+    finally:
+        await engine.dispose()
 
 
-async def migrate(engine: AsyncEngine) -> None:
+async def migrate(url: str) -> None:
     """Bring the schema to the newest revision; safe when several processes start at once."""
-    if await schema_version(engine) == SCHEMA_HEAD:
+    if await schema_version(url) == SCHEMA_HEAD:
         return
-    async with engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            await connection.execute(text(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_KEY})"))
-        await connection.run_sync(_upgrade)
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        async with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                await connection.execute(
+                    text(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_KEY})")
+                )
+            await connection.run_sync(_upgrade)
+    finally:
+        await engine.dispose()

@@ -7,13 +7,11 @@ dispatchers claim with `FOR UPDATE SKIP LOCKED`; on SQLite the write lock serial
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
-from sqlalchemy import and_, exists, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
-
-from telemeeting.store.tables import AccountRow, AppRow, EventRow
+from telemeeting.store.connection import Connection, as_dict
+from telemeeting.store.sql import Dialect, Statement
 
 PENDING = "pending"
 DELIVERED = "delivered"
@@ -35,6 +33,7 @@ class Delivery:
     pending_since: float
     callback_url: str
     secret: str
+    app_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -52,117 +51,113 @@ class EventSummary:
     last_error: str
 
 
+# Due events first in their stream: no earlier pending event of the same leg (or, for meeting
+# events, no earlier pending meeting event) of the same meeting.
+_CLAIM = """
+SELECT e.id, e.meeting_id, e.seq, e.kind, e.body, e.attempts, e.pending_since, e.created_at,
+       e.app_id, a.callback_url, c.auth_token
+FROM events e
+JOIN apps a ON a.appid = e.app_id
+JOIN accounts c ON c.sid = a.account_sid
+WHERE e.delivery = 'pending' AND e.next_attempt_at <= :now
+  AND NOT EXISTS (
+    SELECT 1 FROM events p
+    WHERE p.meeting_id = e.meeting_id AND p.delivery = 'pending' AND p.seq < e.seq
+      AND (p.leg_id = e.leg_id OR (p.leg_id IS NULL AND e.leg_id IS NULL)))
+ORDER BY e.next_attempt_at
+LIMIT :limit
+"""
+_CLAIM_STATEMENT = Statement(_CLAIM, postgres=_CLAIM + " FOR UPDATE OF e SKIP LOCKED")
+_LEASE = Statement(
+    "UPDATE events SET next_attempt_at = :until, attempts = attempts + 1 WHERE id IN "
+    "(SELECT value FROM json_each(:ids))",
+    postgres="UPDATE events SET next_attempt_at = :until, attempts = attempts + 1 "
+    "WHERE id = ANY(:ids)",
+)
+_SETTLE_WHERE = " WHERE id = :id AND delivery = 'pending' AND attempts = :attempt"
+_DELIVERED = Statement(
+    "UPDATE events SET delivery = 'delivered', delivered_at = :at, last_error = ''" + _SETTLE_WHERE
+)
+_RETRY = Statement("UPDATE events SET next_attempt_at = :at, last_error = :error" + _SETTLE_WHERE)
+_DEAD = Statement(
+    "UPDATE events SET delivery = 'dead', next_attempt_at = NULL, last_error = :error"
+    + _SETTLE_WHERE
+)
+_SUMMARY_COLUMNS = (
+    "id, app_id, meeting_id, seq, kind, delivery, attempts, created_at, next_attempt_at, "
+    "delivered_at, last_error"
+)
+_LIST = Statement(
+    f"SELECT {_SUMMARY_COLUMNS} FROM events "
+    "WHERE (:app_id = '' OR app_id = :app_id) AND (:state = '' OR delivery = :state) "
+    "ORDER BY created_at, seq LIMIT :limit"
+)
+_REDELIVER = (
+    "UPDATE events SET delivery = 'pending', next_attempt_at = :now, pending_since = :now, "
+    "last_error = '' WHERE (:app_id = '' OR app_id = :app_id) AND "
+)
+_REDELIVER_ONE = Statement(_REDELIVER + "id = :id AND delivery != 'stored'")
+_REDELIVER_DEAD = Statement(_REDELIVER + "delivery = 'dead'")
+
+
 class OutboxRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
+    def __init__(self, connection: Connection, dialect: Dialect) -> None:
+        self._db = connection
+        self._dialect = dialect
 
     async def claim(self, now: float, lease: float, limit: int) -> list[Delivery]:
-        """Due events that are first in their stream (a leg, or the meeting itself)."""
-        earlier = aliased(EventRow)
-        same_stream = or_(
-            earlier.leg_id == EventRow.leg_id,
-            and_(earlier.leg_id.is_(None), EventRow.leg_id.is_(None)),
-        )
-        blocked = exists().where(
-            earlier.meeting_id == EventRow.meeting_id,
-            earlier.delivery == PENDING,
-            earlier.seq < EventRow.seq,
-            same_stream,
-        )
-        rows = (
-            await self._session.execute(
-                select(EventRow, AppRow.callback_url, AccountRow.auth_token)
-                .join(AppRow, AppRow.appid == EventRow.app_id)
-                .join(AccountRow, AccountRow.sid == AppRow.account_sid)
-                .where(EventRow.delivery == PENDING, EventRow.next_attempt_at <= now, ~blocked)
-                .order_by(EventRow.next_attempt_at)
-                .limit(limit)
-                .with_for_update(skip_locked=True, of=EventRow)
-            )
-        ).all()
+        """Due events that are first in their stream, leased for `lease` seconds."""
+        rows = await self._db.fetch(_CLAIM_STATEMENT, {"now": now, "limit": limit})
         if not rows:
             return []
-        # Read everything before the UPDATE, which also refreshes the loaded rows.
         claimed = [
             Delivery(
-                event_id=event.id,
-                meeting_id=event.meeting_id,
-                seq=event.seq,
-                kind=event.kind,
-                body=event.body,
-                attempt=event.attempts + 1,
-                pending_since=event.pending_since or event.created_at,
-                callback_url=url,
-                secret=token,
+                event_id=row["id"],
+                meeting_id=row["meeting_id"],
+                seq=row["seq"],
+                kind=row["kind"],
+                body=row["body"],
+                attempt=row["attempts"] + 1,
+                pending_since=row["pending_since"] or row["created_at"],
+                callback_url=row["callback_url"],
+                secret=row["auth_token"],
+                app_id=row["app_id"],
             )
-            for event, url, token in rows
+            for row in rows
         ]
-        await self._session.execute(
-            update(EventRow)
-            .where(EventRow.id.in_([d.event_id for d in claimed]))
-            .values(next_attempt_at=now + lease, attempts=EventRow.attempts + 1)
-            .execution_options(synchronize_session=False)
-        )
+        ids: object = [d.event_id for d in claimed]
+        if self._dialect is Dialect.SQLITE:
+            ids = json.dumps(ids)
+        await self._db.execute(_LEASE, {"until": now + lease, "ids": ids})
         return claimed
 
     async def delivered(self, attempt: Delivery, now: float) -> None:
-        await self._settle(attempt, delivery=DELIVERED, delivered_at=now, last_error="")
+        await self._db.execute(_DELIVERED, _settled(attempt, at=now))
 
     async def retry_at(self, attempt: Delivery, when: float, error: str) -> None:
-        await self._settle(attempt, next_attempt_at=when, last_error=error[:500])
+        await self._db.execute(_RETRY, _settled(attempt, at=when, error=error[:500]))
 
     async def dead(self, attempt: Delivery, error: str) -> None:
-        await self._settle(attempt, delivery=DEAD, next_attempt_at=None, last_error=error[:500])
-
-    async def _settle(self, attempt: Delivery, **values: object) -> None:
-        """Record an attempt's outcome, unless a later attempt (or a redelivery) has taken over."""
-        await self._session.execute(
-            update(EventRow)
-            .where(
-                EventRow.id == attempt.event_id,
-                EventRow.delivery == PENDING,
-                EventRow.attempts == attempt.attempt,
-            )
-            .values(**values)
-        )
+        await self._db.execute(_DEAD, _settled(attempt, error=error[:500]))
 
     async def list(
         self, app_id: str | None, state: str | None, limit: int = 1000
     ) -> list[EventSummary]:
-        query = select(EventRow).order_by(EventRow.created_at, EventRow.seq).limit(limit)
-        if app_id:
-            query = query.where(EventRow.app_id == app_id)
-        if state:
-            query = query.where(EventRow.delivery == state)
-        return [
-            EventSummary(
-                id=row.id,
-                app_id=row.app_id,
-                meeting_id=row.meeting_id,
-                seq=row.seq,
-                kind=row.kind,
-                delivery=row.delivery,
-                attempts=row.attempts,
-                created_at=row.created_at,
-                next_attempt_at=row.next_attempt_at,
-                delivered_at=row.delivered_at,
-                last_error=row.last_error,
-            )
-            for row in await self._session.scalars(query)
-        ]
+        rows = await self._db.fetch(
+            _LIST, {"app_id": app_id or "", "state": state or "", "limit": limit}
+        )
+        return [EventSummary(**as_dict(row)) for row in rows]
 
     async def redeliver(
         self, now: float, event_id: str | None = None, app_id: str | None = None
     ) -> int:
         """Make one event (any state but stored), or every dead one, pending again from now."""
-        query = update(EventRow).values(
-            delivery=PENDING, next_attempt_at=now, pending_since=now, last_error=""
-        )
+        params: dict[str, object] = {"now": now, "app_id": app_id or ""}
         if event_id:
-            query = query.where(EventRow.id == event_id, EventRow.delivery != STORED)
-        else:
-            query = query.where(EventRow.delivery == DEAD)
-        if app_id:
-            query = query.where(EventRow.app_id == app_id)
-        result = await self._session.execute(query)
-        return result.rowcount
+            return await self._db.execute(_REDELIVER_ONE, {**params, "id": event_id})
+        return await self._db.execute(_REDELIVER_DEAD, params)
+
+
+def _settled(attempt: Delivery, **values: object) -> dict[str, object]:
+    """An attempt's outcome counts only while no later attempt (or redelivery) took over."""
+    return {"id": attempt.event_id, "attempt": attempt.attempt, **values}

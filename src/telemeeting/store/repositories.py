@@ -1,175 +1,239 @@
-"""Repositories: the only code that turns rows into domain objects and back."""
+"""Repositories: the only code that turns rows into domain objects and back.
+
+Every statement is a constant prepared once per dialect (store/sql.py). A meeting is loaded
+with only the legs a change needs (`LegSelection`): an invitation never reads the whole
+meeting, so its cost does not grow with the meeting's size.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from telemeeting.domain.model import EndReason, Leg, LegState, Meeting, MeetingState
+from telemeeting.store.connection import Connection, Row
 from telemeeting.store.records import Account, App, StoredEvent
-from telemeeting.store.tables import AccountRow, AppRow, EventRow, LegRow, MeetingRow
+from telemeeting.store.sql import Dialect, Statement, insert_columns, update_columns
 
-_MEETING_FIELDS = [f.name for f in dataclasses.fields(Meeting) if f.name not in ("legs", "events")]
-_LEG_FIELDS = [f.name for f in dataclasses.fields(Leg)]
-_MEETINGS = MeetingRow.__table__
-_LEGS = LegRow.__table__
+_MEETING_FIELDS = tuple(
+    f.name for f in dataclasses.fields(Meeting) if f.name not in ("legs", "events")
+)
+_MEETING_COLUMNS = (*_MEETING_FIELDS, "next_seq", "leg_count", "owner")
+_LEG_FIELDS = tuple(f.name for f in dataclasses.fields(Leg))
+_LEG_COLUMNS = (*_LEG_FIELDS, "meeting_id", "position")
+_ACCOUNT_FIELDS = tuple(f.name for f in dataclasses.fields(Account))
+_APP_FIELDS = tuple(f.name for f in dataclasses.fields(App))
+_EVENT_FIELDS = tuple(f.name for f in dataclasses.fields(StoredEvent))
+_EVENT_COLUMNS = (*_EVENT_FIELDS, "next_attempt_at", "pending_since", "last_error")
+_ENDED = MeetingState.ENDED.value
+_GONE = LegState.DISCONNECT.value
 
 
-def _values(row: Any, names: list[str]) -> dict[str, Any]:
-    return {name: getattr(row, name) for name in names}
-
-
-def _record(cls: type, row: Any) -> Any:
-    return cls(**_values(row, [f.name for f in dataclasses.fields(cls)]))
+def _record(cls: type, row: Row, names: Sequence[str], flags: Sequence[str] = ()) -> Any:
+    values = {name: row[name] for name in names}
+    for flag in flags:
+        values[flag] = bool(values[flag])
+    return cls(**values)
 
 
 class AccountRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
+    _GET = Statement(f"SELECT {', '.join(_ACCOUNT_FIELDS)} FROM accounts WHERE sid = :sid")
+    _NAMED = Statement(
+        f"SELECT {', '.join(_ACCOUNT_FIELDS)} FROM accounts WHERE name = :name ORDER BY created_at"
+    )
+    _COUNT = Statement("SELECT COUNT(*) FROM accounts")
+
+    def __init__(self, connection: Connection) -> None:
+        self._db = connection
 
     async def get(self, sid: str) -> Account | None:
-        row = await self._session.get(AccountRow, sid)
-        return _record(Account, row) if row else None
+        row = await self._db.fetchone(self._GET, {"sid": sid})
+        return _record(Account, row, _ACCOUNT_FIELDS, ("enabled",)) if row else None
 
     async def add(self, account: Account) -> None:
-        self._session.add(AccountRow(**dataclasses.asdict(account)))
+        await self._db.execute(insert_columns("accounts", _ACCOUNT_FIELDS), vars(account))
 
     async def update(self, sid: str, **values: Any) -> bool:
-        result = await self._session.execute(
-            update(AccountRow).where(AccountRow.sid == sid).values(**values)
-        )
-        return result.rowcount > 0
+        statement = update_columns("accounts", tuple(values), "sid")
+        return await self._db.execute(statement, {**values, "sid": sid}) > 0
 
     async def named(self, name: str) -> list[Account]:
         """Accounts with this label, oldest first."""
-        rows = await self._session.scalars(
-            select(AccountRow).where(AccountRow.name == name).order_by(AccountRow.created_at)
-        )
-        return [_record(Account, row) for row in rows]
+        rows = await self._db.fetch(self._NAMED, {"name": name})
+        return [_record(Account, row, _ACCOUNT_FIELDS, ("enabled",)) for row in rows]
 
     async def count(self) -> int:
-        return (
-            await self._session.execute(select(func.count()).select_from(AccountRow))
-        ).scalar_one()
+        return int(await self._db.scalar(self._COUNT))
 
 
 class AppRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
+    _GET = Statement(f"SELECT {', '.join(_APP_FIELDS)} FROM apps WHERE appid = :appid")
+    _OF_ACCOUNT = Statement(
+        f"SELECT {', '.join(_APP_FIELDS)} FROM apps WHERE account_sid = :sid ORDER BY created_at"
+    )
+
+    def __init__(self, connection: Connection) -> None:
+        self._db = connection
 
     async def get(self, appid: str) -> App | None:
-        row = await self._session.get(AppRow, appid)
-        return _record(App, row) if row else None
+        row = await self._db.fetchone(self._GET, {"appid": appid})
+        return _record(App, row, _APP_FIELDS, ("online",)) if row else None
 
     async def add(self, app: App) -> None:
-        self._session.add(AppRow(**dataclasses.asdict(app)))
+        await self._db.execute(insert_columns("apps", _APP_FIELDS), vars(app))
 
     async def of_account(self, account_sid: str) -> list[App]:
-        rows = await self._session.scalars(
-            select(AppRow).where(AppRow.account_sid == account_sid).order_by(AppRow.created_at)
-        )
-        return [_record(App, row) for row in rows]
+        rows = await self._db.fetch(self._OF_ACCOUNT, {"sid": account_sid})
+        return [_record(App, row, _APP_FIELDS, ("online",)) for row in rows]
 
     async def update(self, appid: str, **values: Any) -> bool:
-        result = await self._session.execute(
-            update(AppRow).where(AppRow.appid == appid).values(**values)
-        )
-        return result.rowcount > 0
+        statement = update_columns("apps", tuple(values), "appid")
+        return await self._db.execute(statement, {**values, "appid": appid}) > 0
+
+
+_SELECT_LEGS = f"SELECT {', '.join(_LEG_COLUMNS)} FROM legs WHERE meeting_id = :meeting_id"
+
+
+def _any_of(column: str) -> Statement:
+    """Legs whose `column` is one of the `:values` list: `= ANY` on PostgreSQL, a JSON array
+    unpacked by `json_each` on SQLite (one statement text for any number of values)."""
+    return Statement(
+        "",
+        postgres=f"{_SELECT_LEGS} AND {column} = ANY(:values) ORDER BY position",
+        sqlite=f"{_SELECT_LEGS} AND {column} IN (SELECT value FROM json_each(:values)) "
+        "ORDER BY position",
+    )
+
+
+@dataclass(frozen=True)
+class LegSelection:
+    """Which of a meeting's legs to load with it."""
+
+    statement: Statement | None
+    values: tuple[str, ...] = ()
+
+    def params(self, meeting_id: str, dialect: Dialect) -> dict[str, Any]:
+        if self.statement is None or "values" not in self.statement.prepared(dialect).names:
+            return {"meeting_id": meeting_id}
+        values: Any = list(self.values)
+        if dialect is Dialect.SQLITE:
+            values = json.dumps(values)
+        return {"meeting_id": meeting_id, "values": values}
+
+
+NO_LEGS = LegSelection(None)
+ALL_LEGS = LegSelection(Statement(f"{_SELECT_LEGS} ORDER BY position"))
+LIVE_LEGS = LegSelection(Statement(f"{_SELECT_LEGS} AND state != '{_GONE}' ORDER BY position"))
+_BY_ID = _any_of("id")
+_LIVE_BY_PHONE = Statement(
+    "",
+    postgres=f"{_SELECT_LEGS} AND state != '{_GONE}' AND phone = ANY(:values) ORDER BY position",
+    sqlite=f"{_SELECT_LEGS} AND state != '{_GONE}' AND phone IN "
+    "(SELECT value FROM json_each(:values)) ORDER BY position",
+)
+
+
+def legs_with_ids(ids: Sequence[str]) -> LegSelection:
+    """The legs a batch of carrier reports is about (whatever their state)."""
+    return LegSelection(_BY_ID, tuple(ids))
+
+
+def live_legs_of(phones: Sequence[str]) -> LegSelection:
+    """The live legs of these phones: what an invitation or a member action needs."""
+    return LegSelection(_LIVE_BY_PHONE, tuple(phones))
+
+
+_MEETING_SELECT = f"SELECT {', '.join(_MEETING_COLUMNS)} FROM meetings"
 
 
 class MeetingRepository:
-    """Loads whole meetings (with legs) under a row lock, and saves only what changed.
+    """Loads meetings (with the selected legs) under a row lock, saves only what changed."""
 
-    Core statements rather than ORM objects: this is the hot path of every request and every
-    carrier report, and the unit-of-work machinery of the ORM costs more than the SQL itself.
-    """
+    _GET = Statement(
+        f"{_MEETING_SELECT} WHERE id = :id", postgres=f"{_MEETING_SELECT} WHERE id = :id FOR UPDATE"
+    )
+    _FIND = f"{_MEETING_SELECT} WHERE app_id = :app_id AND meid = :meid "
+    _FIND += f"ORDER BY (state = '{_ENDED}') ASC, created_at DESC LIMIT 1"
+    _FIND_LOCKED = Statement(_FIND, postgres=f"{_FIND} FOR UPDATE")
+    _FIND_UNLOCKED = Statement(_FIND)
+    _ROOM_TAKEN = Statement(
+        f"SELECT 1 FROM meetings WHERE app_id = :app_id AND meid = :meid AND state != '{_ENDED}'"
+    )
+    _EXPIRED = Statement(
+        "SELECT id FROM meetings WHERE state = 'active' AND expires_at <= :now LIMIT :limit"
+    )
+    _BOOKED = Statement(
+        "SELECT id FROM meetings WHERE state = 'booked' AND book_at <= :now LIMIT :limit"
+    )
+    _WITH_LIVE_LEGS = Statement(
+        "SELECT id FROM meetings WHERE state = 'active' AND owner = :owner AND live_count > 0"
+    )
+    _ASSIGN = Statement("UPDATE meetings SET owner = :owner WHERE id = :id")
 
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
+    def __init__(self, connection: Connection, dialect: Dialect) -> None:
+        self._db = connection
+        self._dialect = dialect
         self._meetings: dict[str, dict[str, Any]] = {}  # meeting id -> row values when loaded
         self._legs: dict[str, dict[str, Any]] = {}  # leg id -> row values when loaded
 
-    async def get(self, meeting_id: str) -> Meeting | None:
-        """The meeting, locked, with its live legs: what every change needs."""
-        return await self._load(_MEETINGS.select().where(_MEETINGS.c.id == meeting_id))
+    async def get(self, meeting_id: str, legs: LegSelection = LIVE_LEGS) -> Meeting | None:
+        """The meeting, locked, with the selected legs (by default the live ones)."""
+        return await self._load(await self._db.fetchone(self._GET, {"id": meeting_id}), legs)
 
-    async def find(self, app_id: str, meid: str, lock: bool = True) -> Meeting | None:
-        """The app's open meeting with this room number, else the latest ended one.
-
-        Locked and with live legs only for a change (`lock`); unlocked with every leg to read.
-        """
-        return await self._load(
-            _MEETINGS.select()
-            .where(_MEETINGS.c.app_id == app_id, _MEETINGS.c.meid == meid)
-            .order_by(
-                (_MEETINGS.c.state == MeetingState.ENDED.value).asc(),
-                _MEETINGS.c.created_at.desc(),
-            )
-            .limit(1),
-            lock,
-        )
+    async def find(
+        self, app_id: str, meid: str, legs: LegSelection = LIVE_LEGS, lock: bool = True
+    ) -> Meeting | None:
+        """The app's open meeting with this room number, else the latest ended one; `lock`
+        holds its row until the transaction ends (for a change)."""
+        statement = self._FIND_LOCKED if lock else self._FIND_UNLOCKED
+        row = await self._db.fetchone(statement, {"app_id": app_id, "meid": meid})
+        return await self._load(row, legs)
 
     async def room_taken(self, app_id: str, meid: str) -> bool:
-        found = await self._session.scalar(
-            select(MeetingRow.id).where(
-                MeetingRow.app_id == app_id,
-                MeetingRow.meid == meid,
-                MeetingRow.state != MeetingState.ENDED.value,
-            )
-        )
+        found = await self._db.scalar(self._ROOM_TAKEN, {"app_id": app_id, "meid": meid})
         return found is not None
 
     async def ids_due(self, now: float, limit: int = 100) -> tuple[list[str], list[str]]:
         """Meetings past their maximum duration, and booked meetings whose time has come."""
-        expired = await self._session.scalars(
-            select(MeetingRow.id)
-            .where(MeetingRow.state == MeetingState.ACTIVE.value, MeetingRow.expires_at <= now)
-            .limit(limit)
-        )
-        booked = await self._session.scalars(
-            select(MeetingRow.id)
-            .where(MeetingRow.state == MeetingState.BOOKED.value, MeetingRow.book_at <= now)
-            .limit(limit)
-        )
-        return list(expired), list(booked)
+        params = {"now": now, "limit": limit}
+        expired = await self._db.fetch(self._EXPIRED, params)
+        booked = await self._db.fetch(self._BOOKED, params)
+        return [row[0] for row in expired], [row[0] for row in booked]
 
     async def ids_with_live_legs(self, owner: str) -> list[str]:
         """Active meetings of `owner` that still have legs ringing or joined."""
-        rows = await self._session.scalars(
-            select(LegRow.meeting_id)
-            .join(MeetingRow, MeetingRow.id == LegRow.meeting_id)
-            .where(
-                LegRow.state != LegState.DISCONNECT.value,
-                MeetingRow.state == MeetingState.ACTIVE.value,
-                MeetingRow.owner == owner,
-            )
-            .distinct()
-        )
-        return list(rows)
+        return [row[0] for row in await self._db.fetch(self._WITH_LIVE_LEGS, {"owner": owner})]
 
-    async def _load(self, query: Select[Any], lock: bool = True) -> Meeting | None:
-        """The meeting and its legs; `lock` holds its row until the transaction ends."""
-        if lock:
-            query = query.with_for_update()
-        row = (await self._session.execute(query)).mappings().first()
+    async def assign(self, meeting_id: str, owner: str) -> None:
+        """Make `owner` the node that carries the meeting's calls."""
+        await self._db.execute(self._ASSIGN, {"id": meeting_id, "owner": owner})
+        if meeting_id in self._meetings:
+            self._meetings[meeting_id]["owner"] = owner
+
+    def owner_of(self, meeting_id: str) -> str:
+        """The owner of a meeting loaded in this transaction."""
+        return str(self._meetings[meeting_id]["owner"])
+
+    async def _load(self, row: Row | None, legs: LegSelection) -> Meeting | None:
         if row is None:
             return None
-        legs_query = _LEGS.select().where(_LEGS.c.meeting_id == row["id"])
-        if lock:
-            legs_query = legs_query.where(_LEGS.c.state != LegState.DISCONNECT.value)
-        legs = await self._session.execute(legs_query.order_by(_LEGS.c.position))
-        meeting = Meeting(**{name: row[name] for name in _MEETING_FIELDS})
-        meeting.state = MeetingState(row["state"])
-        self._meetings[meeting.id] = dict(row)
-        for leg_row in legs.mappings():
-            leg = Leg(**{name: leg_row[name] for name in _LEG_FIELDS})
-            leg.state = LegState(leg_row["state"])
-            leg.end_reason = EndReason(leg_row["end_reason"]) if leg_row["end_reason"] else None
-            meeting.legs.append(leg)
-            self._legs[leg.id] = self._leg_values(leg)
+        values = {name: row[name] for name in _MEETING_COLUMNS}
+        values["ever_joined"] = bool(values["ever_joined"])
+        meeting = Meeting(**{name: values[name] for name in _MEETING_FIELDS})
+        meeting.state = MeetingState(values["state"])
+        self._meetings[meeting.id] = values
+        if legs.statement is not None:
+            rows = await self._db.fetch(legs.statement, legs.params(meeting.id, self._dialect))
+            for leg_row in rows:
+                leg = Leg(**{name: leg_row[name] for name in _LEG_FIELDS})
+                leg.state = LegState(leg_row["state"])
+                leg.end_reason = EndReason(leg_row["end_reason"]) if leg_row["end_reason"] else None
+                leg.muted = bool(leg.muted)
+                meeting.legs.append(leg)
+                self._legs[leg.id] = _leg_values(leg)
         return meeting
 
     def reserve_seqs(self, meeting_id: str, count: int) -> int:
@@ -182,79 +246,80 @@ class MeetingRepository:
         loaded["pending_next_seq"] = first + count
         return first
 
-    @staticmethod
-    def _leg_values(leg: Leg) -> dict[str, Any]:
-        values = _values(leg, _LEG_FIELDS)
-        values["state"] = leg.state.value
-        values["end_reason"] = leg.end_reason.value if leg.end_reason else None
-        return values
-
-    @staticmethod
-    def _meeting_values(meeting: Meeting) -> dict[str, Any]:
-        values = _values(meeting, _MEETING_FIELDS)
-        values["state"] = meeting.state.value
-        return values
-
     async def add(self, meeting: Meeting, owner: str = "") -> None:
-        values = {**self._meeting_values(meeting), "next_seq": 1, "leg_count": 0, "owner": owner}
-        await self._session.execute(insert(MeetingRow).values(**values))
+        values = {**_meeting_values(meeting), "next_seq": 1, "leg_count": 0, "owner": owner}
+        await self._db.execute(insert_columns("meetings", _MEETING_COLUMNS), values)
         self._meetings[meeting.id] = values
         await self.save(meeting)
 
     async def save(self, meeting: Meeting) -> None:
         """Write what changed since load: one UPDATE of the meeting at most, new legs at once."""
         before = self._meetings[meeting.id]
-        new_legs = []
+        new_legs: list[dict[str, Any]] = []
         for leg in meeting.legs:
-            leg_values = self._leg_values(leg)
+            leg_values = _leg_values(leg)
             previous = self._legs.get(leg.id)
             if previous is None:
                 position = before["leg_count"] + len(new_legs)
                 new_legs.append({**leg_values, "meeting_id": meeting.id, "position": position})
             elif previous != leg_values:
-                leg_changed = {k: v for k, v in leg_values.items() if previous[k] != v}
-                await self._session.execute(
-                    update(LegRow).where(LegRow.id == leg.id).values(**leg_changed)
-                )
+                changed_leg = {k: v for k, v in leg_values.items() if previous[k] != v}
+                statement = update_columns("legs", tuple(changed_leg), "id")
+                await self._db.execute(statement, {**changed_leg, "id": leg.id})
             self._legs[leg.id] = leg_values
         if new_legs:
-            await self._session.execute(insert(LegRow), new_legs)
-        values = self._meeting_values(meeting)
+            await self._db.execute_many(insert_columns("legs", _LEG_COLUMNS), new_legs)
+        values = _meeting_values(meeting)
         changed = {k: v for k, v in values.items() if before.get(k) != v}
         if "pending_next_seq" in before:
             changed["next_seq"] = before.pop("pending_next_seq")
         if new_legs:
             changed["leg_count"] = before["leg_count"] + len(new_legs)
         if changed:
-            await self._session.execute(
-                update(MeetingRow).where(MeetingRow.id == meeting.id).values(**changed)
-            )
+            statement = update_columns("meetings", tuple(changed), "id")
+            await self._db.execute(statement, {**changed, "id": meeting.id})
             before.update(changed)
 
 
+def _leg_values(leg: Leg) -> dict[str, Any]:
+    values = {name: getattr(leg, name) for name in _LEG_FIELDS}
+    values["state"] = leg.state.value
+    values["end_reason"] = leg.end_reason.value if leg.end_reason else None
+    return values
+
+
+def _meeting_values(meeting: Meeting) -> dict[str, Any]:
+    values = {name: getattr(meeting, name) for name in _MEETING_FIELDS}
+    values["state"] = meeting.state.value
+    return values
+
+
 class EventRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
+    _FOR_MEETING = Statement(
+        f"SELECT {', '.join(_EVENT_FIELDS)} FROM events WHERE meeting_id = :meeting_id "
+        "AND seq > :after ORDER BY seq LIMIT :limit"
+    )
+
+    def __init__(self, connection: Connection) -> None:
+        self._db = connection
 
     async def add_all(self, events: list[StoredEvent], pushed: bool) -> None:
         """Store pushes; `pushed` ones are due for delivery at once."""
-        await self._session.execute(
-            insert(EventRow),
+        await self._db.execute_many(
+            insert_columns("events", _EVENT_COLUMNS),
             [
                 {
-                    **dataclasses.asdict(event),
+                    **vars(event),
                     "next_attempt_at": event.created_at if pushed else None,
                     "pending_since": event.created_at if pushed else None,
+                    "last_error": "",
                 }
                 for event in events
             ],
         )
 
     async def for_meeting(self, meeting_id: str, after: int, limit: int) -> list[StoredEvent]:
-        rows = await self._session.scalars(
-            select(EventRow)
-            .where(EventRow.meeting_id == meeting_id, EventRow.seq > after)
-            .order_by(EventRow.seq)
-            .limit(limit)
+        rows = await self._db.fetch(
+            self._FOR_MEETING, {"meeting_id": meeting_id, "after": after, "limit": limit}
         )
-        return [_record(StoredEvent, row) for row in rows]
+        return [_record(StoredEvent, row, _EVENT_FIELDS) for row in rows]

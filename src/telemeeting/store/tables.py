@@ -71,6 +71,8 @@ class MeetingRow(Base):
     leg_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     #: The node whose carrier holds the calls; after a restart it ends only its own lost calls.
     owner: Mapped[str] = mapped_column(String(128), default="", server_default="")
+    #: Legs not yet disconnected: fullness and emptiness without loading the legs.
+    live_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (
         # A room number is unique among the app's meetings that have not ended (spec §6.1).
@@ -106,7 +108,10 @@ class LegRow(Base):
     end_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
     muted: Mapped[bool] = mapped_column(Boolean, default=False)
 
-    __table_args__ = (Index("ix_legs_meeting_state", "meeting_id", "state"),)
+    __table_args__ = (
+        Index("ix_legs_meeting_state", "meeting_id", "state"),
+        Index("ix_legs_meeting_phone", "meeting_id", "phone"),
+    )
 
 
 class EventRow(Base):
@@ -148,3 +153,30 @@ class IdempotencyRow(Base):
     response: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
     claimed_at: Mapped[float] = mapped_column(Float)
+
+
+class OrderRow(Base):
+    """One carrier order (dial, hang up, mute, end…), written with the change that causes it and
+    deleted by the media node that carries it out (the outbox for orders)."""
+
+    __tablename__ = "orders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    meeting_id: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(16))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (Index("ix_orders_meeting", "meeting_id", "id"),)
+
+
+class NodeRow(Base):
+    """A running server process: its roles, and a heartbeat that is its lease on its meetings."""
+
+    __tablename__ = "nodes"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    roles: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(String(256), default="", server_default="")
+    started_at: Mapped[float] = mapped_column(Float)
+    heartbeat_at: Mapped[float] = mapped_column(Float)

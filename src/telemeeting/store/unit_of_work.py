@@ -1,80 +1,107 @@
-"""One database transaction, with the repositories bound to it."""
+"""One database transaction, with the repositories bound to it, and the database behind it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from types import TracebackType
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Protocol
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-
-from telemeeting.store.database import READ_ONLY
+from telemeeting.store import database
+from telemeeting.store.connection import Connection
 from telemeeting.store.idempotency import IdempotencyRepository
+from telemeeting.store.nodes import NodeRepository
+from telemeeting.store.orders import OrderRepository
 from telemeeting.store.outbox import OutboxRepository
+from telemeeting.store.postgres import PostgresEngine
 from telemeeting.store.repositories import (
     AccountRepository,
     AppRepository,
     EventRepository,
     MeetingRepository,
 )
+from telemeeting.store.sql import Dialect, Statement
+from telemeeting.store.sqlite import SqliteEngine
+
+#: Channels woken on PostgreSQL when a transaction stored carrier orders or pushes.
+ORDERS_CHANNEL = "telemeeting_orders"
+PUSHES_CHANNEL = "telemeeting_pushes"
+_NOTIFY = Statement("SELECT pg_notify(:channel, '')")
+
+
+class _Engine(Protocol):
+    dialect: Dialect
+
+    def writer(self) -> contextlib.AbstractAsyncContextManager[Connection]: ...
+
+    def reader(self) -> contextlib.AbstractAsyncContextManager[Connection]: ...
+
+    async def dispose(self) -> None: ...
 
 
 class UnitOfWork:
-    """`async with uow:` opens a transaction; it commits on success and rolls back on error."""
+    """The repositories of one transaction, and what to do once it has committed."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
-
-    async def __aenter__(self) -> UnitOfWork:
-        self.session = self._sessions()
-        await self.session.begin()
-        self.accounts = AccountRepository(self.session)
-        self.apps = AppRepository(self.session)
-        self.meetings = MeetingRepository(self.session)
-        self.events = EventRepository(self.session)
-        self.outbox = OutboxRepository(self.session)
-        self.idempotency = IdempotencyRepository(self.session)
+    def __init__(self, connection: Connection, dialect: Dialect) -> None:
+        self.connection = connection
+        self.dialect = dialect
+        self.accounts = AccountRepository(connection)
+        self.apps = AppRepository(connection)
+        self.meetings = MeetingRepository(connection, dialect)
+        self.events = EventRepository(connection)
+        self.outbox = OutboxRepository(connection, dialect)
+        self.orders = OrderRepository(connection)
+        self.nodes = NodeRepository(connection)
+        self.idempotency = IdempotencyRepository(connection, dialect)
         self._after_commit: list[Callable[[], None]] = []
-        return self
+        self._notified: set[str] = set()
 
     def after_commit(self, hook: Callable[[], None]) -> None:
         """Run `hook` once the transaction has committed (never after a rollback)."""
         if hook not in self._after_commit:
             self._after_commit.append(hook)
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        try:
-            if exc_type is None:
-                await self.session.commit()
-            else:
-                await self.session.rollback()
-        finally:
-            await self.session.close()
-        if exc_type is None:
-            for hook in self._after_commit:
-                hook()
+    async def notify(self, channel: str) -> None:
+        """Wake the listeners of `channel` in every process when this transaction commits
+        (PostgreSQL delivers NOTIFY only on commit); on SQLite there is only this process."""
+        if self.dialect is Dialect.POSTGRES and channel not in self._notified:
+            self._notified.add(channel)
+            await self.connection.execute(_NOTIFY, {"channel": channel})
 
 
 class Database:
-    """The engine and a factory of units of work over it."""
+    """The store: units of work for writes, readers for consistent reads."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
-        self._readers = async_sessionmaker(
-            engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False, autoflush=False
-        )
+    def __init__(self, url: str, pool_size: int = 32) -> None:
+        self.url = database.normalize_url(url)
+        self._engine: SqliteEngine | PostgresEngine
+        if database.is_sqlite(self.url):
+            self._engine = SqliteEngine(database.sqlite_path(self.url))
+        else:
+            self._engine = PostgresEngine(self.url, pool_size)
+        self.dialect = self._engine.dialect
 
-    def unit_of_work(self) -> UnitOfWork:
-        return UnitOfWork(self._sessions)
+    @contextlib.asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
+        """`async with db.unit_of_work() as uow:` commits on success, rolls back on error."""
+        async with self._engine.writer() as connection:
+            uow = UnitOfWork(connection, self.dialect)
+            yield uow
+        for hook in uow._after_commit:
+            hook()
 
-    def reader(self) -> UnitOfWork:
-        """A transaction that only reads: on SQLite it does not wait for the write lock."""
-        return UnitOfWork(self._readers)
+    @contextlib.asynccontextmanager
+    async def reader(self) -> AsyncIterator[UnitOfWork]:
+        """A transaction that only reads: it never waits for writers."""
+        async with self._engine.reader() as connection:
+            yield UnitOfWork(connection, self.dialect)
+
+    async def listen(self, channel: str, wake: Callable[[], None]) -> None:
+        """Wake on commits of other processes (PostgreSQL); in-process hooks cover SQLite."""
+        if isinstance(self._engine, PostgresEngine):
+            await self._engine.listen(channel, wake)
+
+    async def migrate(self) -> None:
+        await database.migrate(self.url)
 
     async def dispose(self) -> None:
-        await self.engine.dispose()
+        await self._engine.dispose()

@@ -75,7 +75,8 @@ class RtpStream(asyncio.DatagramProtocol):
     def start_polling(self) -> None:
         """From now on the conference tick reads this leg's packets (see `drain`)."""
         if self._sock is not None and self.transport is not None:
-            self.transport.pause_reading()
+            # Selector datagram transports can pause (typeshed's DatagramTransport omits it).
+            cast(asyncio.ReadTransport, self.transport).pause_reading()
 
     def drain(self, limit: int = 8) -> None:
         """Read what has arrived since the last tick (at most `limit` packets)."""

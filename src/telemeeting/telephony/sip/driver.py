@@ -26,8 +26,10 @@ from telemeeting.telephony.driver import (
     Progress,
     ReportSink,
 )
-from telemeeting.telephony.sip.node import dial_message, node_main
+from telemeeting.telephony.orders import EndMeeting, HangUp, SetMuted, to_message
+from telemeeting.telephony.sip.node import node_main
 from telemeeting.telephony.sip.routes import RouteConfig
+from telemeeting.wire.environments import PRODUCTION
 
 log = structlog.get_logger(__name__)
 
@@ -132,22 +134,22 @@ class SipDriver:
             self._owner[order.meeting_id] = node
             node.meetings.add(order.meeting_id)
         node.legs[order.leg_id] = order.meeting_id
-        self._send(node, dial_message(order))
+        self._send(node, to_message(order))
 
     async def hang_up(self, meeting_id: str, leg_id: str) -> None:
         if node := self._owner.get(meeting_id):
             node.legs.pop(leg_id, None)
-            self._send(node, ("hang_up", meeting_id, leg_id))
+            self._send(node, to_message(HangUp(meeting_id, leg_id, PRODUCTION)))
 
     async def set_muted(self, meeting_id: str, leg_id: str, muted: bool) -> None:
         if node := self._owner.get(meeting_id):
-            self._send(node, ("set_muted", meeting_id, leg_id, muted))
+            self._send(node, to_message(SetMuted(meeting_id, leg_id, muted, PRODUCTION)))
 
     async def end_meeting(self, meeting_id: str) -> None:
         if node := self._owner.pop(meeting_id, None):
             node.meetings.discard(meeting_id)
             node.legs = {leg: m for leg, m in node.legs.items() if m != meeting_id}
-            self._send(node, ("end_meeting", meeting_id))
+            self._send(node, to_message(EndMeeting(meeting_id, PRODUCTION)))
 
     async def close(self) -> None:
         for node in self._nodes:

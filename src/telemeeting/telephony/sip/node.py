@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import asdict
 from multiprocessing.connection import Connection
 from typing import Any
 
 import structlog
 
-from telemeeting.telephony.driver import DialOrder, LegReport
+from telemeeting.telephony.driver import LegReport
+from telemeeting.telephony.orders import UnknownOrder, carry_out, from_message
 from telemeeting.telephony.sip.engine import SipEngine
 from telemeeting.telephony.sip.routes import RouteConfig
 
@@ -74,19 +74,10 @@ async def _serve(conn: Connection, options: dict[str, Any]) -> None:
             conn.send(("closed",))
 
 
-async def _obey(engine: SipEngine, order: tuple[Any, ...]) -> None:
-    kind, *args = order
-    if kind == "dial":
-        await engine.dial(DialOrder(**args[0]))
-    elif kind == "hang_up":
-        await engine.hang_up(args[0], args[1])
-    elif kind == "set_muted":
-        await engine.set_muted(args[0], args[1], bool(args[2]))
-    elif kind == "end_meeting":
-        await engine.end_meeting(args[0])
-    else:
-        log.warning("media_node.unknown_order", order=kind)
-
-
-def dial_message(order: DialOrder) -> tuple[Any, ...]:
-    return ("dial", asdict(order))
+async def _obey(engine: SipEngine, message: tuple[Any, ...]) -> None:
+    try:
+        order = from_message(message)
+    except UnknownOrder as exc:
+        log.warning("media_node.unknown_order", error=str(exc))
+        return
+    await carry_out(engine, order)

@@ -300,4 +300,4 @@ async def _resolve(address: Addr) -> Addr:
         ipaddress.ip_address(host)
         return address
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=2)  # SOCK_DGRAM
-    return infos[0][4][0], port
+    return str(infos[0][4][0]), port

@@ -1,0 +1,168 @@
+"""Running a node: the roles of one `telemeeting serve`, in one process or (with `--workers`)
+in one process for the background roles and N API processes sharing the listening sockets.
+
+Each process builds its own platform after the fork, so no database connection, event loop or
+carrier crosses a process boundary. The parent restarts an API worker that dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from multiprocessing.process import BaseProcess
+
+import structlog
+
+from telemeeting.bootstrap import API, Platform, build_platform
+from telemeeting.config import Settings
+
+log = structlog.get_logger(__name__)
+
+#: A worker that dies within this long of its start is not restarted again (a crash loop).
+_RESTART_AFTER_SECONDS = 5.0
+
+
+async def serve_roles(
+    settings: Settings,
+    roles: frozenset[str],
+    sockets: list[socket.socket],
+    announce: Callable[[Platform, str], None] = lambda _platform, _what: None,
+) -> None:
+    """Start the roles; with the API role, serve HTTP on `sockets` until a signal."""
+    import uvicorn
+
+    from telemeeting.api.app import create_app
+    from telemeeting.api.server import uvicorn_options
+
+    platform = build_platform(settings, roles=roles)
+    try:
+        await platform.start()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await platform.stop()
+        raise
+    try:
+        if API in roles and sockets:
+            options = {**uvicorn_options(settings.server), "lifespan": "off"}
+            config = uvicorn.Config(create_app(platform), **options)
+            announce(platform, f"{config.http} parser")
+            await uvicorn.Server(config).serve(sockets=sockets)
+        else:
+            announce(platform, "no API listeners")
+            await _until_signalled()
+    finally:
+        await platform.stop()
+
+
+async def _until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+def run_with_workers(
+    settings: Settings,
+    roles: frozenset[str],
+    sockets: list[socket.socket],
+    workers: int,
+    run: Callable[[Settings, frozenset[str], list[socket.socket]], None],
+) -> None:
+    """`workers` API processes on the shared sockets, the other roles in this process.
+
+    `run(settings, roles, sockets)` runs one process's roles to the end (it owns its loop).
+    """
+    context = multiprocessing.get_context("fork")
+    node = settings.server.node
+
+    def spawn(index: int) -> BaseProcess:
+        worker_settings = settings.model_copy(deep=True)
+        worker_settings.server.node_id = f"{node}/api{index}"
+        process = context.Process(
+            target=_worker_main,
+            args=(run, worker_settings, frozenset({API}), sockets),
+            name=f"telemeeting-api-{index}",
+            daemon=False,
+        )
+        process.start()
+        return process
+
+    children = {index: spawn(index) for index in range(1, workers + 1)}
+    started = dict.fromkeys(children, time.monotonic())
+    background = roles - {API}
+    stopping = False
+
+    def stop_children(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for process in children.values():
+            if process.is_alive() and process.pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, signal.SIGTERM)
+
+    try:
+        if background:
+            supervisor = _Supervisor(children, started, spawn, lambda: stopping)
+            supervisor.start()
+            run(settings, background, [])
+        else:
+            signal.signal(signal.SIGTERM, stop_children)
+            signal.signal(signal.SIGINT, stop_children)
+            _Supervisor(children, started, spawn, lambda: stopping).watch()
+    finally:
+        stop_children()
+        for process in children.values():
+            process.join(10)
+            if process.is_alive():
+                process.kill()
+
+
+def _worker_main(
+    run: Callable[[Settings, frozenset[str], list[socket.socket]], None],
+    settings: Settings,
+    roles: frozenset[str],
+    sockets: list[socket.socket],
+) -> None:
+    run(settings, roles, sockets)
+
+
+class _Supervisor:
+    """Restarts API workers that die (unless they die right after starting)."""
+
+    def __init__(
+        self,
+        children: dict[int, BaseProcess],
+        started: dict[int, float],
+        spawn: Callable[[int], BaseProcess],
+        stopping: Callable[[], bool],
+    ) -> None:
+        self._children = children
+        self._started = started
+        self._spawn = spawn
+        self._stopping = stopping
+
+    def start(self) -> None:
+        threading.Thread(target=self.watch, name="api-workers", daemon=True).start()
+
+    def watch(self) -> None:
+        while not self._stopping():
+            for index, process in list(self._children.items()):
+                process.join(0.2)
+                if process.is_alive() or self._stopping():
+                    continue
+                if time.monotonic() - self._started[index] < _RESTART_AFTER_SECONDS:
+                    log.error("api_worker.crash_loop", worker=index, exitcode=process.exitcode)
+                    if all(not p.is_alive() for p in self._children.values()):
+                        return
+                    continue
+                log.warning("api_worker.restarted", worker=index, exitcode=process.exitcode)
+                self._children[index] = self._spawn(index)
+                self._started[index] = time.monotonic()

@@ -1,0 +1,101 @@
+"""What the carrier reports about calls, and calls lost with a node: recorded on the meeting.
+
+A batch of reports for one meeting is one transaction that loads only the legs it names. Calls
+lost with a node (a restart, or a node whose lease ran out) end exactly once each: the meeting
+row lock and the domain's "a leg ends once" rule make a second attempt a no-op.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import structlog
+
+from telemeeting.config import Settings
+from telemeeting.domain.model import EndReason, Meeting
+from telemeeting.service.changes import Wakeups, record_change
+from telemeeting.store.repositories import LIVE_LEGS, legs_with_ids
+from telemeeting.store.unit_of_work import Database, UnitOfWork
+from telemeeting.telephony.driver import LegReport, Progress
+from telemeeting.telephony.orders import DialOrder, UnknownOrder, decode
+
+log = structlog.get_logger(__name__)
+
+
+class CallRecords:
+    def __init__(
+        self, db: Database, settings: Settings, clock: Callable[[], float], wakeups: Wakeups
+    ) -> None:
+        self._db = db
+        self._zone = settings.zone
+        self._clock = clock
+        self._wakeups = wakeups
+
+    async def apply_reports(self, meeting_id: str, reports: list[LegReport]) -> None:
+        """Record one meeting's reports in one transaction (touching only the legs named)."""
+        async with self._db.unit_of_work() as uow:
+            ids = list(dict.fromkeys(report.leg_id for report in reports))
+            meeting = await uow.meetings.get(meeting_id, legs_with_ids(ids))
+            if meeting is None:
+                return
+            changed = [_apply_report(meeting, report) for report in reports]
+            if not any(changed):
+                return
+            app = await uow.apps.get(meeting.app_id)
+            await record_change(uow, meeting, app, self._zone, self._wakeups, now=self._clock())
+
+    async def end_lost_calls(self, owner: str) -> int:
+        """After `owner` restarted: the calls it had placed died with the old process; end them
+        once each. Legs whose dial order it never claimed are still dialled."""
+        async with self._db.reader() as uow:
+            meeting_ids = await uow.meetings.ids_with_live_legs(owner)
+        for meeting_id in meeting_ids:
+            async with self._db.unit_of_work() as uow:
+                await self._calls_lost(uow, meeting_id)
+        if meeting_ids:
+            log.warning("meetings.recovered", owner=owner, meetings=len(meeting_ids))
+        return len(meeting_ids)
+
+    async def take_over(self, meeting_id: str, dead_owner: str, new_owner: str) -> bool:
+        """Make `new_owner` the meeting's node if `dead_owner` still owns it (compare and set),
+        ending the calls the dead node held; False when someone else took it first."""
+        async with self._db.unit_of_work() as uow:
+            meeting = await uow.meetings.get(meeting_id, LIVE_LEGS)
+            if meeting is None or uow.meetings.owner_of(meeting_id) != dead_owner:
+                return False
+            await uow.meetings.assign(meeting_id, new_owner)
+            await self._calls_lost(uow, meeting_id, meeting, close=False)
+        log.warning("meeting.taken_over", meeting_id=meeting_id, dead=dead_owner, new=new_owner)
+        return True
+
+    async def _calls_lost(
+        self, uow: UnitOfWork, meeting_id: str, meeting: Meeting | None = None, close: bool = True
+    ) -> None:
+        meeting = meeting or await uow.meetings.get(meeting_id, LIVE_LEGS)
+        if meeting is None:
+            return
+        waiting = await self._legs_awaiting_dial(uow, meeting_id)
+        meeting.calls_lost(self._clock(), keep=waiting, close=close)
+        app = await uow.apps.get(meeting.app_id)
+        await record_change(uow, meeting, app, self._zone, self._wakeups, now=self._clock())
+
+    @staticmethod
+    async def _legs_awaiting_dial(uow: UnitOfWork, meeting_id: str) -> set[str]:
+        waiting = set()
+        for stored in await uow.orders.for_meeting(meeting_id):
+            try:
+                order = decode(stored.kind, stored.body)
+            except UnknownOrder:
+                continue
+            if isinstance(order, DialOrder):
+                waiting.add(order.leg_id)
+        return waiting
+
+
+def _apply_report(meeting: Meeting, report: LegReport) -> bool:
+    """What one carrier report changes in the meeting (False when it changes nothing)."""
+    if report.progress is Progress.RINGING:
+        return meeting.leg_ringing(report.leg_id, report.at)
+    if report.progress is Progress.ANSWERED:
+        return meeting.leg_answered(report.leg_id, report.at)
+    return meeting.leg_ended(report.leg_id, report.reason or EndReason.FAILED, report.at)

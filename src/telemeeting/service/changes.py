@@ -1,0 +1,104 @@
+"""Recording a change: the meeting, the pushes it causes and the carrier orders it needs, all
+in the caller's transaction, and who to wake once it has committed."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from telemeeting.domain.model import Leg, LegState, Meeting
+from telemeeting.service.pushes import pushes_for
+from telemeeting.store.orders import StoredOrder
+from telemeeting.store.outbox import PENDING, STORED
+from telemeeting.store.records import App, StoredEvent
+from telemeeting.store.unit_of_work import ORDERS_CHANNEL, PUSHES_CHANNEL, UnitOfWork
+from telemeeting.telephony.orders import DialOrder, EndMeeting, HangUp, Order, encode, kind_of
+from telemeeting.wire.environments import PRODUCTION
+from telemeeting.wire.phones import parse_phone
+
+
+def _nothing() -> None:
+    pass
+
+
+@dataclass
+class Wakeups:
+    """In-process wake-ups after a commit (other processes are woken by NOTIFY)."""
+
+    pushes: Callable[[], None] = _nothing
+    orders: Callable[[], None] = _nothing
+
+
+async def record_change(
+    uow: UnitOfWork,
+    meeting: Meeting,
+    app: App | None,
+    zone: ZoneInfo,
+    wakeups: Wakeups,
+    orders: Sequence[Order] = (),
+    now: float | None = None,
+) -> None:
+    """Save the meeting, store the pushes for what it recorded and the carrier orders."""
+    pushes = [p for event in meeting.events for p in pushes_for(meeting, event, zone)]
+    meeting.events.clear()
+    pushed = bool(app and app.env == PRODUCTION and app.callback_url)
+    if pushes:
+        first = uow.meetings.reserve_seqs(meeting.id, len(pushes))
+        await uow.events.add_all(
+            [
+                StoredEvent(
+                    id=secrets.token_hex(16),
+                    meeting_id=meeting.id,
+                    seq=first + offset,
+                    leg_id=push.leg_id,
+                    app_id=meeting.app_id,
+                    kind=push.kind,
+                    body=push.encoded(),
+                    created_at=push.at,
+                    delivery=PENDING if pushed else STORED,
+                    attempts=0,
+                )
+                for offset, push in enumerate(pushes)
+            ],
+            pushed,
+        )
+        if pushed:
+            await uow.notify(PUSHES_CHANNEL)
+            uow.after_commit(wakeups.pushes)
+    await uow.meetings.save(meeting)
+    if orders:
+        stored = [StoredOrder(0, o.meeting_id, kind_of(o), encode(o)) for o in orders]
+        await uow.orders.add(stored, time.time() if now is None else now)
+        await uow.notify(ORDERS_CHANNEL)
+        uow.after_commit(wakeups.orders)
+
+
+def dial_orders(meeting: Meeting, legs: Sequence[Leg], env: str) -> list[Order]:
+    """A dial order for each leg still waiting to be dialled."""
+    orders: list[Order] = []
+    for leg in legs:
+        if leg.state is not LegState.CALLOUT:
+            continue
+        phone = parse_phone(leg.phone)
+        orders.append(
+            DialOrder(
+                meeting_id=meeting.id,
+                leg_id=leg.id,
+                number=phone.number if phone else leg.phone,
+                extension=phone.extension if phone else "",
+                caller_id=leg.caller_id,
+                env=env,
+            )
+        )
+    return orders
+
+
+def hang_up_orders(meeting: Meeting, legs: Sequence[Leg], env: str, end: bool) -> list[Order]:
+    """Hang up (or cancel) these legs; `end` also releases the meeting on the carrier."""
+    orders: list[Order] = [HangUp(meeting.id, leg.id, env) for leg in legs]
+    if end:
+        orders.append(EndMeeting(meeting.id, env))
+    return orders

@@ -1,0 +1,82 @@
+"""Carrier orders as rows: written with the change that causes them, claimed by the media node
+that owns the meeting.
+
+A claim deletes the orders it returns in the claiming transaction: an order is carried out at
+most once. One that was claimed by a node that then died is covered by failover, which ends the
+legs that node held (their calls died with it) instead of replaying half-done orders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from telemeeting.store.connection import Connection
+from telemeeting.store.sql import Statement
+
+
+@dataclass(frozen=True)
+class StoredOrder:
+    id: int
+    meeting_id: str
+    kind: str
+    body: str
+
+
+_INSERT = Statement(
+    "INSERT INTO orders (meeting_id, kind, body, created_at) "
+    "VALUES (:meeting_id, :kind, :body, :created_at)"
+)
+_MINE = "SELECT o.id FROM orders o JOIN meetings m ON m.id = o.meeting_id WHERE m.owner = :owner"
+_CLAIM = Statement(
+    f"DELETE FROM orders WHERE id IN ({_MINE} ORDER BY o.id LIMIT :limit) "
+    "RETURNING id, meeting_id, kind, body",
+    postgres=f"DELETE FROM orders WHERE id IN ({_MINE} ORDER BY o.id LIMIT :limit "
+    "FOR UPDATE OF o SKIP LOCKED) RETURNING id, meeting_id, kind, body",
+)
+_DROP_FOR_MEETING = Statement("DELETE FROM orders WHERE meeting_id = :meeting_id")
+_FOR_MEETING = Statement(
+    "SELECT id, meeting_id, kind, body FROM orders WHERE meeting_id = :meeting_id ORDER BY id"
+)
+_ORPHANED = Statement(
+    "SELECT DISTINCT o.meeting_id FROM orders o JOIN meetings m ON m.id = o.meeting_id "
+    "WHERE m.owner = ''"
+)
+_BACKLOG = Statement("SELECT COUNT(*) FROM orders")
+
+
+class OrderRepository:
+    def __init__(self, connection: Connection) -> None:
+        self._db = connection
+
+    async def add(self, orders: Sequence[StoredOrder], now: float) -> None:
+        if orders:
+            await self._db.execute_many(
+                _INSERT,
+                [
+                    {"meeting_id": o.meeting_id, "kind": o.kind, "body": o.body, "created_at": now}
+                    for o in orders
+                ],
+            )
+
+    async def claim(self, owner: str, limit: int) -> list[StoredOrder]:
+        """The oldest orders of meetings `owner` carries, removed from the table, in order."""
+        rows = await self._db.fetch(_CLAIM, {"owner": owner, "limit": limit})
+        found = [StoredOrder(r["id"], r["meeting_id"], r["kind"], r["body"]) for r in rows]
+        return sorted(found, key=lambda order: order.id)
+
+    async def drop_for_meeting(self, meeting_id: str) -> int:
+        """Forget a meeting's unclaimed orders (its calls are being ended another way)."""
+        return await self._db.execute(_DROP_FOR_MEETING, {"meeting_id": meeting_id})
+
+    async def for_meeting(self, meeting_id: str) -> list[StoredOrder]:
+        """The meeting's unclaimed orders, oldest first."""
+        rows = await self._db.fetch(_FOR_MEETING, {"meeting_id": meeting_id})
+        return [StoredOrder(r["id"], r["meeting_id"], r["kind"], r["body"]) for r in rows]
+
+    async def orphaned(self) -> list[str]:
+        """Meetings with orders but no owner (placed while no media node was alive)."""
+        return [row[0] for row in await self._db.fetch(_ORPHANED)]
+
+    async def backlog(self) -> int:
+        return int(await self._db.scalar(_BACKLOG))

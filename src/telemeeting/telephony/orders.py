@@ -1,0 +1,119 @@
+"""Carrier orders: one typed format, one encoder and decoder.
+
+The service writes orders into the database in the transaction of the change that causes them;
+the media node that owns the meeting claims them and hands them to its driver (`carry_out`).
+The SIP driver uses the same encoding on the pipe to its media processes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class DialOrder:
+    """Call `number` (then send `extension` as DTMF once answered) for a leg of a meeting."""
+
+    meeting_id: str
+    leg_id: str
+    number: str
+    extension: str
+    caller_id: str
+    env: str
+
+
+@dataclass(frozen=True)
+class HangUp:
+    """Cancel a ringing leg or hang up an answered one; no report follows."""
+
+    meeting_id: str
+    leg_id: str
+    env: str
+
+
+@dataclass(frozen=True)
+class SetMuted:
+    meeting_id: str
+    leg_id: str
+    muted: bool
+    env: str
+
+
+@dataclass(frozen=True)
+class EndMeeting:
+    """Release everything the meeting still holds."""
+
+    meeting_id: str
+    env: str
+
+
+Order = DialOrder | HangUp | SetMuted | EndMeeting
+
+_KINDS: dict[str, type[Order]] = {
+    "dial": DialOrder,
+    "hang_up": HangUp,
+    "set_muted": SetMuted,
+    "end_meeting": EndMeeting,
+}
+_NAMES = {cls: name for name, cls in _KINDS.items()}
+
+
+class UnknownOrder(ValueError):
+    """A stored or received order this version cannot read (newer writer, damaged row)."""
+
+
+def kind_of(order: Order) -> str:
+    return _NAMES[type(order)]
+
+
+def encode(order: Order) -> str:
+    """The order's fields as compact JSON (its kind is stored beside it)."""
+    return json.dumps(asdict(order), ensure_ascii=False, separators=(",", ":"))
+
+
+def decode(kind: str, body: str) -> Order:
+    cls = _KINDS.get(kind)
+    if cls is None:
+        raise UnknownOrder(f"unknown order kind {kind!r}")
+    try:
+        fields = json.loads(body)
+        return cls(**fields)
+    except (ValueError, TypeError) as exc:
+        raise UnknownOrder(f"unreadable {kind} order: {exc}") from exc
+
+
+class Carrier(Protocol):
+    """What carries orders out: a `Driver`."""
+
+    async def dial(self, order: DialOrder) -> None: ...
+
+    async def hang_up(self, meeting_id: str, leg_id: str) -> None: ...
+
+    async def set_muted(self, meeting_id: str, leg_id: str, muted: bool) -> None: ...
+
+    async def end_meeting(self, meeting_id: str) -> None: ...
+
+
+async def carry_out(carrier: Carrier, order: Order) -> None:
+    """Hand one order to the driver method that performs it."""
+    if isinstance(order, DialOrder):
+        await carrier.dial(order)
+    elif isinstance(order, HangUp):
+        await carrier.hang_up(order.meeting_id, order.leg_id)
+    elif isinstance(order, SetMuted):
+        await carrier.set_muted(order.meeting_id, order.leg_id, order.muted)
+    else:
+        await carrier.end_meeting(order.meeting_id)
+
+
+def to_message(order: Order) -> tuple[str, str]:
+    """The order as sent over a pipe to a media process."""
+    return kind_of(order), encode(order)
+
+
+def from_message(message: tuple[Any, ...]) -> Order:
+    if len(message) != 2:
+        raise UnknownOrder(f"malformed order message of {len(message)} parts")
+    return decode(str(message[0]), str(message[1]))
