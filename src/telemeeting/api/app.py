@@ -14,8 +14,10 @@ from starlette.types import ASGIApp, Scope
 
 from telemeeting.api.actions import HANDLERS, MUTATING
 from telemeeting.api.admission import AdmissionControl
+from telemeeting.api.health import READYZ_PATH, Readiness
 from telemeeting.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from telemeeting.api.idempotency import IdempotencyGate, body_hash, parse_key
+from telemeeting.api.metrics import ACTION_KEY, METRICS_PATH, Metrics
 from telemeeting.bootstrap import Platform
 from telemeeting.domain import errors
 from telemeeting.network import client_address
@@ -136,6 +138,7 @@ class ApiEndpoint:
             raise WireError(Status.MISSING_PARAMETER, "action is required")
         if not isinstance(action, str) or action not in ACTIONS_BY_FUNC_URL[func_url]:
             raise WireError(Status.INVALID_ACTION, f"{action!r} on {func_url}")
+        request.scope[ACTION_KEY] = action  # the label of this request's metrics
         appid = required(body, "appid")
         peer = request.client.host if request.client else ""
         client_ip = client_address(
@@ -186,13 +189,19 @@ def is_api_request(scope: Scope) -> bool:
 def create_app(platform: Platform) -> ASGIApp:
     """The API role's ASGI app. It starts nothing: `serve` starts the process's roles (the
     carrier, dispatcher and clock need not live where the API does)."""
-    endpoint = ApiEndpoint(platform)
+    metrics = Metrics(platform)
+    endpoint = metrics.measured(ApiEndpoint(platform).__call__, is_api_request)
     app = Starlette(
         routes=[
-            Route(HEALTHZ_PATH, healthz, methods=["GET"]),  # and HEAD; other methods: 404 -3
+            # GET (and HEAD); other methods: 404 -3. None is counted by admission control.
+            Route(HEALTHZ_PATH, healthz, methods=["GET"]),
+            Route(READYZ_PATH, Readiness(platform).respond, methods=["GET"]),
+            Route(METRICS_PATH, metrics.respond, methods=["GET"]),
             # Every method reaches the endpoint, which answers 404 and 405 itself.
-            Route("/{path:path}", endpoint.__call__, methods=_ALL_METHODS),
+            Route("/{path:path}", endpoint, methods=_ALL_METHODS),
         ],
     )
     limit = platform.settings.server.max_in_flight
-    return AdmissionControl(app, limit, is_api_request)
+    admission = AdmissionControl(app, limit, is_api_request)
+    metrics.watch(admission)
+    return admission
