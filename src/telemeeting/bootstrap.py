@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from telemeeting.api.auth import Authenticator
-from telemeeting.api.ratelimit import RateLimiter
+from telemeeting.api.ratelimit import SYNC_SECONDS, RateLimiter
 from telemeeting.callbacks.dispatcher import Dispatcher
 from telemeeting.config import Settings
 from telemeeting.network import Network, parse_networks
@@ -72,6 +72,7 @@ class Platform:
     address: str = ""
     ready: bool = False
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _stopped: bool = False
 
     async def start(self) -> None:
         """Start the roles; a carrier that cannot start raises DriverError here."""
@@ -85,9 +86,15 @@ class Platform:
         if self.clock is not None:
             self._spawn(self._clock_loop(self.clock), "meeting-clock")
         self._spawn(self._heartbeat_loop(), "heartbeat")
+        if API in self.roles and self.settings.limits.requests_per_second > 0:
+            self._spawn(self._rate_limit_loop(), "rate-limit-sync")
         self.ready = True
 
     async def stop(self) -> None:
+        """Stop the roles and leave the cluster; a second call does nothing."""
+        if self._stopped:
+            return
+        self._stopped = True
         self.ready = False
         if self.media is not None:
             with contextlib.suppress(Exception):
@@ -125,6 +132,28 @@ class Platform:
                     await self.media.take_over_stale(cluster.lease_seconds)
             except Exception:
                 log.exception("heartbeat.failed")
+
+    async def _rate_limit_loop(self) -> None:
+        """Share each account's rate limit with the other API processes (api/ratelimit.py)."""
+        last = time.monotonic()
+        lease = self.settings.cluster.lease_seconds
+        while True:
+            await asyncio.sleep(SYNC_SECONDS)
+            started = time.monotonic()
+            demand = self.limiter.demand(started - last)
+            last = started
+            now = time.time()
+            try:
+                async with self.db.unit_of_work() as uow:
+                    await uow.rate_demand.publish(self.node_id, demand, now)
+                    totals = await uow.rate_demand.totals(now - 3 * SYNC_SECONDS)
+                    processes = await uow.rate_demand.api_nodes(now - lease)
+                    if int(now) % 60 == 0:
+                        await uow.rate_demand.forget(now - 60)
+            except Exception:
+                log.exception("rate_limit.sync_failed")
+                continue
+            self.limiter.set_shares(totals, processes)
 
     @staticmethod
     async def _clock_loop(clock: MeetingClock) -> None:

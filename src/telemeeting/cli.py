@@ -251,6 +251,52 @@ def callbacks_list(
     console.print(f"{len(events)} event(s)")
 
 
+@cli.command("nodes")
+def nodes_list(
+    include_stale: Annotated[
+        bool, typer.Option("--all", help="Also nodes whose lease has expired")
+    ] = False,
+    db: DbOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List the running nodes: roles, address, heartbeat age, meetings, calls and orders owned."""
+    settings = _settings(config, db)
+    now = time.time()
+    since = 0.0 if include_stale else now - settings.cluster.lease_seconds
+
+    async def work(database: Database) -> list[Any]:
+        async with database.reader() as uow:
+            return await uow.nodes.live(since)
+
+    found = _with_database(config, db, work)
+    rows = [
+        {
+            **dataclasses.asdict(node),
+            "heartbeat_age_seconds": round(max(0.0, now - node.heartbeat_at), 1),
+            "live": now - node.heartbeat_at <= settings.cluster.lease_seconds,
+        }
+        for node in found
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    table = Table("node", "roles", "address", "heartbeat", "meetings", "calls", "orders pending")
+    for row in rows:
+        age = f"{row['heartbeat_age_seconds']} s ago" + ("" if row["live"] else " (expired)")
+        table.add_row(
+            row["id"],
+            row["roles"],
+            row["address"],
+            age,
+            str(row["meetings"]),
+            str(row["calls"]),
+            str(row["orders"]),
+        )
+    console.print(table)
+    console.print(f"{len(rows)} node(s)")
+
+
 @callbacks_cli.command("redeliver")
 def callbacks_redeliver(
     event_id: Annotated[str | None, typer.Argument(help="The event to send again")] = None,

@@ -15,10 +15,11 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from multiprocessing.process import BaseProcess
 
 import structlog
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from telemeeting.bootstrap import API, Platform, build_platform
 from telemeeting.config import Settings
@@ -50,8 +51,8 @@ async def serve_roles(
         raise
     try:
         if API in roles and sockets:
-            options = {**uvicorn_options(settings.server), "lifespan": "off"}
-            config = uvicorn.Config(create_app(platform), **options)
+            app = _stopping_with(create_app(platform), platform.stop)
+            config = uvicorn.Config(app, **uvicorn_options(settings.server))
             announce(platform, f"{config.http} parser")
             await uvicorn.Server(config).serve(sockets=sockets)
         else:
@@ -59,6 +60,28 @@ async def serve_roles(
             await _until_signalled()
     finally:
         await platform.stop()
+
+
+def _stopping_with(app: ASGIApp, stop: Callable[[], Awaitable[None]]) -> ASGIApp:
+    """Stop the roles at uvicorn's lifespan shutdown: after a signal uvicorn re-raises it once
+    it has shut down, so code after `serve()` would never run."""
+
+    async def with_lifespan(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await app(scope, receive, send)
+            return
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                try:
+                    await stop()
+                finally:
+                    await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    return with_lifespan
 
 
 async def _until_signalled() -> None:

@@ -17,6 +17,7 @@ class NodeInfo:
     heartbeat_at: float
     meetings: int = 0
     calls: int = 0
+    orders: int = 0
 
     @property
     def role_set(self) -> set[str]:
@@ -33,7 +34,9 @@ _BEAT = Statement("UPDATE nodes SET heartbeat_at = :now WHERE id = :id")
 _LEAVE = Statement("DELETE FROM nodes WHERE id = :id")
 _LIST = Statement(
     "SELECT n.id, n.roles, n.address, n.started_at, n.heartbeat_at, "
-    "COUNT(m.id) AS meetings, COALESCE(SUM(m.live_count), 0) AS calls "
+    "COUNT(m.id) AS meetings, COALESCE(SUM(m.live_count), 0) AS calls, "
+    "(SELECT COUNT(*) FROM orders o JOIN meetings om ON om.id = o.meeting_id "
+    "WHERE om.owner = n.id) AS orders "
     "FROM nodes n LEFT JOIN meetings m ON m.owner = n.id AND m.state = 'active' "
     "WHERE n.heartbeat_at >= :since "
     "GROUP BY n.id, n.roles, n.address, n.started_at, n.heartbeat_at ORDER BY n.id"

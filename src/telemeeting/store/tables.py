@@ -180,3 +180,15 @@ class NodeRow(Base):
     address: Mapped[str] = mapped_column(String(256), default="", server_default="")
     started_at: Mapped[float] = mapped_column(Float)
     heartbeat_at: Mapped[float] = mapped_column(Float)
+
+
+class RateDemandRow(Base):
+    """How many requests per second an API process has recently seen from an account: the
+    processes split each account's rate limit in proportion (api/ratelimit.py)."""
+
+    __tablename__ = "rate_demand"
+
+    node_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    account_sid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    demand: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)

@@ -13,6 +13,7 @@ from telemeeting.store.nodes import NodeRepository
 from telemeeting.store.orders import OrderRepository
 from telemeeting.store.outbox import OutboxRepository
 from telemeeting.store.postgres import PostgresEngine
+from telemeeting.store.rate_demand import RateDemandRepository
 from telemeeting.store.repositories import (
     AccountRepository,
     AppRepository,
@@ -51,6 +52,7 @@ class UnitOfWork:
         self.outbox = OutboxRepository(connection, dialect)
         self.orders = OrderRepository(connection)
         self.nodes = NodeRepository(connection)
+        self.rate_demand = RateDemandRepository(connection)
         self.idempotency = IdempotencyRepository(connection, dialect)
         self._after_commit: list[Callable[[], None]] = []
         self._notified: set[str] = set()
