@@ -136,24 +136,27 @@ class Platform:
     async def _rate_limit_loop(self) -> None:
         """Share each account's rate limit with the other API processes (api/ratelimit.py)."""
         last = time.monotonic()
-        lease = self.settings.cluster.lease_seconds
         while True:
+            await self._share_rate_limit(time.monotonic() - last)
+            last = time.monotonic()
             await asyncio.sleep(SYNC_SECONDS)
-            started = time.monotonic()
-            demand = self.limiter.demand(started - last)
-            last = started
-            now = time.time()
-            try:
-                async with self.db.unit_of_work() as uow:
-                    await uow.rate_demand.publish(self.node_id, demand, now)
-                    totals = await uow.rate_demand.totals(now - 3 * SYNC_SECONDS)
-                    processes = await uow.rate_demand.api_nodes(now - lease)
-                    if int(now) % 60 == 0:
-                        await uow.rate_demand.forget(now - 60)
-            except Exception:
-                log.exception("rate_limit.sync_failed")
-                continue
-            self.limiter.set_shares(totals, processes)
+
+    async def _share_rate_limit(self, interval: float) -> None:
+        demand = self.limiter.demand(interval)
+        now = time.time()
+        try:
+            async with self.db.unit_of_work() as uow:
+                await uow.rate_demand.publish(self.node_id, demand, now)
+                totals = await uow.rate_demand.totals(now - 3 * SYNC_SECONDS)
+                processes = await uow.rate_demand.api_nodes(
+                    now - self.settings.cluster.lease_seconds
+                )
+                if int(now) % 60 == 0:
+                    await uow.rate_demand.forget(now - 60)
+        except Exception:
+            log.exception("rate_limit.sync_failed")
+            return
+        self.limiter.set_shares(totals, processes)
 
     @staticmethod
     async def _clock_loop(clock: MeetingClock) -> None:

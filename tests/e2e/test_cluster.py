@@ -224,22 +224,25 @@ def test_workers_share_the_ports_and_the_rate_limit(pg_db: str, tmp_path: Path) 
         api = Api(server, server.new_tenant())
         nodes = cli_json("nodes", db=pg_db)
         assert sum("api" in row["roles"] for row in nodes) == 2, nodes
-        seconds, codes = 6.0, Counter()
-        deadline = time.monotonic() + seconds
+        # Two seconds to drain the bursts, then eight seconds of steady overload measured.
+        warm_up, seconds = 2.0, 8.0
+        began = time.monotonic()
         body = {"action": "queryMeeting", "confid": "1"}
 
-        def hammer() -> Counter:
-            seen: Counter = Counter()
-            while time.monotonic() < deadline:
+        def hammer() -> list[tuple[float, str]]:
+            seen = []
+            while time.monotonic() < began + warm_up + seconds:
+                sent = time.monotonic()
                 # A new connection per request: the kernel spreads them over both workers.
-                seen[api.post(body, func_url="MeetingQuery.wx").code] += 1
+                seen.append((sent, api.post(body, func_url="MeetingQuery.wx").code))
             return seen
 
+        codes: Counter = Counter()
         with ThreadPoolExecutor(8) as pool:
             for seen in pool.map(lambda _: hammer(), range(8)):
-                codes.update(seen)
+                codes.update(code for sent, code in seen if sent >= began + warm_up)
         admitted = sum(n for code, n in codes.items() if code != "-104")
-        expected = 20 + 20 * seconds
+        expected = 20 * seconds  # the configured rate, for the whole cluster
         assert codes["-104"] > 0.2 * admitted, codes  # offered well above the limit
         assert abs(admitted - expected) <= 0.1 * expected, codes
         pids = {int(line.split()[0]) for line in os.popen(f"pgrep -P {server.process.pid}")}

@@ -122,7 +122,7 @@ class MeetingMachine(RuleBasedStateMachine):
             self.shadow[leg.id] = ShadowLeg(leg.phone)
             self.order.append(leg.id)
 
-    @precondition(lambda self: self.order)
+    @precondition(lambda self: self.order and self.state != "booked")  # dialled once started
     @rule(index=st.integers(min_value=0, max_value=50))
     def ring(self, index):
         leg_id = self.pick(index)
@@ -131,7 +131,7 @@ class MeetingMachine(RuleBasedStateMachine):
         if expected:
             self.shadow[leg_id].order = 1
 
-    @precondition(lambda self: self.order)
+    @precondition(lambda self: self.order and self.state != "booked")  # dialled once started
     @rule(index=st.integers(min_value=0, max_value=50))
     def answer(self, index):
         leg_id = self.pick(index)
@@ -141,7 +141,7 @@ class MeetingMachine(RuleBasedStateMachine):
             self.shadow[leg_id].order = 2
             self.shadow[leg_id].answered = True
 
-    @precondition(lambda self: self.order)
+    @precondition(lambda self: self.order and self.state != "booked")
     @rule(
         index=st.integers(min_value=0, max_value=50),
         reason=st.sampled_from(
@@ -152,6 +152,17 @@ class MeetingMachine(RuleBasedStateMachine):
         leg_id = self.pick(index)
         expected = self.expect_end(leg_id, reason)
         assert self.meeting.leg_ended(leg_id, reason, self.tick()) is expected
+
+    @precondition(lambda self: self.order and self.state == "booked")
+    @rule(index=st.integers(min_value=0, max_value=50))
+    def report_before_start(self, index):
+        # Nothing is dialled before a booked meeting starts: a report is stale or forged.
+        leg_id = self.pick(index)
+        n = len(self.meeting.events)
+        assert not self.meeting.leg_ringing(leg_id, self.tick())
+        assert not self.meeting.leg_answered(leg_id, self.tick())
+        assert not self.meeting.leg_ended(leg_id, EndReason.NORMAL, self.tick())
+        assert len(self.meeting.events) == n
 
     @rule()
     def report_unknown_leg(self):

@@ -264,8 +264,8 @@ class Meeting:
 
     def _advance(self, leg_id: str, state: LegState, now: float) -> bool:
         leg = self.leg(leg_id)
-        if leg is None or _ORDER[leg.state] >= _ORDER[state]:
-            return False
+        if leg is None or _ORDER[leg.state] >= _ORDER[state] or self.state is MeetingState.BOOKED:
+            return False  # unknown, stale, or about a leg not dialled yet
         leg.state = state
         if state is LegState.ANSWER:
             leg.answered_at = now
@@ -276,7 +276,9 @@ class Meeting:
     def leg_ended(self, leg_id: str, reason: EndReason, now: float) -> bool:
         """The carrier's report that a leg is gone; may close a meeting that has emptied."""
         leg = self.leg(leg_id)
-        if leg is None or not self._end_leg(leg, reason, now):
+        if leg is None or self.state is MeetingState.BOOKED:
+            return False  # nothing is dialled before a booked meeting starts
+        if not self._end_leg(leg, reason, now):
             return False
         if self.state is MeetingState.ACTIVE and self.live_count == 0 and self.ever_joined:
             self._close(CloseReason.EMPTY, now)
