@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,6 +15,7 @@ from telemeeting.domain.events import (
 )
 from telemeeting.domain.model import PROGRESS_DESC, Leg, LegState, Meeting
 from telemeeting.wire import callbacks
+from telemeeting.wire.envelope import dump
 from telemeeting.wire.times import format_wire_time
 
 
@@ -27,7 +27,7 @@ class Push:
     at: float
 
     def encoded(self) -> str:
-        return json.dumps(self.body, ensure_ascii=False, separators=(",", ":"))
+        return dump(self.body).decode("utf-8")
 
 
 def pushes_for(meeting: Meeting, event: DomainEvent, zone: ZoneInfo) -> list[Push]:

@@ -22,8 +22,14 @@ _MEETING_FIELDS = tuple(
     f.name for f in dataclasses.fields(Meeting) if f.name not in ("legs", "events")
 )
 _MEETING_COLUMNS = (*_MEETING_FIELDS, "next_seq", "leg_count", "owner")
+_MEETING_FIELD_COUNT = len(_MEETING_FIELDS)
 _LEG_FIELDS = tuple(f.name for f in dataclasses.fields(Leg))
 _LEG_COLUMNS = (*_LEG_FIELDS, "meeting_id", "position")
+_LEG_FIELD_COUNT = len(_LEG_FIELDS)
+_LEG_STATE = _LEG_FIELDS.index("state")
+_LEG_END = _LEG_FIELDS.index("end_reason")
+_LEG_STATES = {state.value: state for state in LegState}
+_END_REASONS = {reason.value: reason for reason in EndReason}
 _ACCOUNT_FIELDS = tuple(f.name for f in dataclasses.fields(Account))
 _APP_FIELDS = tuple(f.name for f in dataclasses.fields(App))
 _EVENT_FIELDS = tuple(f.name for f in dataclasses.fields(StoredEvent))
@@ -190,7 +196,7 @@ class MeetingRepository:
         holds its row until the transaction ends (for a change)."""
         statement = self._FIND_LOCKED if lock else self._FIND_UNLOCKED
         row = await self._db.fetchone(statement, {"app_id": app_id, "meid": meid})
-        return await self._load(row, legs)
+        return await self._load(row, legs, track=lock)
 
     async def room_taken(self, app_id: str, meid: str) -> bool:
         found = await self._db.scalar(self._ROOM_TAKEN, {"app_id": app_id, "meid": meid})
@@ -217,22 +223,31 @@ class MeetingRepository:
         """The owner of a meeting loaded in this transaction."""
         return str(self._meetings[meeting_id]["owner"])
 
-    async def _load(self, row: Row | None, legs: LegSelection) -> Meeting | None:
+    async def _load(
+        self, row: Row | None, legs: LegSelection, track: bool = True
+    ) -> Meeting | None:
+        """The meeting and its selected legs; `track` remembers their values so that `save`
+        writes only what changed (a read-only load skips it)."""
         if row is None:
             return None
-        values = {name: row[name] for name in _MEETING_COLUMNS}
-        values["ever_joined"] = bool(values["ever_joined"])
-        meeting = Meeting(**{name: values[name] for name in _MEETING_FIELDS})
-        meeting.state = MeetingState(values["state"])
-        self._meetings[meeting.id] = values
-        if legs.statement is not None:
-            rows = await self._db.fetch(legs.statement, legs.params(meeting.id, self._dialect))
-            for leg_row in rows:
-                leg = Leg(**{name: leg_row[name] for name in _LEG_FIELDS})
-                leg.state = LegState(leg_row["state"])
-                leg.end_reason = EndReason(leg_row["end_reason"]) if leg_row["end_reason"] else None
-                leg.muted = bool(leg.muted)
-                meeting.legs.append(leg)
+        # The SELECTs list the dataclass fields first and in order: construct positionally.
+        meeting = Meeting(*tuple(row)[:_MEETING_FIELD_COUNT])
+        meeting.state = MeetingState(meeting.state)
+        meeting.ever_joined = bool(meeting.ever_joined)
+        if track:
+            self._meetings[meeting.id] = dict(zip(_MEETING_COLUMNS, tuple(row), strict=True))
+            self._meetings[meeting.id]["ever_joined"] = meeting.ever_joined
+        if legs.statement is None:
+            return meeting
+        rows = await self._db.fetch(legs.statement, legs.params(meeting.id, self._dialect))
+        for leg_row in rows:
+            values = tuple(leg_row)
+            leg = Leg(*values[:_LEG_FIELD_COUNT])
+            leg.state = _LEG_STATES[values[_LEG_STATE]]
+            leg.end_reason = _END_REASONS[values[_LEG_END]] if values[_LEG_END] else None
+            leg.muted = bool(leg.muted)
+            meeting.legs.append(leg)
+            if track:
                 self._legs[leg.id] = _leg_values(leg)
         return meeting
 

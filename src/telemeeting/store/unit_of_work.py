@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from functools import cached_property
 from typing import Protocol
 
 from telemeeting.store import database
@@ -45,17 +46,45 @@ class UnitOfWork:
     def __init__(self, connection: Connection, dialect: Dialect) -> None:
         self.connection = connection
         self.dialect = dialect
-        self.accounts = AccountRepository(connection)
-        self.apps = AppRepository(connection)
-        self.meetings = MeetingRepository(connection, dialect)
-        self.events = EventRepository(connection)
-        self.outbox = OutboxRepository(connection, dialect)
-        self.orders = OrderRepository(connection)
-        self.nodes = NodeRepository(connection)
-        self.rate_demand = RateDemandRepository(connection)
-        self.idempotency = IdempotencyRepository(connection, dialect)
         self._after_commit: list[Callable[[], None]] = []
         self._notified: set[str] = set()
+
+    # Repositories are made on first use: most requests need one or two of them.
+    @cached_property
+    def accounts(self) -> AccountRepository:
+        return AccountRepository(self.connection)
+
+    @cached_property
+    def apps(self) -> AppRepository:
+        return AppRepository(self.connection)
+
+    @cached_property
+    def meetings(self) -> MeetingRepository:
+        return MeetingRepository(self.connection, self.dialect)
+
+    @cached_property
+    def events(self) -> EventRepository:
+        return EventRepository(self.connection)
+
+    @cached_property
+    def outbox(self) -> OutboxRepository:
+        return OutboxRepository(self.connection, self.dialect)
+
+    @cached_property
+    def orders(self) -> OrderRepository:
+        return OrderRepository(self.connection)
+
+    @cached_property
+    def nodes(self) -> NodeRepository:
+        return NodeRepository(self.connection)
+
+    @cached_property
+    def rate_demand(self) -> RateDemandRepository:
+        return RateDemandRepository(self.connection)
+
+    @cached_property
+    def idempotency(self) -> IdempotencyRepository:
+        return IdempotencyRepository(self.connection, self.dialect)
 
     def after_commit(self, hook: Callable[[], None]) -> None:
         """Run `hook` once the transaction has committed (never after a rollback)."""

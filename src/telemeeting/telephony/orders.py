@@ -8,8 +8,10 @@ The SIP driver uses the same encoding on the pipe to its media processes.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Protocol
+
+import orjson
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ def kind_of(order: Order) -> str:
 
 def encode(order: Order) -> str:
     """The order's fields as compact JSON (its kind is stored beside it)."""
-    return json.dumps(asdict(order), ensure_ascii=False, separators=(",", ":"))
+    return orjson.dumps(order).decode("utf-8")  # orjson serializes dataclasses natively
 
 
 def decode(kind: str, body: str) -> Order:

@@ -10,10 +10,13 @@ import base64
 import binascii
 import hashlib
 import hmac
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
+
+from telemeeting.wire.times import format_second
 
 TIMESTAMP_FORMAT = "%Y%m%d%H%M%S"
 _TIMESTAMP_RE = re.compile(r"[0-9]{14}")
@@ -21,7 +24,7 @@ _TIMESTAMP_RE = re.compile(r"[0-9]{14}")
 
 def format_timestamp(moment: datetime, zone: ZoneInfo) -> str:
     """The yyyyMMddHHmmss wall-clock form of `moment` in `zone`."""
-    return moment.astimezone(zone).strftime(TIMESTAMP_FORMAT)
+    return format_second(math.floor(moment.timestamp()), zone, TIMESTAMP_FORMAT)
 
 
 def make_authorization(account_sid: str, timestamp: str) -> str:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 WIRE_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -14,11 +16,18 @@ _BOOK_FORMATS = (
 )
 
 
+@lru_cache(maxsize=8192)
+def format_second(second: int, zone: ZoneInfo, fmt: str) -> str:
+    """The wall clock of a whole Unix second in `zone`: cached, because every request and
+    every push formats the same few seconds again and again."""
+    return datetime.fromtimestamp(second, zone).strftime(fmt)
+
+
 def format_wire_time(epoch: float | None, zone: ZoneInfo) -> str:
     """`""` for a time that has not happened yet, as the real CDRs do."""
     if epoch is None:
         return ""
-    return datetime.fromtimestamp(epoch, zone).strftime(WIRE_TIME_FORMAT)
+    return format_second(math.floor(epoch), zone, WIRE_TIME_FORMAT)
 
 
 def parse_wall_clock(text: str, zone: ZoneInfo) -> float | None:
