@@ -94,7 +94,7 @@ class LegRow(Base):
     __tablename__ = "legs"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    meeting_id: Mapped[str] = mapped_column(ForeignKey("meetings.id"), index=True)
+    meeting_id: Mapped[str] = mapped_column(ForeignKey("meetings.id"))
     position: Mapped[int] = mapped_column(Integer)
     phone: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(128), default="")

@@ -1,4 +1,5 @@
-"""rate_demand: each API process's recent request rate per account (cluster-wide rate limit)
+"""rate_demand: each API process's recent request rate per account (cluster-wide rate limit);
+legs lose ix_legs_meeting_id, which the (meeting_id, state) and (meeting_id, phone) indexes cover
 
 Revision ID: 0007
 Revises: 0006
@@ -21,7 +22,11 @@ def upgrade() -> None:
         sa.Column("demand", sa.Float(), nullable=False),
         sa.Column("updated_at", sa.Float(), nullable=False),
     )
+    with op.batch_alter_table("legs", schema=None) as batch_op:
+        batch_op.drop_index("ix_legs_meeting_id")
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("legs", schema=None) as batch_op:
+        batch_op.create_index("ix_legs_meeting_id", ["meeting_id"], unique=False)
     op.drop_table("rate_demand")
