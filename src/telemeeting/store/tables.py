@@ -29,6 +29,10 @@ class AccountRow(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     balance: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
+    #: None: the configured [billing] price_per_unit.
+    price_per_unit: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: How far below zero the balance may go (postpaid tenants); 0 for prepaid.
+    credit_limit: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
 
 
 class AppRow(Base):
@@ -44,6 +48,8 @@ class AppRow(Base):
     features: Mapped[str] = mapped_column(String(256), default="meeting")
     caller_id: Mapped[str] = mapped_column(String(32), default="")
     created_at: Mapped[float] = mapped_column(Float)
+    #: IANA zone of the app's clients ("" = inferred from each request's Authorization).
+    timezone: Mapped[str] = mapped_column(String(64), default="", server_default="")
 
 
 class MeetingRow(Base):
@@ -192,3 +198,43 @@ class RateDemandRow(Base):
     account_sid: Mapped[str] = mapped_column(String(64), primary_key=True)
     demand: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
+
+
+class CdrRow(Base):
+    """One leg's CDR as pushed (`body`, the JSON of the `cdr` entry) and its charge, written in
+    the transaction that ended the leg; `id` orders the CDR pull (CallCdr.wx)."""
+
+    __tablename__ = "cdrs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_sid: Mapped[str] = mapped_column(String(64))
+    app_id: Mapped[str] = mapped_column(String(64))
+    meeting_id: Mapped[str] = mapped_column(String(32))
+    leg_id: Mapped[str] = mapped_column(String(32), unique=True)
+    requestid: Mapped[str] = mapped_column(String(40))
+    body: Mapped[str] = mapped_column(Text)
+    charge: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    created_at: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (
+        Index("ix_cdrs_account_id", "account_sid", "id"),
+        Index("ix_cdrs_account_created", "account_sid", "created_at"),
+        Index("ix_cdrs_account_requestid", "account_sid", "requestid"),
+    )
+
+
+class LedgerRow(Base):
+    """Every change to an account's balance: who, when, why, how much, and the balance after."""
+
+    __tablename__ = "ledger"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_sid: Mapped[str] = mapped_column(String(64))
+    at: Mapped[float] = mapped_column(Float)
+    amount: Mapped[float] = mapped_column(Float)
+    balance_after: Mapped[float | None] = mapped_column(Float, nullable=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(128), default="", server_default="")
+    reference: Mapped[str] = mapped_column(String(64), default="", server_default="")
+
+    __table_args__ = (Index("ix_ledger_account_id", "account_sid", "id"),)
