@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Callable
+from datetime import tzinfo
 from typing import Any
 
 from telemeeting.config import Settings
@@ -20,7 +21,6 @@ from telemeeting.service.placement import Placement
 from telemeeting.store.connection import Conflict
 from telemeeting.store.records import App, StoredEvent
 from telemeeting.store.repositories import (
-    ALL_LEGS,
     LIVE_LEGS,
     NO_LEGS,
     LegSelection,
@@ -56,7 +56,7 @@ class MeetingService:
         now = self._clock()
         book_at = None
         if request.book:
-            book_at = parse_wall_clock(request.book_time or "", self._zone)
+            book_at = parse_wall_clock(request.book_time or "", self._booking_zone(app, accept))
             if book_at is None:
                 raise errors.InvalidRequest("booktime is not yyyyMMddHHmmss or yyyy-MM-dd HH:mm:ss")
         # Booked meetings are placed when they start (service/clock.py).
@@ -138,7 +138,7 @@ class MeetingService:
 
     async def query_meeting(self, app: App, request: actions.MeetingRef) -> dict[str, Any]:
         async with self._db.reader() as uow:
-            meeting = await uow.meetings.find(app.appid, request.confid, ALL_LEGS, lock=False)
+            meeting = await uow.meetings.read(app.appid, request.confid)
         if meeting is None:
             raise errors.MeetingNotFound(request.confid)
         return self._describe(meeting)
@@ -189,6 +189,15 @@ class MeetingService:
         if meeting.state is MeetingState.ENDED:
             raise errors.MeetingEnded(confid)
         return meeting
+
+    def _booking_zone(self, app: App, accept: Acceptance) -> tzinfo:
+        """The zone `booktime` is read in: the app's own when the operator set one, else the
+        zone the client's Authorization timestamp was stamped in, else the platform's."""
+        explicit = app.zone
+        if explicit is not None:
+            return explicit
+        inferred = accept.client_clock.zone if accept.client_clock is not None else None
+        return inferred if inferred is not None else self._zone
 
     async def _free_room_number(self, uow: UnitOfWork, app_id: str) -> str:
         while True:

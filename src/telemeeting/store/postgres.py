@@ -109,11 +109,10 @@ class PostgresEngine:
 
     @contextlib.asynccontextmanager
     async def reader(self) -> AsyncIterator[PostgresConnection]:
+        """Reads in autocommit: each statement its own snapshot, no BEGIN/COMMIT round trips.
+        A read that needs one snapshot across several rows is one statement."""
         pool = await self._get_pool()
-        async with (
-            pool.acquire() as raw,
-            raw.transaction(isolation="repeatable_read", readonly=True),
-        ):
+        async with pool.acquire() as raw:
             yield PostgresConnection(raw)
 
     async def listen(self, channel: str, wake: Callable[[], None]) -> None:

@@ -165,6 +165,14 @@ class MeetingRepository:
     _FIND += f"ORDER BY (state = '{_ENDED}') ASC, created_at DESC LIMIT 1"
     _FIND_LOCKED = Statement(_FIND, postgres=f"{_FIND} FOR UPDATE")
     _FIND_UNLOCKED = Statement(_FIND)
+    # A meeting with every leg in one statement: one snapshot without a transaction.
+    _READ = Statement(
+        f"SELECT {', '.join('m.' + c for c in _MEETING_COLUMNS)}, "
+        f"{', '.join('l.' + c for c in _LEG_COLUMNS)} "
+        "FROM meetings m LEFT JOIN legs l ON l.meeting_id = m.id "
+        "WHERE m.id = (SELECT id FROM meetings WHERE app_id = :app_id AND meid = :meid "
+        f"ORDER BY (state = '{_ENDED}') ASC, created_at DESC LIMIT 1) ORDER BY l.position"
+    )
     _ROOM_TAKEN = Statement(
         f"SELECT 1 FROM meetings WHERE app_id = :app_id AND meid = :meid AND state != '{_ENDED}'"
     )
@@ -197,6 +205,20 @@ class MeetingRepository:
         statement = self._FIND_LOCKED if lock else self._FIND_UNLOCKED
         row = await self._db.fetchone(statement, {"app_id": app_id, "meid": meid})
         return await self._load(row, legs, track=lock)
+
+    async def read(self, app_id: str, meid: str) -> Meeting | None:
+        """Like `find` with every leg, unlocked and untracked, in one statement (for reads)."""
+        rows = await self._db.fetch(self._READ, {"app_id": app_id, "meid": meid})
+        if not rows:
+            return None
+        first = tuple(rows[0])
+        meeting = await self._load(first[: len(_MEETING_COLUMNS)], NO_LEGS, track=False)
+        assert meeting is not None
+        for row in rows:
+            values = tuple(row)[len(_MEETING_COLUMNS) :]
+            if values[0] is not None:
+                meeting.legs.append(_leg(values))
+        return meeting
 
     async def room_taken(self, app_id: str, meid: str) -> bool:
         found = await self._db.scalar(self._ROOM_TAKEN, {"app_id": app_id, "meid": meid})
@@ -241,11 +263,7 @@ class MeetingRepository:
             return meeting
         rows = await self._db.fetch(legs.statement, legs.params(meeting.id, self._dialect))
         for leg_row in rows:
-            values = tuple(leg_row)
-            leg = Leg(*values[:_LEG_FIELD_COUNT])
-            leg.state = _LEG_STATES[values[_LEG_STATE]]
-            leg.end_reason = _END_REASONS[values[_LEG_END]] if values[_LEG_END] else None
-            leg.muted = bool(leg.muted)
+            leg = _leg(tuple(leg_row))
             meeting.legs.append(leg)
             if track:
                 self._legs[leg.id] = _leg_values(leg)
@@ -294,6 +312,15 @@ class MeetingRepository:
             statement = update_columns("meetings", tuple(changed), "id")
             await self._db.execute(statement, {**changed, "id": meeting.id})
             before.update(changed)
+
+
+def _leg(values: tuple[Any, ...]) -> Leg:
+    """A leg from a row whose first columns are the dataclass fields, in order."""
+    leg = Leg(*values[:_LEG_FIELD_COUNT])
+    leg.state = _LEG_STATES[values[_LEG_STATE]]
+    leg.end_reason = _END_REASONS[values[_LEG_END]] if values[_LEG_END] else None
+    leg.muted = bool(leg.muted)
+    return leg
 
 
 def _leg_values(leg: Leg) -> dict[str, Any]:

@@ -149,16 +149,16 @@ class SqliteEngine:
 
     @contextlib.asynccontextmanager
     async def reader(self) -> AsyncIterator[SqliteConnection]:
-        """A consistent snapshot for reads; never waits for the writer (WAL)."""
+        """Reads outside any transaction: each statement sees the last commit (WAL), never
+        waits for the writer, and costs no BEGIN and COMMIT. A read that needs one snapshot
+        across several rows is one statement (see MeetingRepository.read)."""
         if self._readers:
             connection = self._readers.pop()
         else:
             connection = SqliteConnection(_connect(self._path))
-        connection.raw.execute("BEGIN")
         try:
             yield connection
         finally:
-            connection.raw.execute("COMMIT")
             self._readers.append(connection)
 
     async def dispose(self) -> None:

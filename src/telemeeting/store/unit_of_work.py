@@ -122,7 +122,7 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def reader(self) -> AsyncIterator[UnitOfWork]:
-        """A transaction that only reads: it never waits for writers."""
+        """Reads that never wait for writers; each statement sees the last commit."""
         async with self._engine.reader() as connection:
             yield UnitOfWork(connection, self.dialect)
 
