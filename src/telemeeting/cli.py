@@ -137,6 +137,11 @@ def account_enable(
 
 # ---- apps -------------------------------------------------------------------------------------
 
+_TIMEZONE_HELP = (
+    "IANA zone (e.g. America/New_York) its clients' booktime is in; "
+    "empty: inferred from each request's Authorization timestamp"
+)
+
 
 @app_cli.command("create")
 def app_create(
@@ -151,6 +156,7 @@ def app_create(
     offline: Annotated[bool, typer.Option("--offline", help="Create it not yet online")] = False,
     features: Annotated[str, typer.Option(help="Comma-separated features")] = "meeting",
     caller_id: Annotated[str, typer.Option("--caller-id", help="Default caller ID shown")] = "",
+    timezone: Annotated[str, typer.Option("--timezone", help=_TIMEZONE_HELP)] = "",
     db: DbOption = None,
     config: ConfigOption = None,
     as_json: JsonOption = False,
@@ -173,6 +179,7 @@ def app_create(
             online=not offline,
             features=features,
             caller_id=caller_id,
+            timezone=timezone,
         ),
     )
     _show(app, as_json, "app created")
@@ -188,11 +195,12 @@ def app_update(
     ] = None,
     features: Annotated[str | None, typer.Option()] = None,
     caller_id: Annotated[str | None, typer.Option("--caller-id")] = None,
+    timezone: Annotated[str | None, typer.Option("--timezone", help=_TIMEZONE_HELP)] = None,
     db: DbOption = None,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Change an app's callback URL, whitelist, features or online state."""
+    """Change an app's callback URL, whitelist, features, time zone or online state."""
     app = _with_database(
         config,
         db,
@@ -204,6 +212,7 @@ def app_update(
             online=online,
             features=features,
             caller_id=caller_id,
+            timezone=timezone,
         ),
     )
     _show(app, as_json, "app updated")

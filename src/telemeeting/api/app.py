@@ -159,7 +159,8 @@ class ApiEndpoint:
                 return _respond(Status.OK, first.pop("requestId"), **first)
         request_id = platform.request_ids.next(now)
         try:
-            extra = await HANDLERS[action](platform.service, app, body, Acceptance(request_id, key))
+            accept = Acceptance(request_id, key, caller.clock)
+            extra = await HANDLERS[action](platform.service, app, body, accept)
         except BaseException:
             if key is not None:
                 await self._idempotency.release(key)

@@ -9,7 +9,12 @@ from telemeeting.config import Settings
 from telemeeting.network import Network, address_in, parse_networks
 from telemeeting.service.directory import Directory
 from telemeeting.store.records import Account, App
-from telemeeting.wire.auth import parse_authorization, sign_matches, timestamp_in_window
+from telemeeting.wire.auth import (
+    ClientClock,
+    parse_authorization,
+    sign_matches,
+    timestamp_in_window,
+)
 from telemeeting.wire.environments import PRODUCTION
 from telemeeting.wire.status import Status, WireError
 
@@ -18,6 +23,8 @@ from telemeeting.wire.status import Status, WireError
 class Caller:
     account: Account
     timestamp: str
+    #: What the timestamp says about the client's clock (its zone, for `booktime`).
+    clock: ClientClock
 
 
 class Authenticator:
@@ -44,7 +51,8 @@ class Authenticator:
             raise WireError(Status.BAD_AUTHORIZATION, "timestamp outside the window")
         if not sign_matches(sign, sid, account.auth_token, parsed.timestamp):
             raise WireError(Status.BAD_SIGN)
-        return Caller(account, parsed.timestamp)
+        clock = ClientClock(parsed.timestamp, now, self._settings.zone)
+        return Caller(account, parsed.timestamp, clock)
 
     async def app(self, caller: Caller, appid: str, env: str, client_ip: str) -> App:
         """Step 6: the app exists, is the caller's, fits the environment, may be used from here."""

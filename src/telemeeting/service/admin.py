@@ -5,7 +5,9 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import replace
+from functools import lru_cache
 from typing import Any
+from zoneinfo import available_timezones
 
 import httpx
 
@@ -70,6 +72,17 @@ def _check_app_values(values: dict[str, Any]) -> None:
             raise AdminError(f"not a valid callback URL: {url} ({exc})") from exc
     if "env" in values and values["env"] not in ENVIRONMENTS:
         raise AdminError("env must be production or sandbox")
+    zone = values.get("timezone")
+    if zone and zone not in _zone_names():
+        raise AdminError(
+            f"unknown time zone {zone!r}: use an IANA name such as Asia/Shanghai or "
+            "America/New_York (or an empty string to infer it from each request)"
+        )
+
+
+@lru_cache(maxsize=1)
+def _zone_names() -> frozenset[str]:
+    return frozenset(available_timezones())
 
 
 async def create_app(
@@ -84,6 +97,7 @@ async def create_app(
     online: bool = True,
     features: str = "meeting",
     caller_id: str = "",
+    timezone: str = "",
 ) -> App:
     app = App(
         appid=appid or new_credential(),
@@ -96,8 +110,16 @@ async def create_app(
         features=features,
         caller_id=caller_id,
         created_at=time.time(),
+        timezone=timezone,
     )
-    _check_app_values({"env": env, "callback_url": callback_url, "ip_whitelist": ip_whitelist})
+    _check_app_values(
+        {
+            "env": env,
+            "callback_url": callback_url,
+            "ip_whitelist": ip_whitelist,
+            "timezone": timezone,
+        }
+    )
     async with db.unit_of_work() as uow:
         if await uow.accounts.get(account_sid) is None:
             raise AdminError(f"no account {account_sid}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 
 @dataclass(frozen=True)
@@ -27,10 +28,17 @@ class App:
     features: str
     caller_id: str
     created_at: float
+    #: IANA name of the zone its clients' wall-clock times are in; "": infer it per request.
+    timezone: str = ""
 
     @property
     def has_meeting_feature(self) -> bool:
         return "meeting" in {f.strip() for f in self.features.split(",")}
+
+    @property
+    def zone(self) -> ZoneInfo | None:
+        """The operator's explicit zone for this app's clients, if any."""
+        return ZoneInfo(self.timezone) if self.timezone else None
 
 
 @dataclass(frozen=True)

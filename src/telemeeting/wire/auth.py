@@ -2,6 +2,9 @@
 
 Authorization = Base64(accountSID + "|" + timestamp);
 Sign = MD5(accountSID + authToken + timestamp).
+
+The timestamp is the client's wall clock. It should be Beijing time, but many clients stamp
+their host's own zone; `client_zone` infers that zone from it (docs/api.md, "Time zones").
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ import hmac
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from telemeeting.wire.times import format_second
@@ -65,6 +69,53 @@ def timestamp_in_window(
     except ValueError:
         return False
     return abs(moment - now) <= timedelta(seconds=window_seconds)
+
+
+#: Every clock in use is between UTC−12:00 and UTC+14:00; nothing beyond ±14 h is a time zone.
+MAX_CLIENT_OFFSET = timedelta(hours=14)
+#: Every time zone in use is a whole number of quarter hours from UTC.
+CLIENT_OFFSET_STEP = timedelta(minutes=15)
+
+
+def client_utc_offset(timestamp: str, now: datetime) -> timedelta | None:
+    """The UTC offset of the clock that stamped `timestamp` (yyyyMMddHHmmss) at `now` (aware):
+    the stamp minus UTC now, to the nearest 15 minutes (so clock skew under 7.5 minutes does
+    not matter); None when it is not a timestamp or the offset is beyond ±14 h."""
+    if not _TIMESTAMP_RE.fullmatch(timestamp):
+        return None
+    try:
+        stamped = datetime.strptime(timestamp, TIMESTAMP_FORMAT)
+    except ValueError:
+        return None
+    ahead = stamped - now.astimezone(UTC).replace(tzinfo=None)
+    offset = math.floor(ahead / CLIENT_OFFSET_STEP + 0.5) * CLIENT_OFFSET_STEP
+    return offset if abs(offset) <= MAX_CLIENT_OFFSET else None
+
+
+def client_zone(timestamp: str, now: datetime, server_zone: tzinfo) -> timezone | None:
+    """The zone the client's other wall-clock times (`booktime`) are in, when it is not the
+    server's: a fixed offset inferred from its Authorization timestamp. None when the offset is
+    the server zone's own at `now` (then `server_zone` reads them, daylight saving included) or
+    cannot be inferred."""
+    offset = client_utc_offset(timestamp, now)
+    if offset is None or offset == now.astimezone(server_zone).utcoffset():
+        return None
+    return timezone(offset)
+
+
+@dataclass(frozen=True)
+class ClientClock:
+    """What an accepted request's Authorization timestamp says about the client's clock. The
+    zone is inferred only when asked for (a booking), not on every request."""
+
+    timestamp: str
+    received: datetime
+    server_zone: tzinfo
+
+    @cached_property
+    def zone(self) -> timezone | None:
+        """The client's zone when it is not the server's (see `client_zone`)."""
+        return client_zone(self.timestamp, self.received, self.server_zone)
 
 
 def sign_matches(sign: str | None, account_sid: str, auth_token: str, timestamp: str) -> bool:

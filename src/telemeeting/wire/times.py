@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime
+from datetime import datetime, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -30,8 +30,9 @@ def format_wire_time(epoch: float | None, zone: ZoneInfo) -> str:
     return format_second(math.floor(epoch), zone, WIRE_TIME_FORMAT)
 
 
-def parse_wall_clock(text: str, zone: ZoneInfo) -> float | None:
-    """`yyyyMMddHHmmss` or `yyyy-MM-dd HH:mm:ss` in `zone` as Unix seconds; None if neither."""
+def parse_wall_clock(text: str, zone: tzinfo) -> float | None:
+    """`yyyyMMddHHmmss` or `yyyy-MM-dd HH:mm:ss` in `zone` (a region or a fixed offset) as Unix
+    seconds; None if neither."""
     for pattern, fmt in _BOOK_FORMATS:
         if not pattern.fullmatch(text):
             continue
