@@ -3,28 +3,38 @@
 For each target (the real `telemeeting serve` on a temporary SQLite file, then on a fresh
 PostgreSQL database that is dropped afterwards) this starts the server as a subprocess and a
 callback receiver in a separate process, creates meetings on production apps whose parties are
-all busy numbers (…0486: callout, disconnect and CDR within ~0.1 s of dialling), and measures two
-phases:
+all busy numbers (…0486: callout, disconnect and CDR within ~0.1 s of dialling), and measures
+three phases:
 
 * **live**: events are pushed while they are being produced. The receiver's arrival times are
   joined by event id with `events.created_at` (Unix float, written in the transaction of the
   state change), so the delay is exact although the bodies' timestamps have 1 s resolution.
+  By default the server produces events faster than anything can push them (a backlog builds
+  up and the delay measures it); `--live-rate` paces production to measure the delay of a
+  dispatcher that is not overloaded.
 * **backlog**: the app's callback URL is moved to a new path and all the live phase's (already
   delivered) events are made pending again in one statement, the update that `telemeeting
-  callbacks redeliver` makes. The drain rate is then the dispatcher's own capacity, whatever the
-  rate the server can produce events at, and the delay is counted from that requeue.
+  callbacks redeliver` makes (and, like it, a wake-up on PostgreSQL; on SQLite the dispatcher
+  finds the backlog at its next look, within 0.5 s, which the drain time includes and the rate
+  does not). The drain rate is then the dispatcher's own capacity, whatever the rate the
+  server can produce events at, and the delay is counted from that requeue.
+* **fair: other app**: one app's callback URL never answers (same receiver host, another
+  path) while it has a meeting of 100 busy parties to push; then another app's events are
+  produced at 50/s and their delay from each state change is measured, as in the live phase.
 
 Each phase checks that nothing is missing (no event of the app left pending, every stored event
 received), nothing is duplicated, the header seq matches the stored one, and every leg's (and
-meeting's) pushes arrived in seq order. The **baseline** is the same receiver hit directly by one
-httpx client with the dispatcher's connection limits, 64 requests in flight, bodies of the same
-size: what the receiver and loopback can take. Every process started here is stopped again, on
-Ctrl-C too; all traffic is 127.0.0.1.
+meeting's) pushes arrived in seq order. The **baselines** are the same receiver hit directly,
+bodies of the same size and signed headers: with the dispatcher's own HTTP client and its bound
+for one app in flight (the reference of the ×base ratio), and with httpx, as the dispatcher sent
+before (one pool of 64 connections), and as 64 single-connection clients. Every process started
+here is stopped again, on Ctrl-C too; all traffic is 127.0.0.1. The database is read and the
+backlog requeued through the store itself (`Database`), not through the server.
 
     python bench/callback_throughput.py                   # both targets, under 2 minutes
     python bench/callback_throughput.py --json            # machine-readable results on stdout
     python bench/callback_throughput.py --targets sqlite --events 500
-    python bench/callback_throughput.py --live-rate 30 --skip-backlog   # delay when not saturated
+    python bench/callback_throughput.py --live-rate 300 --skip-backlog   # delay, not saturated
 
 The receiver is this file again, run with `--receiver PORT` (internal).
 """
@@ -49,8 +59,6 @@ from typing import Any
 
 import httpx
 from rich.table import Table
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -83,14 +91,25 @@ from _common import (  # bench/ is not a package: found through sys.path above
     target_database,
     wait_until_listening,
 )
-from telemeeting.store.database import normalize_url
+from telemeeting.callbacks.dispatcher import PER_APP_IN_FLIGHT, USER_AGENT
+from telemeeting.callbacks.http import PushClient
+from telemeeting.store.connection import as_dict
+from telemeeting.store.sql import Statement
+from telemeeting.store.unit_of_work import PUSHES_CHANNEL, Database
 from telemeeting.wire import callbacks
 from telemeeting.wire.envelope import CONTENT_TYPE
 
 TARGETS = ("sqlite", "postgres")
 POLL_SECONDS = 0.1
-#: The dispatcher's in-flight limit (dispatcher.BATCH); the baseline uses the same.
-CONCURRENCY = 64
+#: Pushes in flight in the baselines: the dispatcher's bound for one app (all pushes here go to
+#: one app), and the one pool of 64 the dispatcher shared before (httpx).
+CONCURRENCY = PER_APP_IN_FLIGHT
+HTTPX_CONCURRENCY = 64
+#: The fairness phase: the stuck app's meeting, and the other app's meetings (1 busy party each)
+#: and their pace in events/s.
+FAIR_HUNG_PARTIES = 100
+FAIR_OTHER_MEETINGS = 25
+FAIR_OTHER_RATE = 50.0
 #: Budget for one target (server start to stop); a run that overruns it is reported, not hung.
 TARGET_BUDGET_SECONDS = 150.0
 
@@ -109,6 +128,7 @@ class Options(BenchOptions):
     drain_timeout: float
     ring_seconds: float
     skip_backlog: bool
+    skip_fairness: bool
 
 
 @dataclass
@@ -142,6 +162,7 @@ class Phase:
     sender_cpu_pct: float | None = None
     machine_cpu_pct: float | None = None
     ratio: float | None = None
+    hung_in_flight: int | None = None  # fairness: the stuck app's pushes on the wire
     skipped: str = ""
 
     @property
@@ -170,6 +191,7 @@ class ReceiverState:
     def __init__(self) -> None:
         # (arrival time.time(), event id, seq, kind, stream, body bytes)
         self.records: list[tuple[float, str, int, str, str, int]] = []
+        self.hung = 0  # requests to /hang/…, never answered
 
 
 def _json_response(payload: object) -> bytes:
@@ -212,9 +234,13 @@ async def _serve_connection(
                     )
                 )
                 writer.write(OK_RESPONSE)
+            elif method == "POST" and parts[0] == "hang":  # never answer: wait for the sender
+                state.hung += 1  # to give up and close the connection
+                await reader.read()
+                break
             elif path == "/_count":
                 streams = Counter(record[4] for record in state.records)
-                writer.write(_json_response({"streams": streams}))
+                writer.write(_json_response({"streams": streams, "hung": state.hung}))
             elif path == "/_take":  # hand over everything recorded so far, and forget it
                 taken, state.records = state.records, []
                 writer.write(_json_response(taken))
@@ -253,6 +279,10 @@ class ReceiverClient:
     def url(self, stream: str) -> str:
         return f"http://{HOST}:{self.port}/cb/{stream}"
 
+    def hang_url(self, stream: str) -> str:
+        """A callback URL on the same receiver host that never answers."""
+        return f"http://{HOST}:{self.port}/hang/{stream}"
+
     async def counts(self, client: httpx.AsyncClient) -> dict[str, Any]:
         response = await client.get(f"http://{HOST}:{self.port}/_count")
         return dict(response.json())
@@ -275,28 +305,31 @@ class ReceiverClient:
 
 
 EVENT_COLUMNS = "id, meeting_id, leg_id, seq, kind, created_at, delivery, attempts, pending_since"
+_STATES = Statement(
+    "SELECT delivery, count(*) AS n FROM events WHERE app_id = :a GROUP BY delivery"
+)
+_ROWS = Statement(f"SELECT {EVENT_COLUMNS} FROM events WHERE app_id = :a")
+_REQUEUE = Statement(
+    "UPDATE events SET delivery = 'pending', next_attempt_at = :now, pending_since = :now, "
+    "last_error = '' WHERE app_id = :a AND delivery = 'delivered'"
+)
 
 
 class EventsTable:
-    """The `events` table read from outside the server (plain reads take no lock on SQLite)."""
+    """The `events` table read from outside the server, through the store itself (readers
+    take no lock on SQLite)."""
 
     def __init__(self, db_url: str) -> None:
-        self._engine = create_async_engine(normalize_url(db_url))
+        self._db = Database(db_url, pool_size=2)
 
     async def states(self, appid: str) -> Counter[str]:
-        async with self._engine.connect() as conn:
-            rows = await conn.execute(
-                text("SELECT delivery, count(*) FROM events WHERE app_id = :a GROUP BY delivery"),
-                {"a": appid},
-            )
-            return Counter({str(state): int(n) for state, n in rows})
+        async with self._db.reader() as uow:
+            rows = await uow.connection.fetch(_STATES, {"a": appid})
+            return Counter({str(row["delivery"]): int(row["n"]) for row in rows})
 
     async def rows(self, appid: str) -> list[dict[str, Any]]:
-        async with self._engine.connect() as conn:
-            result = await conn.execute(
-                text(f"SELECT {EVENT_COLUMNS} FROM events WHERE app_id = :a"), {"a": appid}
-            )
-            return [dict(row._mapping) for row in result]
+        async with self._db.reader() as uow:
+            return [as_dict(row) for row in await uow.connection.fetch(_ROWS, {"a": appid})]
 
     async def wait_settled(self, appid: str, expected: int, deadline: float) -> Counter[str]:
         """Until `expected` events exist for the app and none is pending (or the deadline)."""
@@ -308,26 +341,29 @@ class EventsTable:
             states = await self.states(appid)
         return states
 
+    async def wait_stored(self, appid: str, expected: int, deadline: float) -> None:
+        """Until `expected` events exist for the app, in any state (or the deadline)."""
+        while sum((await self.states(appid)).values()) < expected:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"fewer than {expected} events stored for app {appid}")
+            await asyncio.sleep(POLL_SECONDS)
+
     async def requeue(self, appid: str) -> int:
         """Make every delivered event of the app pending again, due now, in one statement.
 
         The values `OutboxRepository.redeliver` sets (it takes only dead events, or one id), in
-        one transaction, so that the whole backlog appears at once.
+        one transaction, so that the whole backlog appears at once; like it, this wakes the
+        dispatcher on PostgreSQL (NOTIFY). On SQLite no other process can wake it: it finds
+        the backlog at its next look (at most `dispatcher.IDLE_POLL_SECONDS`), which the drain
+        time includes and the rate does not.
         """
-        async with self._engine.begin() as conn:
-            now = time.time()
-            result = await conn.execute(
-                text(
-                    "UPDATE events SET delivery = 'pending', next_attempt_at = :now, "
-                    "pending_since = :now, last_error = '' "
-                    "WHERE app_id = :a AND delivery = 'delivered'"
-                ),
-                {"a": appid, "now": now},
-            )
-            return int(result.rowcount)
+        async with self._db.unit_of_work() as uow:
+            count = await uow.connection.execute(_REQUEUE, {"a": appid, "now": time.time()})
+            await uow.notify(PUSHES_CHANNEL)
+            return count
 
     async def close(self) -> None:
-        await self._engine.dispose()
+        await self._db.dispose()
 
 
 # ---- producing events ---------------------------------------------------------------------------
@@ -493,8 +529,8 @@ class Running:
     offset: int = 0
     phases: list[Phase] = field(default_factory=list)
 
-    def app(self, stream: str) -> str:
-        """A production app (online) whose pushes go to the receiver's `stream`."""
+    def app(self, stream: str, url: str = "") -> str:
+        """A production app (online) whose pushes go to the receiver's `stream` (or `url`)."""
         created = cli_json(
             "app",
             "create",
@@ -503,7 +539,7 @@ class Running:
             "--env",
             "production",
             "--callback-url",
-            self.receiver.url(stream),
+            url or self.receiver.url(stream),
             db=self.db_url,
         )
         return str(created["appid"])
@@ -568,6 +604,41 @@ class Running:
         log.print(f"{self.name} backlog: {requeued} requeued, drained in {phase.drain_s}s")
         return phase
 
+    async def fairness(self, client: httpx.AsyncClient, table: EventsTable) -> Phase:
+        """One app's receiver never answers while it has a meeting of 100 busy parties to
+        push (301 pushes, 101 due at once); another app on the same receiver host gets events
+        at a modest rate: their delay from each state change to its receipt."""
+        hung_start = (await self.receiver.counts(client))["hung"]  # one receiver, all targets
+        hung_app = self.app("", self.receiver.hang_url(f"{self.name}-hung"))
+        hung_events = events_per_meeting(FAIR_HUNG_PARTIES)
+        await create_meetings(self.tenant, hung_app, 1, FAIR_HUNG_PARTIES, 1, self.offset)
+        self.offset += FAIR_HUNG_PARTIES
+        await table.wait_stored(hung_app, hung_events, time.monotonic() + 20)
+        await asyncio.sleep(1.0)  # its pushes are on the wire, all it may have
+        hung_before = (await self.receiver.counts(client))["hung"] - hung_start
+        stream = f"{self.name}-fair"
+        appid = self.app(stream)
+        phase = Phase(self.name, "fair: other app")
+        cpu = CpuWindow(self.server_pid, self.receiver.pid)
+        meetings = FAIR_OTHER_MEETINGS
+        await create_meetings(self.tenant, appid, meetings, 1, 2, self.offset, rate=FAIR_OTHER_RATE)
+        self.offset += meetings
+        expected = meetings * events_per_meeting(1)
+        deadline = time.monotonic() + self.opts.drain_timeout
+        await self.receiver.wait_for(client, stream, expected, deadline)
+        cpu.finish(phase)
+        await table.wait_settled(appid, expected, deadline)
+        analyse(
+            phase, await self.receiver.take(client), await table.rows(appid), stream, "created_at"
+        )
+        phase.missing += max(0, expected - phase.events)
+        phase.hung_in_flight = hung_before
+        log.print(
+            f"{self.name} fairness: {hung_before} pushes hanging for the stuck app, "
+            f"the other app's delay p99 {phase.delay_p99_ms} ms"
+        )
+        return phase
+
     async def run(self) -> list[Phase]:
         table = EventsTable(self.db_url)
         try:
@@ -578,6 +649,8 @@ class Running:
                 self.phases.append(await self.live(client, table, appid))
                 if not self.opts.skip_backlog:
                     self.phases.append(await self.backlog(client, table, appid, live_stream))
+                if not self.opts.skip_fairness:
+                    self.phases.append(await self.fairness(client, table))
         finally:
             await table.close()
         return self.phases
@@ -606,52 +679,81 @@ def run_target(name: str, receiver: ReceiverClient, opts: Options, workdir: Path
 # ---- the baseline -------------------------------------------------------------------------------
 
 
-async def baseline(
-    receiver: ReceiverClient, count: int, body_size: int, deadline: float, shared: bool
-) -> Phase:
-    """The receiver hit directly, 64 requests in flight, same headers (signed) and body size,
-    measured at the receiver like the rest.
+#: The baselines: (phase name, sender, pushes in flight). The first is the ratio's reference.
+BASELINES = (
+    ("push client", "push", CONCURRENCY),
+    ("httpx 1 pool of 64", "httpx-shared", HTTPX_CONCURRENCY),
+    ("httpx 64 clients", "httpx-split", HTTPX_CONCURRENCY),
+)
 
-    `shared`: one httpx client configured like the dispatcher's (one pool of 64 connections),
-    the reference for the ratio. Otherwise one single-connection client per worker, which costs
-    the sender much less CPU (httpcore scans its whole pool on every request): closer to what
-    the receiver and loopback themselves can take.
+
+async def baseline(
+    receiver: ReceiverClient, count: int, body_size: int, deadline: float, kind: str
+) -> Phase:
+    """The receiver hit directly with the same headers (signed) and body size, measured at the
+    receiver like the rest.
+
+    `push`: the dispatcher's own HTTP client (callbacks/http.py) with the dispatcher's bound for
+    one app in flight, the reference for the ratio: what the dispatcher could reach if claiming,
+    signing and recording cost nothing. `httpx-shared`: one httpx client with one pool of 64
+    connections, as the dispatcher sent before (httpcore scans its whole pool on every request).
+    `httpx-split`: one single-connection httpx client per worker, 64 of them.
     """
-    stream = "baseline-shared" if shared else "baseline-split"
+    name, _, in_flight = next(b for b in BASELINES if b[1] == kind)
+    stream = f"baseline-{kind}"
     url = callbacks.push_url(receiver.url(stream), "CallState")
     body = (b'{"pad":"' + b"x" * max(0, body_size - 10) + b'"}')[: max(body_size, 2)]
-    phase = Phase("receiver", "httpx as dispatcher" if shared else "httpx 64 clients")
+    phase = Phase("receiver", name)
     remaining = iter(range(count))
 
-    async def worker(client: httpx.AsyncClient) -> None:
+    def headers(n: int) -> dict[str, str]:
+        timestamp = str(int(time.time()))
+        return {
+            "Content-Type": CONTENT_TYPE,
+            callbacks.HEADER_EVENT_ID: uuid.uuid4().hex,
+            callbacks.HEADER_SEQ: str(n + 1),
+            callbacks.HEADER_TIMESTAMP: timestamp,
+            callbacks.HEADER_SIGNATURE: callbacks.signature("secret", timestamp, body),
+        }
+
+    async def httpx_worker(client: httpx.AsyncClient) -> None:
         for n in remaining:
             if time.monotonic() > deadline:
                 return
-            timestamp = str(int(time.time()))
-            headers = {
-                "Content-Type": CONTENT_TYPE,
-                callbacks.HEADER_EVENT_ID: uuid.uuid4().hex,
-                callbacks.HEADER_SEQ: str(n + 1),
-                callbacks.HEADER_TIMESTAMP: timestamp,
-                callbacks.HEADER_SIGNATURE: callbacks.signature("secret", timestamp, body),
-            }
-            response = await client.post(url, content=body, headers=headers)
+            response = await client.post(url, content=body, headers=headers(n))
             response.raise_for_status()
 
-    pool = CONCURRENCY if shared else 1
-    limits = httpx.Limits(max_connections=pool, max_keepalive_connections=pool)
+    async def push_worker(client: PushClient) -> None:
+        for n in remaining:
+            if time.monotonic() > deadline:
+                return
+            status = await client.post(url, body, headers(n))
+            if status != 200:
+                raise RuntimeError(f"baseline push answered {status}")
+
     async with contextlib.AsyncExitStack() as stack:
-        clients = [
-            await stack.enter_async_context(
-                httpx.AsyncClient(timeout=10.0, limits=limits, follow_redirects=False)
+        control = await stack.enter_async_context(httpx.AsyncClient(timeout=REQUEST_TIMEOUT))
+        await receiver.take(control)
+        if kind == "push":
+            push = PushClient(USER_AGENT, 10.0)
+            stack.push_async_callback(push.aclose)
+            cpu = CpuWindow(None, receiver.pid)
+            await asyncio.gather(*(push_worker(push) for _ in range(in_flight)))
+        else:
+            pool = in_flight if kind == "httpx-shared" else 1
+            limits = httpx.Limits(max_connections=pool, max_keepalive_connections=pool)
+            clients = [
+                await stack.enter_async_context(
+                    httpx.AsyncClient(timeout=10.0, limits=limits, follow_redirects=False)
+                )
+                for _ in range(1 if kind == "httpx-shared" else in_flight)
+            ]
+            cpu = CpuWindow(None, receiver.pid)
+            await asyncio.gather(
+                *(httpx_worker(clients[k % len(clients)]) for k in range(in_flight))
             )
-            for _ in range(1 if shared else CONCURRENCY)
-        ]
-        await receiver.take(clients[0])
-        cpu = CpuWindow(None, receiver.pid)
-        await asyncio.gather(*(worker(clients[k % len(clients)]) for k in range(CONCURRENCY)))
         cpu.finish(phase)
-        records = await receiver.take(clients[0])
+        records = await receiver.take(control)
     mine = [r for r in records if r[4] == stream]
     ids = {r[1] for r in mine}
     phase.events = count
@@ -669,7 +771,7 @@ async def baseline(
 
 
 def add_ratios(phases: list[Phase]) -> None:
-    base = next((p for p in phases if p.phase == "httpx as dispatcher" and p.rate), None)
+    base = next((p for p in phases if p.phase == BASELINES[0][0] and p.rate), None)
     if base is None:
         return
     for p in phases:
@@ -749,7 +851,7 @@ def print_table(phases: list[Phase], opts: Options) -> None:
 
 def parse_args(argv: list[str] | None = None) -> Options | int:
     parser = bench_parser(__doc__, TARGETS)
-    parser.add_argument("--events", type=int, default=1000, help="events per phase (about)")
+    parser.add_argument("--events", type=int, default=3000, help="events per phase (about)")
     parser.add_argument("--parties", type=int, default=20, help="busy parties per meeting (≤ 100)")
     parser.add_argument(
         "--gen-concurrency", type=int, default=4, help="createMeeting requests in flight"
@@ -766,7 +868,8 @@ def parse_args(argv: list[str] | None = None) -> Options | int:
         default=0.0,
         help="pace the live phase to about this many events/s (0: as fast as the server takes)",
     )
-    parser.add_argument("--skip-backlog", action="store_true", help="only the live phase")
+    parser.add_argument("--skip-backlog", action="store_true", help="no backlog phase")
+    parser.add_argument("--skip-fairness", action="store_true", help="no fairness phase")
     add_closing_arguments(parser)
     parser.add_argument("--receiver", type=int, metavar="PORT", help=argparse.SUPPRESS)
     ns = parser.parse_args(argv)
@@ -786,6 +889,7 @@ def parse_args(argv: list[str] | None = None) -> Options | int:
         drain_timeout=ns.drain_timeout,
         ring_seconds=ns.ring_seconds,
         skip_backlog=ns.skip_backlog,
+        skip_fairness=ns.skip_fairness,
     )
 
 
@@ -804,9 +908,9 @@ def run_all(opts: Options, workdir: Path) -> list[Phase]:
         sizes = [p.body_bytes_mean for p in phases if p.body_bytes_mean]
         size = round(statistics.fmean(sizes)) if sizes else 300
         count = max(2 * opts.events, max((p.received for p in phases), default=0))
-        for shared in (True, False):
+        for _name, kind, _in_flight in BASELINES:
             deadline = time.monotonic() + opts.drain_timeout
-            phases.append(asyncio.run(baseline(receiver, count, size, deadline, shared)))
+            phases.append(asyncio.run(baseline(receiver, count, size, deadline, kind)))
         if proc.poll() is not None:
             raise RuntimeError(f"receiver died:\n{tail(log_path)}")
     return phases
