@@ -13,9 +13,7 @@ def configure(level: str = "INFO", json: bool = False) -> None:
     logging.basicConfig(stream=sys.stderr, level=level, format="%(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer(ensure_ascii=False)
-        if json
-        else render_line
+        structlog.processors.JSONRenderer(ensure_ascii=False) if json else render_line
     )
     structlog.configure(
         processors=[
