@@ -233,12 +233,13 @@ def test_nul_or_lone_surrogate_in_a_name_is_101() -> None:
 @given(
     st.lists(
         st.tuples(
-            # any name a phone book can hold: no NUL, no unpaired surrogate (those are -101)
+            # any name a phone book can hold: no control character (C0, DEL, C1) and no
+            # unpaired surrogate (those are -101); spaces around it are trimmed
             st.text(
-                st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+                st.characters(blacklist_categories=("Cs", "Cc")),
                 min_size=0,
                 max_size=64,
-            ).filter(lambda s: s == s.strip()),
+            ).filter(lambda s: s == s.strip(" ")),
             st.from_regex(r"\A\+?[0-9]{3,20}(,[0-9*#]{1,16})?\Z"),
         ),
         min_size=1,
@@ -431,3 +432,39 @@ def test_events_query_bad_values(extra):
 
 def test_events_query_requires_confid():
     assert _code(parse_events_query, {"after": 1}) == "-2"
+
+
+@pytest.mark.parametrize(
+    "phone", ["13800138000\n", "13800138000\r", "1380013\t8000", "13800138000\x85", "\n13800138000"]
+)
+def test_a_phone_with_a_control_character_is_refused_whole(phone):
+    # Found by hardening (issue 11): a trailing newline used to be trimmed and accepted.
+    with pytest.raises(WireError) as caught:
+        parse_invite({"confid": "c", "parties": [{"phone": phone}]})
+    assert caught.value.status is Status.INVALID_PARAMETER
+
+
+@pytest.mark.parametrize("name", ["a\x07b", "line\nbreak", "c1\x9f", "del\x7f"])
+def test_names_and_custom_parm_refuse_control_characters(name):
+    for body in (
+        {"confid": "c", "parties": [{"name": name, "phone": "13800138000"}]},
+        {"confid": "c", "parties": [{"phone": "13800138000"}], "CustomParm": name},
+    ):
+        with pytest.raises(WireError) as caught:
+            parse_invite(body)
+        assert caught.value.status is Status.INVALID_PARAMETER
+
+
+def test_spaces_around_a_value_are_still_forgiven():
+    invite = parse_invite(
+        {"confid": " c ", "parties": [{"name": " 张三 ", "phone": " 13800138000 "}]}
+    )
+    assert invite.confid == "c" and invite.parties[0].name == "张三"
+    assert invite.parties[0].phone.wire == "13800138000"
+
+
+def test_a_deeply_nested_parties_string_is_refused_not_an_internal_error():
+    deep = "[" * 100_000 + "]" * 100_000
+    with pytest.raises(WireError) as caught:
+        parse_invite({"confid": "c", "parties": deep})
+    assert caught.value.status is Status.INVALID_PARAMETER

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -219,3 +220,24 @@ def test_any_json_object_round_trips(obj, bom):
 @given(json_values.filter(lambda v: not isinstance(v, dict)))
 def test_any_non_object_is_rejected(value):
     assert _code(json.dumps(value).encode()) == "-4"
+
+
+@pytest.mark.parametrize(
+    "crafted",
+    [
+        '{"parties":"[' * 5_000,  # the seed's shape repeated: was 3.9 s of backtracking
+        '{"parties":"[' + ']"' * 20_000,  # many closing candidates, none followed by , or }
+        '{"parties":"[' + ' ' * 60_000,
+        '{"a":"' + '"parties":"[]" ' * 4_000 + "}",
+    ],
+)
+def test_crafted_bodies_are_refused_in_linear_time(crafted):
+    # Issue 11: the repair of the seed's unescaped parties must not backtrack. Bound loosely
+    # (the quadratic parser took seconds on these); the benchmark measures the real cost.
+    raw = crafted.encode()[: 64 * 1024]
+    started = time.perf_counter()
+    with pytest.raises(WireError) as caught:
+        parse_body(raw)
+    assert time.perf_counter() - started < 0.25
+    assert caught.value.status is Status.INVALID_JSON
+

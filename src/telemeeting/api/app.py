@@ -38,7 +38,7 @@ FUNC = "call"
 _API_PREFIX = f"/{VERSION}/sid/"
 HEALTHZ_PATH = "/healthz"
 _HEALTHY = b'{"status":"ok"}'
-_PATH = re.compile(r"^/(?P<version>[^/]+)/sid/(?P<sid>[^/]+)/(?P<func>[^/]+)/(?P<func_url>[^/]+)$")
+_PATH = re.compile(r"/(?P<version>[^/]+)/sid/(?P<sid>[^/]+)/(?P<func>[^/]+)/(?P<func_url>[^/]+)")
 
 _DOMAIN_STATUS: dict[type[errors.DomainError], Status] = {
     errors.MeetingNotFound: Status.MEETING_NOT_FOUND,
@@ -102,7 +102,7 @@ class ApiEndpoint:
         return SANDBOX if port == self._sandbox_port else PRODUCTION
 
     async def __call__(self, request: Request) -> Response:
-        match = _PATH.match(request.url.path)
+        match = _PATH.fullmatch(request.url.path)  # `$` would allow a trailing newline
         if (
             not match
             or match["version"] != VERSION

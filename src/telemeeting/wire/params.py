@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from telemeeting.wire.status import Status, WireError
+
+#: C0 controls, DEL and C1 controls: never part of a parameter (they would reach SIP headers,
+#: CDRs and pushes). One character class: a linear scan.
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 def _encodable(text: str) -> bool:
@@ -30,9 +35,11 @@ def scalar(body: dict[str, Any], *names: str, max_len: int | None = None) -> str
             raise WireError(Status.INVALID_PARAMETER, f"{name} must be a string")
         if isinstance(value, float) and value.is_integer():
             value = int(value)
-        text = str(value).strip()
-        if "\x00" in text or not _encodable(text):
-            raise WireError(Status.INVALID_PARAMETER, f"{name} has a NUL or an unpaired surrogate")
+        text = str(value).strip(" ")  # spaces around a value are forgiven; nothing else is
+        if _CONTROLS.search(text) or not _encodable(text):
+            raise WireError(
+                Status.INVALID_PARAMETER, f"{name} has a control character or an unpaired surrogate"
+            )
         if max_len is not None and len(text) > max_len:
             raise WireError(Status.INVALID_PARAMETER, f"{name} longer than {max_len}")
         return text or None
@@ -67,7 +74,7 @@ def json_list(body: dict[str, Any], name: str) -> list[Any] | None:
     if isinstance(value, str):
         try:
             value = json.loads(value)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested beyond reason
             raise WireError(Status.INVALID_PARAMETER, f"{name} is not a JSON array") from exc
     if not isinstance(value, list):
         raise WireError(Status.INVALID_PARAMETER, f"{name} is not an array")
