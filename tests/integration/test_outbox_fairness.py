@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -14,6 +14,7 @@ from telemeeting.service import admin
 from telemeeting.store.outbox import DEAD, DELIVERED, PENDING, Delivery, Outcome, host_key
 from telemeeting.store.records import StoredEvent
 from telemeeting.store.unit_of_work import Database
+from tests.servers import create_pg_database, drop_pg_database
 
 LEASE = 30.0
 
@@ -172,10 +173,26 @@ async def test_a_leased_event_is_not_claimed_twice(db: Database) -> None:
     assert not {d.event_id for d in first} & {d.event_id for d in second}
 
 
-async def test_concurrent_claims_skip_each_others_rows(db: Database, db_kind: str) -> None:
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    url = create_pg_database()
+    yield url
+    drop_pg_database(url)
+
+
+@pytest.fixture
+async def pg_db(pg_url: str) -> AsyncIterator[Database]:
+    """PostgreSQL only: SQLite serialises claims with its one writer, so there is no overlap."""
+    database = Database(pg_url)
+    await database.migrate()
+    yield database
+    await database.dispose()
+
+
+@pytest.mark.postgres
+async def test_concurrent_claims_skip_each_others_rows(pg_db: Database) -> None:
     """Several dispatchers on PostgreSQL: a claim passes over rows another one is leasing."""
-    if db_kind != "postgres":
-        pytest.skip("SQLite serialises claims with its write lock")
+    db = pg_db
     appid = await _app(db, "http://127.0.0.1:9001/cb")
     await _seed(db, appid, legs=20)
     async with db.unit_of_work() as uow:  # still open: its rows stay locked
