@@ -1,20 +1,35 @@
-"""The baseline for bench/api_throughput.py: the cheapest endpoint that still does the wire work.
+"""The baselines of bench/api_throughput.py: the cheapest endpoints that still do the wire work.
 
-It runs on the same stack as `telemeeting serve` (uvicorn with the same options, Starlette, one
-process) and does what no request can skip: read the body, check Authorization and Sign with
-telemeeting.wire.auth, and answer the envelope with a request id. It touches no database, so the
-gap between it and the real server is the cost of the platform itself (lookups, the invite
-transaction, logging, the simulated carrier's follow-up writes).
+Two apps answer exactly what every request needs and nothing else: read the body, check the
+account SID of the path, `Authorization` and `Sign` with telemeeting.wire.auth, and answer the
+success envelope with a fresh request id. They touch no database, so the gap between them and
+the real server is the cost of the platform itself.
 
-Run as `python bench/_baseline_app.py PORT`; the account is taken from BENCH_BASELINE_SID and
-BENCH_BASELINE_TOKEN.
+* `starlette`: a Starlette route, as the real app is built;
+* `asgi`: the same work as a bare ASGI callable, without Starlette (what the framework costs).
+
+Both run on the server's own stack, one process: the uvicorn options and the event loop that
+`telemeeting serve` takes from telemeeting.api.server (uvloop and httptools when installed). By
+default the listening socket is made by `telemeeting.cli._listen`, the very function
+`telemeeting serve` uses, and handed to `uvicorn.Server.serve(sockets=…)` as serve does, so that
+socket options (such as whether accepted connections get TCP_NODELAY) are the server's.
+`--bind uvicorn` lets uvicorn bind host and port itself instead.
+
+Run as `python bench/_baseline_app.py --app starlette|asgi --port PORT [--bind serve|uvicorn]`;
+the account is taken from BENCH_BASELINE_SID and BENCH_BASELINE_TOKEN.
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import os
+import re
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
 
 import uvicorn
@@ -23,6 +38,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from telemeeting.api.app import FUNC, VERSION
 from telemeeting.wire.auth import parse_authorization, sign_matches, timestamp_in_window
 from telemeeting.wire.envelope import CONTENT_TYPE, dump, envelope
 from telemeeting.wire.request_id import RequestIdGenerator
@@ -33,45 +49,139 @@ WINDOW_SECONDS = 86400.0  # the server's default (spec §3)
 SID = os.environ.get("BENCH_BASELINE_SID", "")
 TOKEN = os.environ.get("BENCH_BASELINE_TOKEN", "")
 _request_ids = RequestIdGenerator(ZONE)
+_PATH = re.compile(rf"^/{VERSION}/sid/(?P<sid>[^/]+)/{FUNC}/(?P<func_url>[^/]+)$")
+_HEADERS = {"Content-Type": CONTENT_TYPE}
+_RAW_CONTENT_TYPE = CONTENT_TYPE.encode()
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
-def _respond(status: Status, request_id: str = "") -> Response:
-    return Response(dump(envelope(status, request_id)), headers={"Content-Type": CONTENT_TYPE})
+def answer(sid: str, authorization: str | None, sign: str | None) -> bytes:
+    """Steps 2-3 of spec §3 against one in-memory account, then the envelope (encoded)."""
+    now = datetime.now(UTC)
+    parsed = parse_authorization(authorization)
+    if sid != SID:
+        status = Status.UNKNOWN_ACCOUNT
+    elif (
+        parsed is None
+        or parsed.account_sid != sid
+        or not timestamp_in_window(parsed.timestamp, now, ZONE, WINDOW_SECONDS)
+    ):
+        status = Status.BAD_AUTHORIZATION
+    elif not sign_matches(sign, SID, TOKEN, parsed.timestamp):
+        status = Status.BAD_SIGN
+    else:
+        return dump(envelope(Status.OK, _request_ids.next(now)))
+    return dump(envelope(status))
+
+
+# ---- Starlette ----------------------------------------------------------------------------------
 
 
 async def endpoint(request: Request) -> Response:
-    """Steps 2-3 of spec §3 against one in-memory account, then the success envelope."""
-    now = datetime.now(UTC)
     await request.body()
-    sid = request.path_params["sid"]
-    parsed = parse_authorization(request.headers.get("authorization"))
-    if sid != SID:
-        return _respond(Status.UNKNOWN_ACCOUNT)
-    if parsed is None or parsed.account_sid != sid:
-        return _respond(Status.BAD_AUTHORIZATION)
-    if not timestamp_in_window(parsed.timestamp, now, ZONE, WINDOW_SECONDS):
-        return _respond(Status.BAD_AUTHORIZATION)
-    if not sign_matches(request.query_params.get("Sign"), SID, TOKEN, parsed.timestamp):
-        return _respond(Status.BAD_SIGN)
-    return _respond(Status.OK, _request_ids.next(now))
+    body = answer(
+        request.path_params["sid"],
+        request.headers.get("authorization"),
+        request.query_params.get("Sign"),
+    )
+    return Response(body, headers=_HEADERS)
 
 
-app = Starlette(routes=[Route("/201612/sid/{sid}/call/{func_url}", endpoint, methods=["POST"])])
+starlette_app = Starlette(
+    routes=[Route(f"/{VERSION}/sid/{{sid}}/{FUNC}/{{func_url}}", endpoint, methods=["POST"])]
+)
+
+
+# ---- bare ASGI ----------------------------------------------------------------------------------
+
+
+async def asgi_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """The same answer without a framework: one regex, one header scan, two sends."""
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    if scope["type"] != "http":
+        return
+    more = True
+    while more:
+        message = await receive()
+        more = message.get("more_body", False)
+    match = _PATH.match(scope["path"])
+    if match is None or scope["method"] != "POST":
+        body, status = dump(envelope(Status.INVALID_ACTION)), 404
+    else:
+        authorization = next(
+            (v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), None
+        )
+        query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
+        body, status = answer(match["sid"], authorization, query.get("Sign")), 200
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", _RAW_CONTENT_TYPE),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+# ---- serving ------------------------------------------------------------------------------------
+
+
+def server_stack() -> tuple[dict[str, Any], Any]:
+    """uvicorn's options and the event loop factory, from the code `telemeeting serve` uses
+    (telemeeting.api.server); for older revisions without that module, the options serve gave
+    uvicorn inline then, on the standard asyncio loop."""
+    try:
+        from telemeeting.api.server import loop_factory, uvicorn_options
+        from telemeeting.config import ServerSettings
+    except ImportError:
+        options = {
+            "lifespan": "on",
+            "access_log": False,
+            "log_level": "warning",
+            "proxy_headers": False,
+            "timeout_graceful_shutdown": 5,
+        }
+        return options, None
+    settings = ServerSettings()
+    return uvicorn_options(settings), loop_factory(settings)
 
 
 def main() -> None:
-    """Serve with the options `telemeeting serve` gives uvicorn, so only the app differs."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--app", choices=("starlette", "asgi"), required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--bind", choices=("serve", "uvicorn"), default="serve")
+    args = parser.parse_args()
     if not SID or not TOKEN:
         sys.exit("BENCH_BASELINE_SID and BENCH_BASELINE_TOKEN must be set")
-    uvicorn.run(
-        app,
-        host="127.0.0.1",
-        port=int(sys.argv[1]),
-        lifespan="on",
-        access_log=False,
-        log_level="warning",
-        timeout_graceful_shutdown=5,
-    )
+    app = starlette_app if args.app == "starlette" else asgi_app
+    options, factory = server_stack()  # only the app differs from `telemeeting serve`
+    if args.bind == "uvicorn":
+        config = uvicorn.Config(app, host=args.host, port=args.port, **options)
+        sockets = None
+    else:
+        from telemeeting.cli import _listen  # the socket exactly as `telemeeting serve` makes it
+
+        config = uvicorn.Config(app, **options)
+        sockets = [_listen(args.host, args.port)]
+    loop = "uvloop" if factory is not None else "asyncio"
+    print(f"{args.app} baseline: {loop} loop, http={options.get('http', 'auto')}", flush=True)
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(uvicorn.Server(config).serve(sockets=sockets))
 
 
 if __name__ == "__main__":
