@@ -149,6 +149,7 @@ class Options(BenchOptions):
     overload_action: str
     overload_pauses: tuple[int, ...]
     probe_seconds: float
+    api_workers: tuple[int, ...]
     rev: str
     save: str
 
@@ -671,14 +672,19 @@ def write_config(path: Path, db_url: str, port: int, sandbox_port: int, ring: fl
 
 
 @contextmanager
-def real_server(name: str, db_url: str, opts: Options, workdir: Path) -> Iterator[tuple[int, str]]:
-    """`telemeeting serve --config <temporary TOML> --no-demo`; yields its pid and sandbox URL.
+def real_server(
+    name: str, db_url: str, opts: Options, workdir: Path, workers: int = 1
+) -> Iterator[tuple[int, str]]:
+    """`telemeeting serve --config <temporary TOML> --no-demo [--workers N]`; yields its pid
+    (CPU is counted over its descendants too) and sandbox URL.
     TELEMEETING_* variables in the environment still apply (they override the file)."""
     port, sandbox_port = free_port(), free_port()
     config = workdir / f"{name}.toml"
     write_config(config, db_url, port, sandbox_port, opts.ring_seconds)
     log_path = workdir / f"{name}.log"
     args = [*telemeeting_command(), "serve", "--config", str(config), "--no-demo"]
+    if workers > 1:
+        args += ["--workers", str(workers)]
     with spawned(args, log_path) as proc:
         wait_until_listening(proc, sandbox_port, log_path, who="server")
         yield proc.pid, f"http://{HOST}:{sandbox_port}"
@@ -863,12 +869,17 @@ class Session:
         self.results.overloads.append(result)
 
 
-def bench_database(name: str, opts: Options, workdir: Path, results: Results) -> None:
-    with target_database(name, opts.pg_admin_dsn, workdir) as db_url:
+def bench_database(
+    name: str, opts: Options, workdir: Path, results: Results, workers: int = 1
+) -> None:
+    """Every round on one database; with `workers` > 1 only queries and invites, on a server
+    with that many API processes (its target is named e.g. `postgres×2`)."""
+    base_name, name = name, (name if workers == 1 else f"{name}×{workers}")
+    with target_database(base_name, opts.pg_admin_dsn, workdir) as db_url:
         account = cli_json("account", "create", "--name", "bench", db=db_url)
         app = cli_json("app", "create", "--account", account["sid"], "--env", "sandbox", db=db_url)
         sid, token, appid = account["sid"], account["auth_token"], app["appid"]
-        with real_server(name, db_url, opts, workdir) as (pid, url):
+        with real_server(name, db_url, opts, workdir, workers) as (pid, url):
             client = Client(sid, token, appid, url, retries=0, timeout=60.0)
             session = Session(
                 name, pid, url, make_calls(url, sid, token, appid), client, opts, workdir, results
@@ -890,11 +901,11 @@ def bench_database(name: str, opts: Options, workdir: Path, results: Results) ->
                     (wa.INVITE, session.invite),
                 ]
                 for action, step in steps:
-                    if action in opts.actions:
+                    if action in opts.actions and (workers == 1 or action != wa.CREATE_MEETING):
                         step()
-                if opts.fill_members > 0:
+                if opts.fill_members > 0 and workers == 1:
                     session.fill()
-                if opts.overload_connections > 0:
+                if opts.overload_connections > 0 and workers == 1:
                     for pause_ms in opts.overload_pauses:
                         session.overload(pause_ms)
             finally:
@@ -960,11 +971,14 @@ def run_all(opts: Options, workdir: Path, host: dict[str, Any]) -> Results:
             bench_baseline(app, opts, workdir, results)
     if "server" in opts.targets:
         for name in opts.databases:
-            try:
-                bench_database(name, opts, workdir, results)
-            except Exception as exc:  # one broken database must not hide the other
-                reason = skip_reason(name, exc, whole=True)
-                results.rounds.append(Round(name, "-", opts.connections, skipped=reason))
+            for workers in opts.api_workers:
+                if workers > 1 and name != "postgres":
+                    continue  # several API processes on one SQLite file: not what it is for
+                try:
+                    bench_database(name, opts, workdir, results, workers)
+                except Exception as exc:  # one broken database must not hide the other
+                    reason = skip_reason(name, exc, whole=True)
+                    results.rounds.append(Round(name, "-", opts.connections, skipped=reason))
     add_ratios(results.rounds)
     return results
 
@@ -1109,6 +1123,12 @@ def parse_args(argv: list[str] | None = None) -> Options:
         "--probe-seconds", type=float, default=2.0, help="one-connection latency probe (0: skip)"
     )
     parser.add_argument(
+        "--api-workers",
+        default="1",
+        help="comma-separated API process counts (serve --workers N); counts above 1 run the "
+        "query and invite rounds again, on PostgreSQL only",
+    )
+    parser.add_argument(
         "--rev",
         default="",
         help="measure the server code of this git revision (src/ exported with git archive) "
@@ -1128,6 +1148,12 @@ def parse_args(argv: list[str] | None = None) -> Options:
         parser.error("--overload-pauses takes whole milliseconds, e.g. 0,250")
     if len(pauses) > 5 or any(v < 0 for v in pauses):
         parser.error("--overload-pauses: at most 5 values, none negative")
+    try:
+        api_workers = tuple(int(v) for v in ns.api_workers.split(",") if v.strip()) or (1,)
+    except ValueError:
+        parser.error("--api-workers takes whole numbers, e.g. 1,2")
+    if any(not 1 <= v <= 16 for v in api_workers):
+        parser.error("--api-workers: 1..16 each")
     if ns.connections < 1 or ns.duration <= 0 or ns.overload_connections < 0:
         parser.error("--connections and --duration must be > 0")
     return Options(
@@ -1144,6 +1170,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         overload_action=ns.overload_action,
         overload_pauses=pauses,
         probe_seconds=max(0.0, ns.probe_seconds),
+        api_workers=api_workers,
         rev=ns.rev,
         save=ns.save,
     )
