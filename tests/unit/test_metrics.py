@@ -199,3 +199,18 @@ async def test_database_figures_are_read_at_most_once_per_second() -> None:
     db.fail = True
     assert await figures.refresh() is None  # the scrape answers with store_up 0
     assert db.reads == 2 and figures.latest is None
+
+
+async def test_push_delivery_latency_is_a_histogram(platform: Platform) -> None:
+    """The dispatcher of this process times each delivered push from its state change."""
+    assert platform.dispatcher is not None
+    for seconds in (0.004, 0.03, 0.03, 7.0):
+        platform.dispatcher.latency.observe(seconds)
+    async with client(create_app(platform)) as c:
+        scraped = samples((await c.get("/metrics")).text)
+    name = "telemeeting_push_delivery_seconds"
+    assert value(scraped, f"{name}_bucket", le="0.01") == 1
+    assert value(scraped, f"{name}_bucket", le="0.05") == 3
+    assert value(scraped, f"{name}_bucket", le="+Inf") == 4
+    assert value(scraped, f"{name}_count") == 4
+    assert value(scraped, f"{name}_sum") == pytest.approx(7.064)

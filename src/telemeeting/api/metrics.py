@@ -17,16 +17,23 @@ from typing import Protocol
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram, Info
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.utils import floatToGoString
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Scope
 
 from telemeeting.bootstrap import ROLES, Platform
+from telemeeting.callbacks.dispatcher import LatencyHistogram
 from telemeeting.store.stats import StatsRepository, StoreStats
 from telemeeting.store.unit_of_work import Database
 
@@ -177,6 +184,27 @@ class _AdmissionCollector:
         )
 
 
+class _DeliveryCollector:
+    """This process's dispatcher: delivered pushes by time from state change to acknowledgement."""
+
+    def __init__(self, latency: LatencyHistogram) -> None:
+        self._latency = latency
+
+    def collect(self) -> Iterable[Metric]:
+        family = HistogramMetricFamily(
+            "telemeeting_push_delivery_seconds",
+            "Delivered pushes: seconds from the state change to the receiver's 2xx (this process)",
+        )
+        cumulative, buckets = 0, []
+        for bound, count in zip(
+            (*self._latency.bounds, float("inf")), self._latency.counts, strict=True
+        ):
+            cumulative += count
+            buckets.append((floatToGoString(bound), cumulative))
+        family.add_metric([], buckets, self._latency.total)
+        yield family
+
+
 class Metrics:
     """The registry of one app, the instruments the endpoint feeds, and the `/metrics` page."""
 
@@ -202,6 +230,8 @@ class Metrics:
         node.info({"node": platform.node_id, "roles": roles})
         self._admission = _AdmissionCollector()
         self.registry.register(self._admission)
+        if platform.dispatcher is not None:
+            self.registry.register(_DeliveryCollector(platform.dispatcher.latency))
         self.figures = StoreFigures(platform.db)
         self.registry.register(_StoreCollector(self.figures, now))
         ProcessCollector(registry=self.registry)

@@ -17,6 +17,7 @@ one pool per receiver origin (callbacks/http.py).
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import time
 from collections import Counter
@@ -50,6 +51,25 @@ CLOSE_RECORD_SECONDS = 2.0
 USER_AGENT = "telemeeting-callbacks/1"
 
 
+#: Upper bounds (seconds) of the delivery latency buckets: a live push leaves in milliseconds,
+#: a retried one after seconds to hours.
+LATENCY_BOUNDS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0, 600.0, 3600.0)
+
+
+class LatencyHistogram:
+    """Cumulative counts per bucket, kept without a metrics library (api/metrics.py exports it)."""
+
+    def __init__(self, bounds: tuple[float, ...] = LATENCY_BOUNDS) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last bucket is +Inf
+        self.total = 0.0
+
+    def observe(self, seconds: float) -> None:
+        seconds = max(0.0, seconds)
+        self.total += seconds
+        self.counts[bisect.bisect_left(self.bounds, seconds)] += 1
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -77,6 +97,8 @@ class Dispatcher:
         self._host_in_flight: Counter[str] = Counter()
         self._finished: list[Outcome] = []
         self._http = PushClient(USER_AGENT, settings.timeout_seconds, transport)
+        #: Delivered pushes' time from their state change to the receiver's 2xx (for /metrics).
+        self.latency = LatencyHistogram()
 
     def wake(self) -> None:
         """New pushes were committed, or a slot or a leg became free: look now."""
@@ -211,6 +233,7 @@ class Dispatcher:
     def _outcome(self, delivery: Delivery, error: str) -> Outcome:
         finished_at = self._clock()
         if not error:
+            self.latency.observe(finished_at - delivery.pending_since)
             return Outcome(delivery, DELIVERED, finished_at)
         when = self._policy.next_attempt(delivery.attempt, delivery.pending_since, finished_at)
         if when is None:
