@@ -77,3 +77,27 @@ async def test_dead_media_node_ends_its_legs(workdir):
         await driver.close()
         ringing.stop()
     await asyncio.sleep(0)
+
+
+async def test_media_processes_report_their_mixer_to_the_parent(workdir):
+    """The figures /metrics exports (media tick lateness and loss) come from the media process."""
+    answer = Sipp(workdir, "answer.xml", "-rtp_echo")
+    (rtp,) = free_ports(1, span=40)
+    settings = Settings(rtp, rtp + 39, [Route("^1$", f"sip:1@{answer.uri_host}")])
+    driver = SipDriver(settings, stats_seconds=0.2)
+    reports = ReportLog()
+    driver.attach(reports)
+    try:
+        await driver.dial(order("1", leg="a", meeting="m1"))
+        await reports.wait_for("a", Progress.ANSWERED, timeout=20)
+        deadline = asyncio.get_running_loop().time() + 10
+        while driver.media_stats().get("legs", 0) < 1 or driver.media_stats()["ticks"] < 25:
+            assert asyncio.get_running_loop().time() < deadline, driver.media_stats()
+            await asyncio.sleep(0.1)
+        stats = driver.media_stats()
+        assert stats["late_ticks"] <= stats["ticks"] and stats["max_lateness"] >= 0
+        assert stats["packets_lost"] >= 0 and stats["packets_late"] >= 0
+        await driver.hang_up("m1", "a")
+        assert await answer.wait() == 0, answer.log()
+    finally:
+        await driver.close()

@@ -214,3 +214,35 @@ async def test_push_delivery_latency_is_a_histogram(platform: Platform) -> None:
     assert value(scraped, f"{name}_bucket", le="+Inf") == 4
     assert value(scraped, f"{name}_count") == 4
     assert value(scraped, f"{name}_sum") == pytest.approx(7.064)
+
+
+def test_media_figures_of_several_processes_combine() -> None:
+    from telemeeting.telephony.driver import combine_media_stats
+
+    parts = [
+        {"ticks": 100, "late_ticks": 2, "max_lateness": 0.03, "packets_lost": 5},
+        {"ticks": 50, "late_ticks": 0, "max_lateness": 0.002, "packets_lost": 1},
+    ]
+    assert combine_media_stats(parts) == {
+        "ticks": 150,
+        "late_ticks": 2,
+        "max_lateness": 0.03,
+        "packets_lost": 6,
+    }
+    assert combine_media_stats([]) == {}
+
+
+async def test_media_figures_are_exported_when_a_mixer_reports(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert platform.media is not None
+    async with client(create_app(platform)) as c:  # the simulated carrier mixes nothing
+        assert "telemeeting_media_ticks" not in (await c.get("/metrics")).text
+    figures = {"ticks": 500, "late_ticks": 3, "max_lateness": 0.025, "packets_lost": 7}
+    monkeypatch.setattr(platform.media.driver, "media_stats", lambda: figures)
+    async with client(create_app(platform)) as c:
+        scraped = samples((await c.get("/metrics")).text)
+    assert value(scraped, "telemeeting_media_ticks_total") == 500
+    assert value(scraped, "telemeeting_media_late_ticks_total") == 3
+    assert value(scraped, "telemeeting_media_tick_lateness_max_seconds") == 0.025
+    assert value(scraped, "telemeeting_media_packets_lost") == 7

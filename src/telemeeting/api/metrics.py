@@ -205,6 +205,41 @@ class _DeliveryCollector:
         yield family
 
 
+class _MediaCollector:
+    """This process's media (the SIP media processes' mixers, as they last reported)."""
+
+    def __init__(self, read: Callable[[], dict[str, float]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterable[Metric]:
+        stats = self._read()
+        if not stats:  # the simulated carrier mixes nothing
+            return
+        yield CounterMetricFamily(
+            "telemeeting_media_ticks", "Mixer ticks run (20 ms each)", value=stats.get("ticks", 0)
+        )
+        yield CounterMetricFamily(
+            "telemeeting_media_late_ticks",
+            "Mixer ticks that ran more than 10 ms late (members hear gaps)",
+            value=stats.get("late_ticks", 0),
+        )
+        yield GaugeMetricFamily(
+            "telemeeting_media_tick_lateness_max_seconds",
+            "The latest any mixer tick has run since the media process started",
+            value=stats.get("max_lateness", 0.0),
+        )
+        yield GaugeMetricFamily(
+            "telemeeting_media_packets_lost",
+            "RTP packets the jitter buffers of the calls in progress counted lost",
+            value=stats.get("packets_lost", 0),
+        )
+        yield GaugeMetricFamily(
+            "telemeeting_media_packets_late",
+            "RTP packets that arrived too late to be played, on the calls in progress",
+            value=stats.get("packets_late", 0),
+        )
+
+
 class Metrics:
     """The registry of one app, the instruments the endpoint feeds, and the `/metrics` page."""
 
@@ -232,6 +267,8 @@ class Metrics:
         self.registry.register(self._admission)
         if platform.dispatcher is not None:
             self.registry.register(_DeliveryCollector(platform.dispatcher.latency))
+        if platform.media is not None:
+            self.registry.register(_MediaCollector(platform.media.driver.media_stats))
         self.figures = StoreFigures(platform.db)
         self.registry.register(_StoreCollector(self.figures, now))
         ProcessCollector(registry=self.registry)

@@ -9,7 +9,7 @@ domain.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -62,6 +62,16 @@ class Driver(Protocol):
     async def close(self) -> None: ...
 
 
+def combine_media_stats(parts: Iterable[dict[str, float]]) -> dict[str, float]:
+    """Sum mixer figures of several media processes; the worst lateness is the largest."""
+    total: dict[str, float] = {}
+    for part in parts:
+        for key, value in part.items():
+            before = total.get(key, 0.0)
+            total[key] = max(before, value) if key == "max_lateness" else before + value
+    return total
+
+
 class DriverRouter:
     """The driver of each environment (the sandbox always simulates; production dials)."""
 
@@ -77,6 +87,15 @@ class DriverRouter:
 
     def _drivers(self) -> list[Driver]:
         return list({id(d): d for d in self._by_env.values()}.values())
+
+    def media_stats(self) -> dict[str, float]:
+        """Mixer figures of the drivers that mix audio (the SIP media processes); {} if none."""
+        parts = []
+        for driver in self._drivers():
+            stats = getattr(driver, "media_stats", None)
+            if callable(stats):
+                parts.append(stats())
+        return combine_media_stats(parts)
 
     async def start(self) -> None:
         for driver in self._drivers():

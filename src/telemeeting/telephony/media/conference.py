@@ -20,6 +20,8 @@ from telemeeting.telephony.media.mixer import mix_rooms
 from telemeeting.telephony.media.stream import RtpStream
 
 TICK_SECONDS = 0.020
+#: A tick later than this is counted as late (half a frame: members start to hear gaps).
+LATE_TICK_SECONDS = 0.010
 #: Further behind than this (a suspended process), the clock skips ahead instead of bursting.
 _RESYNC_SECONDS = 0.2
 _SILENT_CODES = g711.silence(g711.PCMU)
@@ -40,6 +42,9 @@ class Conference:
         #: How late each tick ran, in seconds (for the capacity benchmark and health checks).
         self.lateness: deque[float] = deque(maxlen=15_000)
         self.ticks = 0
+        #: Ticks that ran more than LATE_TICK_SECONDS after their time, and the worst lateness.
+        self.late_ticks = 0
+        self.max_lateness = 0.0
         self._layout: tuple[list[Member], npt.NDArray[np.intp], npt.NDArray[np.intp]] | None = None
 
     def add(self, room: str, key: str, stream: RtpStream) -> Member:
@@ -75,7 +80,11 @@ class Conference:
                 due = loop.time()
             else:
                 await asyncio.sleep(0)  # late: still yield so the sockets are served
-            self.lateness.append(loop.time() - due)
+            lateness = loop.time() - due
+            self.lateness.append(lateness)
+            if lateness > LATE_TICK_SECONDS:
+                self.late_ticks += 1
+            self.max_lateness = max(self.max_lateness, lateness)
             self.tick()
 
     def _members_in_rows(self) -> tuple[list[Member], npt.NDArray[np.intp], npt.NDArray[np.intp]]:

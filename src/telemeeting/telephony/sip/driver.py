@@ -25,6 +25,7 @@ from telemeeting.telephony.driver import (
     LegReport,
     Progress,
     ReportSink,
+    combine_media_stats,
 )
 from telemeeting.telephony.orders import EndMeeting, HangUp, SetMuted, to_message
 from telemeeting.telephony.sip.node import node_main
@@ -51,6 +52,8 @@ class _Node:
     legs: dict[str, str] = field(default_factory=dict)  # live leg → meeting, for a node's death
     ready: asyncio.Future[int] | None = None
     closed: asyncio.Future[None] | None = None
+    #: The last mixer figures the process sent (SipEngine.media_stats).
+    stats: dict[str, float] = field(default_factory=dict)
 
 
 class SipDriver:
@@ -172,6 +175,10 @@ class SipDriver:
         self._nodes = []
         self._owner = {}
 
+    def media_stats(self) -> dict[str, float]:
+        """The media processes' mixer figures as they last reported them, combined."""
+        return combine_media_stats(node.stats for node in self._nodes)
+
     # plumbing -----------------------------------------------------------------------------
     def _send(self, node: _Node, message: tuple[Any, ...]) -> None:
         try:
@@ -205,6 +212,8 @@ class SipDriver:
             node.ready.set_exception(MediaNodeError(message[1]))
         elif kind == "closed" and node.closed is not None and not node.closed.done():
             node.closed.set_result(None)
+        elif kind == "stats":
+            node.stats = dict(message[1])
 
     def _on_node_gone(self, node: _Node) -> None:
         self._forget(node)

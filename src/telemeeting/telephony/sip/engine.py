@@ -180,6 +180,20 @@ class SipEngine:
     def active_legs(self) -> int:
         return len(self._legs)
 
+    def media_stats(self) -> dict[str, float]:
+        """The mixer's health, for /metrics: ticks run and late, the worst lateness, and the
+        packets the jitter buffers of the calls in progress counted lost or late."""
+        conference = self.conference
+        streams = [leg.stream for leg in self._legs.values() if leg.stream is not None]
+        return {
+            "ticks": conference.ticks,
+            "late_ticks": conference.late_ticks,
+            "max_lateness": conference.max_lateness,
+            "packets_lost": sum(stream.jitter.lost for stream in streams),
+            "packets_late": sum(stream.jitter.late for stream in streams),
+            "legs": len(self._legs),
+        }
+
     # one leg ------------------------------------------------------------------------------
     async def _place(self, leg: _Leg) -> None:
         order = leg.order

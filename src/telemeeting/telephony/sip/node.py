@@ -27,6 +27,17 @@ def report_message(report: LegReport) -> tuple[Any, ...]:
     return ("report", report.meeting_id, report.leg_id, report.progress.value, report.at, reason)
 
 
+#: How often a media process tells its parent how its mixer is doing (for /metrics).
+STATS_SECONDS = 2.0
+
+
+async def _send_stats(conn: Connection, engine: SipEngine, seconds: float) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        with contextlib.suppress(OSError, ValueError):
+            conn.send(("stats", engine.media_stats()))
+
+
 def node_main(conn: Connection, options: dict[str, Any]) -> None:
     """The child process's entry point (must be importable: the spawn start method)."""
     with contextlib.suppress(KeyboardInterrupt):
@@ -35,6 +46,7 @@ def node_main(conn: Connection, options: dict[str, Any]) -> None:
 
 async def _serve(conn: Connection, options: dict[str, Any]) -> None:
     options = dict(options)
+    stats_seconds = float(options.pop("stats_seconds", STATS_SECONDS))
     options["routes"] = [RouteConfig(**route) for route in options.get("routes", [])]
     engine = SipEngine(**options)
 
@@ -48,6 +60,7 @@ async def _serve(conn: Connection, options: dict[str, Any]) -> None:
         conn.send(("error", f"cannot bind SIP {options.get('local_port')}: {exc}"))
         return
     conn.send(("ready", engine.sip_port))
+    stats = asyncio.create_task(_send_stats(conn, engine, stats_seconds), name="media-stats")
 
     loop = asyncio.get_running_loop()
     orders: asyncio.Queue[tuple[Any, ...] | None] = asyncio.Queue()
@@ -67,6 +80,7 @@ async def _serve(conn: Connection, options: dict[str, Any]) -> None:
             except Exception:
                 log.exception("media_node.order_failed", order=order[0])
     finally:
+        stats.cancel()
         with contextlib.suppress(Exception):
             loop.remove_reader(conn.fileno())
         await engine.close()
