@@ -73,6 +73,8 @@ class LimitSettings(BaseModel):
 class MeetingSettings(BaseModel):
     default_max_members: int = Field(100, ge=1, le=1000)
     max_duration_seconds: float = 14400
+    #: A booking further ahead than this is -101 (a year 9999 booktime was accepted).
+    booking_horizon_days: float = Field(366, gt=0)
 
 
 class SimSettings(BaseModel):

@@ -391,6 +391,7 @@ def test_progress_descriptions():
         "呼叫失败",
         "会议结束",
         "被踢出",
+        "余额不足",  # extension: the account's balance ran out
     ]
 
 
@@ -666,3 +667,16 @@ def test_domain_errors_share_a_base():
         errors.InvalidRequest,
     ):
         assert issubclass(cls, errors.DomainError)
+
+
+def test_a_booking_beyond_the_horizon_is_invalid():
+    with pytest.raises(errors.InvalidRequest):
+        Meeting.open(
+            app_id="a", meid="1", now=1000.0, max_members=5, max_duration=60,
+            book_at=1000.0 + 400 * 86400, book_horizon=366 * 86400,
+        )  # fmt: skip
+    within = Meeting.open(
+        app_id="a", meid="1", now=1000.0, max_members=5, max_duration=60,
+        book_at=1000.0 + 30 * 86400, book_horizon=366 * 86400,
+    )  # fmt: skip
+    assert within.state is MeetingState.BOOKED

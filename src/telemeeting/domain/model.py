@@ -156,6 +156,7 @@ class Meeting:
         dstclid: str = "",
         shownumber: str = "",
         custom_parm: str = "",
+        book_horizon: float | None = None,
     ) -> Meeting:
         """A new meeting: active now, or booked until `book_at`."""
         meeting = cls(
@@ -176,6 +177,8 @@ class Meeting:
         )
         if book_at is not None and book_at <= now:
             raise errors.InvalidRequest("booktime is not in the future")
+        if book_at is not None and book_horizon is not None and book_at > now + book_horizon:
+            raise errors.InvalidRequest("booktime is beyond the booking horizon")
         if book_at is None:
             meeting.start(now, max_duration)
         return meeting

@@ -79,6 +79,7 @@ class MeetingService:
                     dstclid=request.dstclid,
                     shownumber=request.shownumber,
                     custom_parm=request.custom_parm,
+                    book_horizon=self._settings.meetings.booking_horizon_days * 86400,
                 )
                 if request.creator:
                     meeting.invite(
