@@ -11,9 +11,11 @@ from typing import Any
 from telemeeting.store.connection import Conflict
 from telemeeting.store.idempotency import Claim, ClaimResult, IdempotencyKey
 from telemeeting.store.unit_of_work import Database
+from telemeeting.wire.idempotency import HEADER as WIRE_HEADER
+from telemeeting.wire.idempotency import valid_key
 from telemeeting.wire.status import Status, WireError
 
-HEADER = "idempotency-key"
+HEADER = WIRE_HEADER.lower()  # as Starlette presents header names
 #: A claim older than this whose request never committed is taken to have died with its server.
 LEASE_SECONDS = 60.0
 #: How long a repeat waits for the first request, still running, to finish.
@@ -21,8 +23,8 @@ WAIT_SECONDS = 30.0
 
 
 def parse_key(value: str) -> str:
-    """1–128 printable ASCII characters, else -101."""
-    if not 1 <= len(value) <= 128 or not all(" " <= ch <= "~" for ch in value):
+    """The key (wire.idempotency.valid_key), else -101."""
+    if not valid_key(value):
         raise WireError(Status.INVALID_PARAMETER, "Idempotency-Key must be 1-128 printable chars")
     return value
 

@@ -21,11 +21,12 @@ from telemeeting.client.errors import RateLimitError, TeleMeetingError, Transpor
 from telemeeting.client.models import Party, PartyLike, parties_to_wire
 from telemeeting.wire import actions as wa
 from telemeeting.wire.auth import TIMESTAMP_FORMAT, signed_headers
+from telemeeting.wire.idempotency import HEADER, valid_key
 
 VERSION = "201612"
 PRODUCTION_URL = "http://api.ytx.net"
 SANDBOX_URL = "http://sandbox.ytx.net"
-IDEMPOTENCY_HEADER = "Idempotency-Key"
+IDEMPOTENCY_HEADER = HEADER
 
 ENV_ACCOUNT_SID = "TELEMEETING_ACCOUNT_SID"
 ENV_AUTH_TOKEN = "TELEMEETING_AUTH_TOKEN"
@@ -69,8 +70,8 @@ def _never_sent(exc: httpx.TransportError) -> bool:
 def _idempotency_headers(key: str | None) -> dict[str, str]:
     if key is None:
         return {}
-    if not 1 <= len(key) <= 128 or not key.isprintable():
-        raise ValueError("an idempotency key is 1-128 printable characters")
+    if not valid_key(key):  # the server's own rule: refused here, not as a transport error
+        raise ValueError("an idempotency key is 1-128 printable ASCII characters")
     return {IDEMPOTENCY_HEADER: key}
 
 
