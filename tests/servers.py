@@ -249,6 +249,7 @@ class Reply:
     http_status: int
     body: dict[str, Any]
     headers: httpx.Headers
+    raw: bytes = b""
 
     @property
     def code(self) -> str:
@@ -276,6 +277,8 @@ class Api:
         *,
         env: str = "sandbox",
         func_url: str = "TeleMeeting.wx",
+        func: str = "call",
+        version: str = "201612",
         sid: str | None = None,
         token: str | None = None,
         timestamp: str | None = None,
@@ -305,9 +308,10 @@ class Api:
             content = json.dumps(body, ensure_ascii=False).encode()
         else:
             content = body.encode() if isinstance(body, str) else body
-        url = self.server.base(env) + (path or f"/201612/sid/{sid}/call/{func_url}?Sign={sign}")
+        default_path = f"/{version}/sid/{sid}/{func}/{func_url}?Sign={sign}"
+        url = self.server.base(env) + (path or default_path)
         response = httpx.request(method, url, content=content, headers=all_headers, timeout=30)
-        return Reply(response.status_code, response.json(), response.headers)
+        return Reply(response.status_code, response.json(), response.headers, response.content)
 
     def app(self, env: str) -> str:
         return self.tenant.sandbox_app if env == "sandbox" else self.tenant.production_app

@@ -2,8 +2,9 @@
 
 Roles (`telemeeting serve --roles`): `api` answers the ytx API; `media` owns calls (the carrier)
 and carries out the orders of the meetings it owns; `dispatcher` delivers pushes; `clock` ends
-meetings past their maximum duration and starts booked ones. Each starts only what it needs;
-every node registers itself and renews its lease with a heartbeat.
+meetings past their maximum duration, starts booked ones and hangs up calls whose account ran
+out of money. Each starts only what it needs; every node registers itself and renews its lease
+with a heartbeat.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from telemeeting.api.ratelimit import SYNC_SECONDS, RateLimiter
 from telemeeting.callbacks.dispatcher import Dispatcher
 from telemeeting.config import Settings
 from telemeeting.network import Network, parse_networks
+from telemeeting.service.accounts import AccountQueries
+from telemeeting.service.balance_watch import BalanceWatcher
 from telemeeting.service.calls import CallRecords
 from telemeeting.service.changes import Wakeups
 from telemeeting.service.clock import MeetingClock
@@ -69,6 +72,9 @@ class Platform:
     media: MediaRole | None
     dispatcher: Dispatcher | None
     clock: MeetingClock | None
+    accounts: AccountQueries
+    #: The clock role's balance watcher: hangs up calls whose account ran out of money.
+    balance_watcher: BalanceWatcher | None = None
     address: str = ""
     ready: bool = False
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -85,6 +91,8 @@ class Platform:
             self._spawn(self.dispatcher.run(), "callbacks")
         if self.clock is not None:
             self._spawn(self._clock_loop(self.clock), "meeting-clock")
+        if self.balance_watcher is not None:
+            self._spawn(self.balance_watcher.run(), "balance-watcher")
         self._spawn(self._heartbeat_loop(), "heartbeat")
         if API in self.roles and self.settings.limits.requests_per_second > 0:
             self._spawn(self._rate_limit_loop(), "rate-limit-sync")
@@ -222,5 +230,7 @@ def build_platform(
         media=media,
         dispatcher=dispatcher,
         clock=MeetingClock(db, settings, clock, placement, wakeups) if CLOCK in roles else None,
+        accounts=AccountQueries(db, settings),
+        balance_watcher=BalanceWatcher(db, settings, clock, wakeups) if CLOCK in roles else None,
         address=f"{settings.server.host}:{settings.server.port}",
     )

@@ -118,6 +118,15 @@ class MediaSettings(BaseModel):
     dtmf_gap_seconds: float = 0.1
 
 
+class BillingSettings(BaseModel):
+    """What answered time costs on production apps (docs/api.md, Billing)."""
+
+    #: Answered time is charged per started unit of this many seconds …
+    unit_seconds: int = Field(60, ge=1)
+    #: … at this price per unit (an account's own price overrides it).
+    price_per_unit: float = Field(0.06, ge=0)
+
+
 class ClusterSettings(BaseModel):
     """Several processes or machines sharing one PostgreSQL database (docs/operations.md)."""
 
@@ -146,6 +155,7 @@ class Settings(BaseSettings):
     callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
     sip: SipSettings = Field(default_factory=SipSettings)
     media: MediaSettings = Field(default_factory=MediaSettings)
+    billing: BillingSettings = Field(default_factory=BillingSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -275,6 +275,11 @@ def test_sandbox_ignores_whitelist_setting(api: Api, server: Server) -> None:
 
 
 def test_no_balance_is_204(server: Server) -> None:
+    """Only actions that dial are refused, and only for production apps (sandbox is free)."""
     api = Api(server, server.new_tenant(balance=0))
-    _expect(api.post(QUERY), "-204", "账户余额不足")
-    _expect(api.post({**QUERY, "appid": "f" * 32}), "-205", "应用验证失败")  # -205 comes first
+    create = {"action": "createMeeting"}
+    _expect(api.post(create, env="production"), "-204", "账户余额不足")
+    wrong_app = api.post({**create, "appid": "f" * 32}, env="production")
+    _expect(wrong_app, "-205", "应用验证失败")  # -205 comes first
+    assert api.post(QUERY, env="production").code == "-300"
+    assert api.post(create).code == "0"

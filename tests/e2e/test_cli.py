@@ -28,7 +28,16 @@ def test_account_create_json_has_every_field(sqlite_db: str) -> None:
     )
     assert account["sid"] == "a" * 32 and account["auth_token"] == "b" * 32
     assert account["name"] == "客户" and account["enabled"] is True
-    assert set(account) == {"sid", "auth_token", "name", "enabled", "balance", "created_at"}
+    assert set(account) == {
+        "sid",
+        "auth_token",
+        "name",
+        "enabled",
+        "balance",
+        "created_at",
+        "price_per_unit",
+        "credit_limit",
+    }
     generated = cli_json("account", "create", db=sqlite_db)
     assert re.fullmatch(r"[0-9a-f]{32}", generated["sid"])
     assert re.fullmatch(r"[0-9a-f]{32}", generated["auth_token"])

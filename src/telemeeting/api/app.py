@@ -12,6 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Scope
 
+from telemeeting.api.account import ACCOUNT_HANDLERS
 from telemeeting.api.actions import HANDLERS, MUTATING
 from telemeeting.api.admission import AdmissionControl
 from telemeeting.api.health import READYZ_PATH, Readiness
@@ -22,9 +23,11 @@ from telemeeting.bootstrap import Platform
 from telemeeting.domain import errors
 from telemeeting.network import client_address
 from telemeeting.service.acceptance import Acceptance
+from telemeeting.service.billing import may_dial
 from telemeeting.store.idempotency import Claim, IdempotencyKey
-from telemeeting.wire.actions import ACTIONS_BY_FUNC_URL
+from telemeeting.wire import actions as wa
 from telemeeting.wire.body import MAX_BODY_BYTES, parse_body
+from telemeeting.wire.endpoints import CALL, VERSION, VERSIONS, actions_at
 from telemeeting.wire.envelope import CONTENT_TYPE, dump, envelope
 from telemeeting.wire.environments import PRODUCTION, SANDBOX
 from telemeeting.wire.params import required
@@ -32,10 +35,13 @@ from telemeeting.wire.status import Status, WireError
 
 log = structlog.get_logger(__name__)
 
-VERSION = "201612"
+__all__ = ["FUNC", "VERSION", "create_app", "healthz", "is_api_request"]
+#: The meeting API's path parts (bench/ builds its baseline app from them).
+FUNC = CALL
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"]
-FUNC = "call"
-_API_PREFIX = f"/{VERSION}/sid/"
+_API_PREFIXES = tuple(f"/{version}/sid/" for version in sorted(VERSIONS))
+#: The actions that dial: refused with -204 when a billed account has nothing left to spend.
+_DIALLING = frozenset({wa.CREATE_MEETING, wa.INVITE})
 HEALTHZ_PATH = "/healthz"
 _HEALTHY = b'{"status":"ok"}'
 _PATH = re.compile(r"/(?P<version>[^/]+)/sid/(?P<sid>[^/]+)/(?P<func>[^/]+)/(?P<func_url>[^/]+)")
@@ -103,18 +109,14 @@ class ApiEndpoint:
 
     async def __call__(self, request: Request) -> Response:
         match = _PATH.fullmatch(request.url.path)  # `$` would allow a trailing newline
-        if (
-            not match
-            or match["version"] != VERSION
-            or match["func"] != FUNC
-            or match["func_url"] not in ACTIONS_BY_FUNC_URL
-        ):
+        served = actions_at(match["version"], match["func"], match["func_url"]) if match else None
+        if match is None or served is None:
             return _respond(Status.INVALID_ACTION, http_status=404)
         if request.method != "POST":
             return _respond(Status.INTERNAL_ERROR, http_status=405)
         now = datetime.now(UTC)
         try:
-            return await self._handle(request, match["sid"], match["func_url"], now)
+            return await self._handle(request, match["sid"], served, now)
         except WireError as exc:
             log.info("api.refused", code=exc.status.code, detail=exc.detail, path=request.url.path)
             return _respond(exc.status)
@@ -127,7 +129,9 @@ class ApiEndpoint:
             log.exception("api.internal_error", request_id=incident, path=request.url.path)
             return _respond(Status.INTERNAL_ERROR, incident)
 
-    async def _handle(self, request: Request, sid: str, func_url: str, now: datetime) -> Response:
+    async def _handle(
+        self, request: Request, sid: str, served: frozenset[str], now: datetime
+    ) -> Response:
         platform = self.platform
         caller = await platform.authenticator.account(
             sid, request.headers.get("authorization"), _query_sign(request), now
@@ -136,8 +140,8 @@ class ApiEndpoint:
         action = body.get("action")
         if action is None or action == "":
             raise WireError(Status.MISSING_PARAMETER, "action is required")
-        if not isinstance(action, str) or action not in ACTIONS_BY_FUNC_URL[func_url]:
-            raise WireError(Status.INVALID_ACTION, f"{action!r} on {func_url}")
+        if not isinstance(action, str) or action not in served:
+            raise WireError(Status.INVALID_ACTION, f"{action!r} on {request.url.path}")
         request.scope[ACTION_KEY] = action  # the label of this request's metrics
         appid = required(body, "appid")
         peer = request.client.host if request.client else ""
@@ -147,9 +151,13 @@ class ApiEndpoint:
         app = await platform.authenticator.app(caller, appid, self.environment(request), client_ip)
         if not platform.limiter.allow(caller.account.sid):
             raise WireError(Status.RATE_LIMITED)
-        balance = caller.account.balance
-        if balance is not None and balance <= 0:
+        if action in _DIALLING and not may_dial(caller.account, app):
             raise WireError(Status.NO_BALANCE)
+        if action in ACCOUNT_HANDLERS:  # balance and CDR pull: reads of the caller's account
+            extra = await ACCOUNT_HANDLERS[action](platform.accounts, app, body)
+            request_id = platform.request_ids.next(now)
+            log.info("api.accepted", action=action, appid=appid, request_id=request_id)
+            return _respond(Status.OK, request_id, **extra)
         key = self._idempotency_key(request, action, caller.account.sid)
         if key is not None:
             claim = await self._idempotency.claim(key, body_hash(body))
@@ -184,7 +192,7 @@ async def healthz(_request: Request) -> Response:
 
 def is_api_request(scope: Scope) -> bool:
     """A request for an action (what admission control counts); not a health check, not a 404."""
-    return scope["method"] == "POST" and scope["path"].startswith(_API_PREFIX)
+    return scope["method"] == "POST" and scope["path"].startswith(_API_PREFIXES)
 
 
 def create_app(platform: Platform) -> ASGIApp:

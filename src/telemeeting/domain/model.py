@@ -54,6 +54,8 @@ class EndReason(Enum):
     FAILED = "呼叫失败"
     MEETING_ENDED = "会议结束"
     KICKED = "被踢出"
+    #: **extension**: the account's balance ran out during the call (service/balance_watch.py).
+    NO_BALANCE = "余额不足"
 
 
 class CloseReason(StrEnum):

@@ -12,8 +12,10 @@ from zoneinfo import available_timezones
 import httpx
 
 from telemeeting.network import invalid_entries
+from telemeeting.store.ledger import OPENING, LedgerEntry
 from telemeeting.store.records import Account, App
 from telemeeting.store.unit_of_work import Database
+from telemeeting.wire.account import cents
 from telemeeting.wire.environments import ENVIRONMENTS
 
 
@@ -34,6 +36,9 @@ async def create_account(
     name: str = "",
     balance: float | None = None,
 ) -> Account:
+    """A new account; with a `balance` it is billed (prepaid), without, billing is off."""
+    if balance is not None:
+        balance = float(cents(balance))
     account = Account(
         sid=sid or new_credential(),
         auth_token=token or new_credential(),
@@ -46,6 +51,9 @@ async def create_account(
         if await uow.accounts.get(account.sid):
             raise AdminError(f"account {account.sid} already exists")
         await uow.accounts.add(account)
+        if balance is not None:  # every balance change is in the ledger, the first one too
+            opening = LedgerEntry(account.sid, account.created_at, balance, balance, OPENING)
+            await uow.ledger.record([opening])
     return account
 
 

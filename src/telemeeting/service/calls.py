@@ -13,7 +13,9 @@ import structlog
 
 from telemeeting.config import Settings
 from telemeeting.domain.model import EndReason, Meeting
+from telemeeting.service.billing import Tariff
 from telemeeting.service.changes import Wakeups, record_change
+from telemeeting.store.records import App
 from telemeeting.store.repositories import LIVE_LEGS, legs_with_ids
 from telemeeting.store.unit_of_work import Database, UnitOfWork
 from telemeeting.telephony.driver import LegReport, Progress
@@ -30,6 +32,7 @@ class CallRecords:
         self._zone = settings.zone
         self._clock = clock
         self._wakeups = wakeups
+        self._tariff = Tariff.from_settings(settings)
 
     async def apply_reports(self, meeting_id: str, reports: list[LegReport]) -> None:
         """Record one meeting's reports in one transaction (touching only the legs named)."""
@@ -42,7 +45,7 @@ class CallRecords:
             if not any(changed):
                 return
             app = await uow.apps.get(meeting.app_id)
-            await record_change(uow, meeting, app, self._zone, self._wakeups, now=self._clock())
+            await self._record(uow, meeting, app)
 
     async def end_lost_calls(self, owner: str) -> int:
         """After `owner` restarted: the calls it had placed died with the old process; end them
@@ -77,7 +80,12 @@ class CallRecords:
         waiting = await self._legs_awaiting_dial(uow, meeting_id)
         meeting.calls_lost(self._clock(), keep=waiting, close=close)
         app = await uow.apps.get(meeting.app_id)
-        await record_change(uow, meeting, app, self._zone, self._wakeups, now=self._clock())
+        await self._record(uow, meeting, app)
+
+    async def _record(self, uow: UnitOfWork, meeting: Meeting, app: App | None) -> None:
+        await record_change(
+            uow, meeting, app, self._zone, self._wakeups, now=self._clock(), tariff=self._tariff
+        )
 
     @staticmethod
     async def _legs_awaiting_dial(uow: UnitOfWork, meeting_id: str) -> set[str]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from telemeeting.domain.model import Leg, LegState, Meeting
+from telemeeting.service import billing
 from telemeeting.service.pushes import pushes_for
 from telemeeting.store.orders import StoredOrder
 from telemeeting.store.outbox import PENDING, STORED
@@ -40,9 +41,13 @@ async def record_change(
     wakeups: Wakeups,
     orders: Sequence[Order] = (),
     now: float | None = None,
+    *,
+    tariff: billing.Tariff,
 ) -> None:
-    """Save the meeting, store the pushes for what it recorded and the carrier orders."""
-    pushes = [p for event in meeting.events for p in pushes_for(meeting, event, zone)]
+    """Save the meeting, store the pushes for what it recorded and the carrier orders; for each
+    leg it ended, the CDR and its charge (service/billing.py)."""
+    charges = await billing.charge_ended_legs(uow, meeting, app, tariff)
+    pushes = [p for event in meeting.events for p in pushes_for(meeting, event, zone, charges)]
     meeting.events.clear()
     pushed = bool(app and app.env == PRODUCTION and app.callback_url)
     if pushes:
@@ -74,6 +79,7 @@ async def record_change(
         await uow.orders.add(stored, time.time() if now is None else now)
         await uow.notify(ORDERS_CHANNEL)
         uow.after_commit(wakeups.orders)
+    await billing.record_cdrs(uow, meeting, app, billing.cdr_pushes(pushes), charges)
 
 
 def dial_orders(meeting: Meeting, legs: Sequence[Leg], env: str) -> list[Order]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from telemeeting.domain.events import (
@@ -30,7 +30,22 @@ class Push:
         return dump(self.body).decode("utf-8")
 
 
-def pushes_for(meeting: Meeting, event: DomainEvent, zone: ZoneInfo) -> list[Push]:
+class Charges(Protocol):
+    def amount(self, leg_id: str) -> float: ...
+
+
+class _Free:
+    def amount(self, leg_id: str) -> float:
+        return 0.0
+
+
+FREE: Charges = _Free()
+
+
+def pushes_for(
+    meeting: Meeting, event: DomainEvent, zone: ZoneInfo, charges: Charges = FREE
+) -> list[Push]:
+    """The pushes for one recorded event; a CDR's `oriamount` is the leg's charge."""
     match event:
         case LegProgressed(leg_id=leg_id, state=state, at=at):
             leg = _leg(meeting, leg_id)
@@ -51,7 +66,7 @@ def pushes_for(meeting: Meeting, event: DomainEvent, zone: ZoneInfo) -> list[Pus
                     _call_state(meeting, leg, LegState.DISCONNECT.value, leg.state_desc, at, zone),
                     at,
                 ),
-                Push(callbacks.CDR, leg_id, _cdr(meeting, leg, zone), at),
+                Push(callbacks.CDR, leg_id, _cdr(meeting, leg, zone, charges.amount(leg_id)), at),
             ]
         case MeetingStarted(at=at):
             reason = "booked" if meeting.book_at is not None else "created"
@@ -107,7 +122,7 @@ def _call_state(
     )
 
 
-def _cdr(meeting: Meeting, leg: Leg, zone: ZoneInfo) -> dict[str, Any]:
+def _cdr(meeting: Meeting, leg: Leg, zone: ZoneInfo, amount: float) -> dict[str, Any]:
     answered = leg.answered_at is not None
     return callbacks.cdr_body(
         request_id=leg.request_id,
@@ -120,4 +135,5 @@ def _cdr(meeting: Meeting, leg: Leg, zone: ZoneInfo) -> dict[str, Any]:
         duration=leg.duration_seconds,
         custom_parm=leg.custom_parm,
         state_desc=leg.state_desc,
+        amount=amount,
     )

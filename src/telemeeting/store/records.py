@@ -12,8 +12,13 @@ class Account:
     auth_token: str
     name: str
     enabled: bool
+    #: None: billing is off (no -204, nothing charged).
     balance: float | None
     created_at: float
+    #: None: the configured `[billing] price_per_unit`.
+    price_per_unit: float | None = None
+    #: How far below zero the balance may go (postpaid); 0 for prepaid.
+    credit_limit: float = 0.0
 
 
 @dataclass(frozen=True)

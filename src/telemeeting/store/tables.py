@@ -202,23 +202,28 @@ class RateDemandRow(Base):
 
 class CdrRow(Base):
     """One leg's CDR as pushed (`body`, the JSON of the `cdr` entry) and its charge, written in
-    the transaction that ended the leg; `id` orders the CDR pull (CallCdr.wx)."""
+    the transaction that ended the leg; `id` orders the CDR pull (CallCdr.wx). Rows are written
+    under the account's row lock, so an account's ids are in commit order (store/cdrs.py)."""
 
     __tablename__ = "cdrs"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     account_sid: Mapped[str] = mapped_column(String(64))
     app_id: Mapped[str] = mapped_column(String(64))
+    #: The app's environment: each listener pulls its own environment's CDRs.
+    env: Mapped[str] = mapped_column(String(16))
     meeting_id: Mapped[str] = mapped_column(String(32))
     leg_id: Mapped[str] = mapped_column(String(32), unique=True)
     requestid: Mapped[str] = mapped_column(String(40))
+    #: The phone dialled: with `requestid` it names one CDR (one request dials a phone once).
+    called: Mapped[str] = mapped_column(String(64))
     body: Mapped[str] = mapped_column(Text)
     charge: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     created_at: Mapped[float] = mapped_column(Float)
 
     __table_args__ = (
-        Index("ix_cdrs_account_id", "account_sid", "id"),
-        Index("ix_cdrs_account_created", "account_sid", "created_at"),
+        Index("ix_cdrs_account_env_id", "account_sid", "env", "id"),
+        Index("ix_cdrs_account_env_created", "account_sid", "env", "created_at"),
         Index("ix_cdrs_account_requestid", "account_sid", "requestid"),
     )
 

@@ -8,8 +8,10 @@ from functools import cached_property
 from typing import Protocol
 
 from telemeeting.store import database
+from telemeeting.store.cdrs import CdrRepository
 from telemeeting.store.connection import Connection
 from telemeeting.store.idempotency import IdempotencyRepository
+from telemeeting.store.ledger import LedgerRepository
 from telemeeting.store.nodes import NodeRepository
 from telemeeting.store.orders import OrderRepository
 from telemeeting.store.outbox import OutboxRepository
@@ -85,6 +87,14 @@ class UnitOfWork:
     @cached_property
     def idempotency(self) -> IdempotencyRepository:
         return IdempotencyRepository(self.connection, self.dialect)
+
+    @cached_property
+    def cdrs(self) -> CdrRepository:
+        return CdrRepository(self.connection)
+
+    @cached_property
+    def ledger(self) -> LedgerRepository:
+        return LedgerRepository(self.connection)
 
     def after_commit(self, hook: Callable[[], None]) -> None:
         """Run `hook` once the transaction has committed (never after a rollback)."""

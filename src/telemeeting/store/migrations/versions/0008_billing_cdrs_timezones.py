@@ -29,15 +29,17 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
         sa.Column("account_sid", sa.String(length=64), nullable=False),
         sa.Column("app_id", sa.String(length=64), nullable=False),
+        sa.Column("env", sa.String(length=16), nullable=False),
         sa.Column("meeting_id", sa.String(length=32), nullable=False),
         sa.Column("leg_id", sa.String(length=32), nullable=False, unique=True),
         sa.Column("requestid", sa.String(length=40), nullable=False),
+        sa.Column("called", sa.String(length=64), nullable=False),
         sa.Column("body", sa.Text(), nullable=False),
         sa.Column("charge", sa.Float(), nullable=False, server_default="0"),
         sa.Column("created_at", sa.Float(), nullable=False),
     )
-    op.create_index("ix_cdrs_account_id", "cdrs", ["account_sid", "id"])
-    op.create_index("ix_cdrs_account_created", "cdrs", ["account_sid", "created_at"])
+    op.create_index("ix_cdrs_account_env_id", "cdrs", ["account_sid", "env", "id"])
+    op.create_index("ix_cdrs_account_env_created", "cdrs", ["account_sid", "env", "created_at"])
     op.create_index("ix_cdrs_account_requestid", "cdrs", ["account_sid", "requestid"])
     op.create_table(
         "ledger",
@@ -56,7 +58,11 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_ledger_account_id", table_name="ledger")
     op.drop_table("ledger")
-    for name in ("ix_cdrs_account_requestid", "ix_cdrs_account_created", "ix_cdrs_account_id"):
+    for name in (
+        "ix_cdrs_account_requestid",
+        "ix_cdrs_account_env_created",
+        "ix_cdrs_account_env_id",
+    ):
         op.drop_index(name, table_name="cdrs")
     op.drop_table("cdrs")
     with op.batch_alter_table("apps", schema=None) as batch_op:
