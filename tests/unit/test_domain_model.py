@@ -391,6 +391,7 @@ def test_progress_descriptions():
         "呼叫失败",
         "会议结束",
         "被踢出",
+        "余额不足",  # extension: the account's balance ran out
     ]
 
 
