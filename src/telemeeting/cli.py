@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import getpass
 import json
 import os
 import socket
@@ -12,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
@@ -21,11 +23,12 @@ from telemeeting import logs
 from telemeeting.client import cli as client_commands
 from telemeeting.client.cli import client_cli
 from telemeeting.config import Settings, load_settings
-from telemeeting.service import admin
+from telemeeting.service import accounts, admin
 from telemeeting.store import outbox
 from telemeeting.store.unit_of_work import Database
 from telemeeting.wire.auth import signed_headers
 from telemeeting.wire.environments import ENVIRONMENTS, PRODUCTION, SANDBOX
+from telemeeting.wire.times import format_wire_time
 
 T = TypeVar("T")
 
@@ -102,7 +105,8 @@ def account_create(
     token: Annotated[str | None, typer.Option(help="Auth token (default: random)")] = None,
     name: Annotated[str, typer.Option(help="A label for people")] = "",
     balance: Annotated[
-        float | None, typer.Option(help="Prepaid balance; omit for unlimited (no -204)")
+        float | None,
+        typer.Option(help="Prepaid balance (billed); omit for billing off (unlimited, no -204)"),
     ] = None,
     db: DbOption = None,
     config: ConfigOption = None,
@@ -133,6 +137,129 @@ def account_enable(
     """Enable a disabled account again."""
     account = _with_database(config, db, lambda d: admin.set_account_enabled(d, sid, True))
     _show(account, as_json, "account enabled")
+
+
+ByOption = Annotated[
+    str, typer.Option("--by", help="Who makes the change, for the ledger [default: your login]")
+]
+
+
+def _operator(by: str) -> str:
+    if by:
+        return by
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return ""
+
+
+@account_cli.command("topup", context_settings={"ignore_unknown_options": True})
+def account_topup(
+    sid: str,
+    amount: Annotated[str, typer.Argument(help="Amount to add (e.g. 50 or 12.30; -5 removes)")],
+    by: ByOption = "",
+    db: DbOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Add to an account's balance (a ledger row); prints the new balance. An account without a
+    balance (billing off) starts being billed, from 0."""
+    balance = _with_database(config, db, lambda d: accounts.top_up(d, sid, amount, _operator(by)))
+    if as_json:
+        typer.echo(json.dumps({"sid": sid, "balance": balance}))
+    else:
+        console.print(f"balance of {sid}: [bold]{balance:.2f}[/bold]")
+
+
+@account_cli.command("update")
+def account_update(
+    sid: str,
+    price_per_unit: Annotated[
+        float | None, typer.Option("--price-per-unit", help="Price per billing unit")
+    ] = None,
+    default_price: Annotated[
+        bool, typer.Option("--default-price", help="Use [billing] price_per_unit again")
+    ] = False,
+    credit_limit: Annotated[
+        float | None,
+        typer.Option("--credit-limit", help="How far below 0 the balance may go (0: prepaid)"),
+    ] = None,
+    billing: Annotated[
+        str | None, typer.Option("--billing", help="on: bill from a balance of 0; off: stop")
+    ] = None,
+    by: ByOption = "",
+    db: DbOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Change an account's price per unit, credit limit, or whether it is billed."""
+    if billing not in (None, "on", "off"):
+        errors.print("[red]error:[/red] --billing is on or off")
+        raise typer.Exit(2)
+    if price_per_unit is not None and default_price:
+        errors.print("[red]error:[/red] give --price-per-unit or --default-price, not both")
+        raise typer.Exit(2)
+    settings = _settings(config, db)
+
+    async def work(database: Database) -> accounts.AccountBilling:
+        await accounts.update_billing(
+            database,
+            sid,
+            price_per_unit=price_per_unit,
+            default_price=default_price,
+            credit_limit=credit_limit,
+            billing=None if billing is None else billing == "on",
+            actor=_operator(by),
+        )
+        return await accounts.account_billing(database, settings, sid)
+
+    _show_billing(_with_database(config, db, work), as_json, "account updated", settings.zone)
+
+
+@account_cli.command("show")
+def account_show(
+    sid: str,
+    ledger: Annotated[int, typer.Option(help="How many of the latest ledger rows to show")] = 5,
+    db: DbOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """An account's balance, price, credit limit, live calls and latest ledger rows."""
+    settings = _settings(config, db)
+    view = _with_database(
+        config, db, lambda d: accounts.account_billing(d, settings, sid, max(0, ledger))
+    )
+    _show_billing(view, as_json, "account", settings.zone)
+
+
+def _show_billing(view: accounts.AccountBilling, as_json: bool, title: str, zone: ZoneInfo) -> None:
+    if as_json:
+        typer.echo(json.dumps(dataclasses.asdict(view), ensure_ascii=False))
+        return
+    money = "billing off" if view.balance is None else f"{view.balance:.2f}"
+    price = f"{view.price_per_unit:.2f} per {view.unit_seconds} s"
+    console.print(f"[bold]{title}[/bold] {view.sid} {view.name}")
+    console.print(f"  balance        {money}")
+    console.print(f"  price          {price}{' (default)' if view.price_is_default else ''}")
+    console.print(f"  credit limit   {view.credit_limit:.2f}")
+    console.print(f"  live calls     {view.live_calls} ({view.live_calls_production} production)")
+    if view.available is not None:
+        console.print(f"  used by them   {view.live_usage:.2f}")
+        console.print(f"  available      {view.available:.2f}")
+    console.print(f"  CDRs           {view.cdrs}, charged {view.cdr_charges:.2f}")
+    if view.ledger:
+        table = Table(f"at ({zone.key})", "amount", "balance after", "reason", "by", "reference")
+        for row in view.ledger:
+            after = row["balance_after"]
+            table.add_row(
+                format_wire_time(row["at"], zone),
+                f"{row['amount']:+.2f}",
+                "-" if after is None else f"{after:.2f}",
+                row["reason"],
+                row["actor"],
+                row["reference"],
+            )
+        console.print(table)
 
 
 # ---- apps -------------------------------------------------------------------------------------
