@@ -203,3 +203,34 @@ def test_demo_without_credentials_says_what_to_pass() -> None:
     )
     assert result.exit_code == 2
     assert "telemeeting serve" in result.stderr and "--account-sid" in result.stderr
+
+
+def test_client_balance_and_cdrs(server: Server) -> None:
+    tenant = server.new_tenant(balance=3)
+    meid = json.loads(run(server, tenant, "client", "create-meeting", "--json").stdout)["meid"]
+    invited = run(server, tenant, "client", "invite", meid, "13800000486", "--json")
+    request_id = json.loads(invited.stdout)["requestId"]
+
+    balance = run(server, tenant, "client", "balance", "--json")
+    assert balance.exit_code == 0, balance.output
+    assert json.loads(balance.stdout)["Blance"] == 3.0
+    assert "3.00" in run(server, tenant, "client", "balance").stdout
+
+    for _ in range(100):
+        pulled = run(server, tenant, "client", "cdrs", "--request", request_id, "--json")
+        if json.loads(pulled.stdout):
+            break
+    [cdr] = json.loads(pulled.stdout)
+    assert (cdr["called"], cdr["stateDesc"]) == ("13800000486", "未应答|用户忙")
+    listed = run(server, tenant, "client", "cdrs")
+    assert listed.exit_code == 0 and request_id in listed.stdout and "1 CDR(s)" in listed.stdout
+    after = run(
+        server, tenant, "client", "cdrs", "--after", request_id, "--after-called", "13800000486"
+    )
+    assert "0 CDR(s)" in after.stdout
+    by_hour = run(server, tenant, "client", "cdrs", "--date", "2026-11-28", "--hour", "3")
+    assert by_hour.exit_code == 0 and "0 CDR(s)" in by_hour.stdout
+    half = run(server, tenant, "client", "cdrs", "--date", "2026-11-28")
+    assert half.exit_code == 2
+    unknown = run(server, tenant, "client", "cdrs", "--after", "123", "--json")
+    assert unknown.exit_code == 1 and json.loads(unknown.stdout)["statusCode"] == "-101"

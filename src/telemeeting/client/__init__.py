@@ -24,8 +24,10 @@ from telemeeting.client.errors import (
 )
 from telemeeting.client.models import (
     Accepted,
+    Balance,
     CallRecord,
     CallState,
+    CdrCursor,
     CreatedMeeting,
     Meeting,
     MeetingEvent,
@@ -41,8 +43,10 @@ __all__ = [
     "Accepted",
     "AsyncClient",
     "AuthError",
+    "Balance",
     "CallRecord",
     "CallState",
+    "CdrCursor",
     "Client",
     "CreatedMeeting",
     "Meeting",

@@ -11,7 +11,7 @@ import json
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,11 +19,13 @@ import httpx
 
 from telemeeting.client.errors import RateLimitError, TeleMeetingError, TransportError, error_for
 from telemeeting.client.models import Party, PartyLike, parties_to_wire
+from telemeeting.wire import account as wire_account
 from telemeeting.wire import actions as wa
+from telemeeting.wire import cdr as wire_cdr
 from telemeeting.wire.auth import TIMESTAMP_FORMAT, signed_headers
+from telemeeting.wire.endpoints import CALL, VERSION, path
 from telemeeting.wire.idempotency import HEADER, valid_key
 
-VERSION = "201612"
 PRODUCTION_URL = "http://api.ytx.net"
 SANDBOX_URL = "http://sandbox.ytx.net"
 IDEMPOTENCY_HEADER = HEADER
@@ -43,6 +45,8 @@ class Call:
     params: dict[str, Any]
     idempotent: bool
     headers: dict[str, str] = field(default_factory=dict)
+    func: str = CALL
+    version: str = VERSION
 
 
 @dataclass(frozen=True)
@@ -124,7 +128,8 @@ class Calls:
             self.account_sid, self.auth_token, datetime.now(UTC), self.zone
         )
         headers.update(call.headers)
-        url = f"{self.base_url}/{VERSION}/sid/{self.account_sid}/call/{call.func_url}?Sign={sign}"
+        where = path(call.version, self.account_sid, call.func, call.func_url)
+        url = f"{self.base_url}{where}?Sign={sign}"
         body = {"action": call.action, "appid": self.app_id, **call.params}
         return url, headers, json.dumps(body, ensure_ascii=False).encode("utf-8")
 
@@ -212,6 +217,40 @@ class Calls:
         params = {"confid": meid, "after": after, "limit": limit}
         return Call(wa.QUERY_EVENTS, wa.MEETING_QUERY, params, idempotent=True)
 
+    @staticmethod
+    def balance() -> Call:
+        return Call(
+            wire_account.QUERY_BALANCE,
+            wire_account.GET_BALANCE,
+            {},
+            idempotent=True,
+            func=wire_account.FUNC,
+        )
+
+    @staticmethod
+    def cdrs_after(last_request_id: str, limit: int, last_called: str | None) -> Call:
+        params: dict[str, Any] = {"lastresid": last_request_id, "limit": limit}
+        if last_called is not None:
+            params["lastcalled"] = last_called
+        return Call(
+            wire_cdr.BY_REQUEST,
+            wire_cdr.CALL_CDR,
+            params,
+            idempotent=True,
+            version=wire_cdr.VERSIONS[0],
+        )
+
+    @staticmethod
+    def cdrs_in_hour(day: date | str, hour: int) -> Call:
+        text = day.strftime("%Y%m%d") if isinstance(day, date) else day
+        return Call(
+            wire_cdr.BY_TIME,
+            wire_cdr.CALL_CDR,
+            {"pdate": text, "ptime": hour},
+            idempotent=True,
+            version=wire_cdr.VERSIONS[0],
+        )
+
     # ---- reading -------------------------------------------------------------------------------
 
     @staticmethod
@@ -256,6 +295,11 @@ class Calls:
         failure = TransportError(f"{name}: {error}" if str(error) else name)
         failure.__cause__ = error
         return failure
+
+
+def cdr_page(envelope: Mapping[str, Any]) -> list[dict[str, Any]]:
+    records = envelope.get(wire_cdr.CDR_FIELD) or []
+    return [record for record in records if isinstance(record, dict)]
 
 
 def meeting_events_page(envelope: Mapping[str, Any]) -> list[dict[str, Any]]:

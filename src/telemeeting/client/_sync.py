@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import date, datetime
 from types import TracebackType
 from typing import Any, Self
 from zoneinfo import ZoneInfo
 
 import httpx
 
-from telemeeting.client._calls import Call, Calls, RetryPolicy, meeting_events_page, single
+from telemeeting.client._calls import (
+    Call,
+    Calls,
+    RetryPolicy,
+    cdr_page,
+    meeting_events_page,
+    single,
+)
 from telemeeting.client.models import (
     Accepted,
+    Balance,
+    CallRecord,
+    CdrCursor,
     CreatedMeeting,
     Meeting,
     MeetingEvent,
@@ -169,3 +179,40 @@ class Client:
             if len(page) < page_size:
                 return
             after = page[-1].seq
+
+    # ---- the account ---------------------------------------------------------------------------
+
+    def balance(self) -> Balance:
+        """getBlance (queryBlance): the account's balance now."""
+        return Balance.from_wire(self._send(self._calls.balance()))
+
+    def cdrs(self, after: CdrCursor | str = "0", *, limit: int = 100) -> list[CallRecord]:
+        """getCdrByResId: up to `limit` CDRs written after `after` (a cursor, or a requestid;
+        "0": from the first), oldest first."""
+        cursor = after if isinstance(after, CdrCursor) else CdrCursor(after)
+        call = self._calls.cdrs_after(cursor.request_id, limit, cursor.called)
+        return self._records(self._send(call))
+
+    def cdrs_of_request(self, request_id: str) -> list[CallRecord]:
+        """getCdrByResId with limit 0: the CDRs of one request (one per leg that has ended)."""
+        return self._records(self._send(self._calls.cdrs_after(request_id, 0, None)))
+
+    def cdrs_in_hour(self, day: date | str, hour: int) -> list[CallRecord]:
+        """getCdrByTime: the CDRs written during `hour` (0-23) of `day`, in the platform's zone."""
+        return self._records(self._send(self._calls.cdrs_in_hour(day, hour)))
+
+    def iter_cdrs(
+        self, after: CdrCursor | str = "0", *, page_size: int = 100
+    ) -> Iterator[CallRecord]:
+        """Every CDR after `after`, fetching pages as needed; it stops at the last one written
+        so far (`CdrCursor.after(record)` resumes after `record` later)."""
+        cursor = after if isinstance(after, CdrCursor) else CdrCursor(after)
+        while True:
+            page = self.cdrs(cursor, limit=page_size)
+            yield from page
+            if len(page) < page_size:
+                return
+            cursor = CdrCursor.after(page[-1])
+
+    def _records(self, envelope: dict[str, Any]) -> list[CallRecord]:
+        return [CallRecord.from_wire(r, self._calls.zone) for r in cdr_page(envelope)]

@@ -34,6 +34,7 @@ from telemeeting.client.models import (
     DISCONNECT,
     CallRecord,
     CallState,
+    CdrCursor,
     Meeting,
     MeetingEvent,
     MeetingStateChange,
@@ -388,6 +389,82 @@ client_cli.command("unmute", help="Unmute a joined member.")(
     _member_action("unmute_member", "unmuted")
 )
 client_cli.command("kick", help="Hang up a joined member.")(_member_action("kick_member", "kicked"))
+
+
+@client_cli.command("balance")
+def balance(
+    account_sid: SidOption = None,
+    auth_token: TokenOption = None,
+    app_id: AppOption = None,
+    base_url: BaseUrlOption = LOCAL_SANDBOX_URL,
+    timeout: TimeoutOption = 10.0,
+    as_json: JsonOption = False,
+) -> None:
+    """The account's balance (getBlance)."""
+    with _client(account_sid, auth_token, app_id, base_url, timeout, as_json) as client:
+        found = client.balance()
+    if as_json:
+        _echo_json(found.raw)
+        return
+    shown = "unlimited (billing off)" if found.unlimited else f"{found.balance}"
+    _out().print(f"balance of {found.account_sid}: [bold]{shown}[/bold]")
+
+
+@client_cli.command("cdrs")
+def cdrs(
+    after: Annotated[
+        str, typer.Option(help="The requestid of the last CDR you have (0: from the first)")
+    ] = "0",
+    after_called: Annotated[
+        str | None,
+        typer.Option("--after-called", help="… and its called number (exact position)"),
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most this many (≤ 1000)")] = 100,
+    request: Annotated[
+        str | None, typer.Option("--request", help="Only the CDRs of this requestId")
+    ] = None,
+    day: Annotated[
+        str | None, typer.Option("--date", help="yyyyMMdd or yyyy-MM-dd: one hour's CDRs")
+    ] = None,
+    hour: Annotated[int | None, typer.Option(help="0-23, with --date")] = None,
+    account_sid: SidOption = None,
+    auth_token: TokenOption = None,
+    app_id: AppOption = None,
+    base_url: BaseUrlOption = LOCAL_SANDBOX_URL,
+    timeout: TimeoutOption = 10.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Pull CDRs (CallCdr): a page after --after, one request's (--request), or one hour's
+    (--date and --hour)."""
+    if (day is None) != (hour is None):
+        _err().print("[red]error:[/red] --date and --hour go together", markup=True)
+        raise typer.Exit(2)
+    with _client(account_sid, auth_token, app_id, base_url, timeout, as_json) as client:
+        if day is not None and hour is not None:
+            found = client.cdrs_in_hour(day, hour)
+        elif request is not None:
+            found = client.cdrs_of_request(request)
+        else:
+            found = client.cdrs(CdrCursor(after, after_called), limit=limit)
+    if as_json:
+        _echo_json([record.raw for record in found])
+        return
+    table = Table(
+        "requestid", "called", "answered", "ended", "s", "amount", "stateDesc", title="CDRs"
+    )
+    for record in found:
+        table.add_row(
+            record.request_id,
+            record.called,
+            record.raw.get("calledstime", ""),
+            record.raw.get("calledetime", ""),
+            str(record.duration),
+            f"{record.amount:.2f}",
+            record.state_desc,
+        )
+    out = _out()
+    out.print(table)
+    out.print(f"{len(found)} CDR(s)")
 
 
 # ---- the demo ----------------------------------------------------------------------------------

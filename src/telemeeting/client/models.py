@@ -9,9 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, TypeAlias
 from zoneinfo import ZoneInfo
 
+from telemeeting.wire import account as wire_account
 from telemeeting.wire import callbacks
 from telemeeting.wire.times import WIRE_TIME_FORMAT
 
@@ -279,6 +281,48 @@ class CallRecord:
             custom_parm=_text(data, "customParm"),
             state_desc=_text(data, "stateDesc"),
             tapes_url=_text(data, "tapesurl"),
+            raw=dict(data),
+        )
+
+
+@dataclass(frozen=True)
+class CdrCursor:
+    """Where a CDR pull stands: after the CDR with this `requestid` and `called` (`"0"`: before
+    the first). `called` (**extension**, sent as `lastcalled`) makes the position exact where a
+    requestid alone names several CDRs (every party of one invitation shares it)."""
+
+    request_id: str = "0"
+    called: str | None = None
+
+    @classmethod
+    def after(cls, record: CallRecord) -> CdrCursor:
+        return cls(record.request_id, record.called)
+
+
+@dataclass(frozen=True)
+class Balance:
+    """getBlance's answer. `balance` is exact (two decimals); an account whose billing is off
+    shows `UNLIMITED` (`unlimited` is then True)."""
+
+    account_sid: str
+    balance: Decimal
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    UNLIMITED = wire_account.UNLIMITED_BALANCE
+
+    @property
+    def unlimited(self) -> bool:
+        return self.balance >= self.UNLIMITED
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> Balance:
+        try:
+            balance = wire_account.cents(data.get(wire_account.BALANCE_FIELD) or 0)
+        except ArithmeticError:
+            balance = Decimal("0.00")
+        return cls(
+            account_sid=_text(data, wire_account.ACCOUNT_SID_FIELD),
+            balance=balance,
             raw=dict(data),
         )
 
