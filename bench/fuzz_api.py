@@ -52,6 +52,7 @@ from telemeeting.wire.status import Status
 CODES = frozenset(status.code for status in Status)
 INTERNAL = Status.INTERNAL_ERROR.code
 ENVELOPE_KEYS = ["statusCode", "statusMsg", "requestId"]
+RECHECKS = 50  # at most this many of the slowest requests are sent again, alone
 BODY_LIMIT = 64 * 1024  # the server's documented body limit; huge strings straddle it
 
 #: The seed document's request example, byte for byte as a client following it would send it.
@@ -335,7 +336,7 @@ MUTATORS: dict[str, Callable[[dict[str, Any], random.Random], None]] = {
 # ---- serializing and byte-level mutations -------------------------------------------------------
 
 
-def _dump(body: dict[str, Any], rng: random.Random) -> str:
+def _dump(body: dict[str, Any], rng: random.Random) -> tuple[str, str]:
     """JSON, sometimes with the seed's unescaped parties string, duplicated keys or deep text."""
     pick = rng.randrange(10)
     if pick == 0 and isinstance(body.get("parties"), str | list):
@@ -343,18 +344,18 @@ def _dump(body: dict[str, Any], rng: random.Random) -> str:
         inner = parties if isinstance(parties, str) else json.dumps(parties, ensure_ascii=False)
         rest = {k: v for k, v in body.items() if k != "parties"}
         head = json.dumps(rest, ensure_ascii=False)[:-1]
-        return f'{head}{"," if rest else ""}"parties":"{inner}"}}'  # the seed's unescaped form
+        return f'{head}{"," if rest else ""}"parties":"{inner}"}}', "unescaped"  # the seed's form
     if pick == 1 and body:  # a key twice, the second with another value
         key = rng.choice(list(body))
         text = json.dumps(body, ensure_ascii=False)
-        return f"{text[:-1]},{json.dumps(key)}:{json.dumps(_scalar(rng))}}}"
+        return f"{text[:-1]},{json.dumps(key)}:{json.dumps(_scalar(rng))}}}", "dupkey"
     if pick == 2:  # deep nesting beyond what a dict can hold: as text
         text = json.dumps(body, ensure_ascii=False)
         key = rng.choice(["parties", "confid", "zz"])
-        return f'{text[:-1]}{"," if body else ""}"{key}":{_deep_text(rng)}}}'
+        return f'{text[:-1]}{"," if body else ""}"{key}":{_deep_text(rng)}}}', "deeptext"
     if pick == 3:
-        return json.dumps(body, ensure_ascii=True, indent=rng.choice([None, 1, 4]))
-    return json.dumps(body, ensure_ascii=False, allow_nan=True)
+        return json.dumps(body, ensure_ascii=True, indent=rng.choice([None, 1, 4])), ""
+    return json.dumps(body, ensure_ascii=False, allow_nan=True), ""
 
 
 def _bytes_mutation(raw: bytes, rng: random.Random) -> bytes:
@@ -416,7 +417,8 @@ def generate(
                 used.append(name)
             if body.get("action") == wa.DESTROY_MEETING and body.get("confid") == meid:
                 body["confid"] = "000000"  # keep the fuzz meeting alive for the other bodies
-            text = _dump(body, rng)
+            text, form = _dump(body, rng)
+            used += [form] if form else []
         try:
             raw = text.encode("utf-8")
         except UnicodeEncodeError:  # a lone surrogate: as the client's bytes would carry it
@@ -599,7 +601,8 @@ async def fuzz_async(
                 if ms > slow_ms or len(candidates) < 5 or ms > candidates[-1][0]:
                     candidates.append((ms, body))
                     candidates.sort(key=lambda item: -item[0])
-                    del candidates[max(5, sum(1 for c in candidates if c[0] > slow_ms)) :]
+                    keep = max(5, sum(1 for c in candidates if c[0] > slow_ms))
+                    del candidates[min(keep, RECHECKS) :]
                 if progress and report.sent % 5000 == 0:
                     report.seconds = time.perf_counter() - started
                     progress(report)
