@@ -10,7 +10,8 @@ memory, so when an account's traffic moves between processes, the cluster may ad
 `rate × SYNC_SECONDS` extra (or fewer) requests while the shares catch up; in steady traffic the
 shares sum to 1 and the cluster admits the configured rate (tests hold it within 10 %). An
 account a process has not heard of gets an equal share among the live API processes until the
-next sync; every bucket holds at least one token so that a share near zero still admits.
+next sync; every process keeps at least a tenth of an equal share (so a process where an
+account's traffic has just moved is never starved), which can add up to 10 % to the rate.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from collections.abc import Callable
 
 #: How often a process publishes its demand and reads the cluster's.
 SYNC_SECONDS = 0.5
+#: The least share of an equal split a process keeps (see `set_shares`).
+SHARE_FLOOR = 0.1
 #: Weight of the newest interval in the demand average.
 _NEWEST = 0.5
 
@@ -66,10 +69,15 @@ class RateLimiter:
 
     def set_shares(self, totals: dict[str, float], api_processes: int) -> None:
         """The cluster's demand per account (this process's included) and its API process count."""
-        self._default_share = 1.0 / max(1, api_processes)
+        processes = max(1, api_processes)
+        self._default_share = 1.0 / processes
+        # Every process keeps at least a tenth of an equal share, so that a process whose
+        # traffic for an account has just started is not starved until the next sync; at most
+        # this adds 10 % to the cluster's rate.
+        floor = SHARE_FLOOR / processes
         shares = {}
         for key, total in totals.items():
             mine = self._demand.get(key, 0.0)
             if total > 0:
-                shares[key] = min(1.0, mine / total)
+                shares[key] = max(floor, min(1.0, mine / total))
         self._shares = shares
