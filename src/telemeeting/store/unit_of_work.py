@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Callable
 from functools import cached_property
 from typing import Protocol
@@ -29,7 +30,14 @@ from telemeeting.store.sqlite import SqliteEngine
 #: Channels woken on PostgreSQL when a transaction stored carrier orders or pushes.
 ORDERS_CHANNEL = "telemeeting_orders"
 PUSHES_CHANNEL = "telemeeting_pushes"
-_NOTIFY = Statement("SELECT pg_notify(:channel, '')")
+
+
+@functools.cache
+def _notify_statement(count: int) -> Statement:
+    """`SELECT pg_notify(:c0, ''), pg_notify(:c1, '')…`: every wake-up of a transaction at once."""
+    calls = ", ".join(f"pg_notify(:c{index}, '')" for index in range(count))
+    return Statement(f"SELECT {calls}")
+
 
 
 class _Engine(Protocol):
@@ -103,10 +111,16 @@ class UnitOfWork:
 
     async def notify(self, channel: str) -> None:
         """Wake the listeners of `channel` in every process when this transaction commits
-        (PostgreSQL delivers NOTIFY only on commit); on SQLite there is only this process."""
-        if self.dialect is Dialect.POSTGRES and channel not in self._notified:
+        (PostgreSQL delivers NOTIFY only on commit); on SQLite there is only this process.
+        The notifications are sent together just before the commit (one round trip)."""
+        if self.dialect is Dialect.POSTGRES:
             self._notified.add(channel)
-            await self.connection.execute(_NOTIFY, {"channel": channel})
+
+    async def _send_notifications(self) -> None:
+        if self._notified:
+            channels = sorted(self._notified)
+            params = {f"c{index}": channel for index, channel in enumerate(channels)}
+            await self.connection.execute(_notify_statement(len(channels)), params)
 
 
 class Database:
@@ -127,6 +141,7 @@ class Database:
         async with self._engine.writer() as connection:
             uow = UnitOfWork(connection, self.dialect)
             yield uow
+            await uow._send_notifications()
         for hook in uow._after_commit:
             hook()
 
