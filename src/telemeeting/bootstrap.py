@@ -25,7 +25,7 @@ from telemeeting.network import Network, parse_networks
 from telemeeting.service.accounts import AccountQueries
 from telemeeting.service.balance_watch import BalanceWatcher
 from telemeeting.service.calls import CallRecords
-from telemeeting.service.changes import Wakeups
+from telemeeting.service.changes import ChangeRecorder, Wakeups
 from telemeeting.service.clock import MeetingClock
 from telemeeting.service.directory import Directory
 from telemeeting.service.media import MediaRole
@@ -208,7 +208,8 @@ def build_platform(
     db = Database(settings.database.url, pool_size=max(4, settings.server.max_in_flight + 4))
     wakeups = Wakeups()
     placement = Placement(db, node_id, MEDIA in roles, settings.cluster.lease_seconds, clock)
-    records = CallRecords(db, settings, clock, wakeups)
+    recorder = ChangeRecorder.from_settings(settings, wakeups)
+    records = CallRecords(db, clock, recorder)
     media = (
         MediaRole(db, node_id, carrier(settings, clock), records, clock) if MEDIA in roles else None
     )
@@ -222,15 +223,15 @@ def build_platform(
         db=db,
         roles=roles,
         node_id=node_id,
-        service=MeetingService(db, settings, clock, placement, wakeups),
+        service=MeetingService(db, settings, clock, placement, recorder),
         authenticator=Authenticator(Directory(db), settings),
         limiter=RateLimiter(settings.limits.requests_per_second, settings.limits.burst),
         request_ids=RequestIdGenerator(settings.zone),
         trusted_proxies=parse_networks(settings.server.trusted_proxies),
         media=media,
         dispatcher=dispatcher,
-        clock=MeetingClock(db, settings, clock, placement, wakeups) if CLOCK in roles else None,
+        clock=MeetingClock(db, settings, clock, placement, recorder) if CLOCK in roles else None,
         accounts=AccountQueries(db, settings),
-        balance_watcher=BalanceWatcher(db, settings, clock, wakeups) if CLOCK in roles else None,
+        balance_watcher=BalanceWatcher(db, clock, recorder) if CLOCK in roles else None,
         address=f"{settings.server.host}:{settings.server.port}",
     )

@@ -21,10 +21,9 @@ from collections.abc import Callable
 
 import structlog
 
-from telemeeting.config import Settings
 from telemeeting.domain.model import EndReason, MeetingState
-from telemeeting.service.billing import Tariff, budget, hang_up_time, run_out_at
-from telemeeting.service.changes import Wakeups, hang_up_orders, record_change
+from telemeeting.service.billing import budget, hang_up_time, run_out_at
+from telemeeting.service.changes import ChangeRecorder, hang_up_orders
 from telemeeting.store.ledger import LiveLeg
 from telemeeting.store.repositories import LIVE_LEGS
 from telemeeting.store.unit_of_work import Database
@@ -38,14 +37,11 @@ EARLY_SECONDS = 0.02
 
 
 class BalanceWatcher:
-    def __init__(
-        self, db: Database, settings: Settings, clock: Callable[[], float], wakeups: Wakeups
-    ) -> None:
+    def __init__(self, db: Database, clock: Callable[[], float], recorder: ChangeRecorder) -> None:
         self._db = db
-        self._zone = settings.zone
         self._clock = clock
-        self._wakeups = wakeups
-        self._tariff = Tariff.from_settings(settings)
+        self._recorder = recorder
+        self._tariff = recorder.tariff
 
     async def run(self) -> None:
         """Forever: check, then sleep until the next cut-off or the next look."""
@@ -106,8 +102,6 @@ class BalanceWatcher:
                 env = app.env if app else ""
                 closed = meeting.state is MeetingState.ENDED
                 orders = hang_up_orders(meeting, live, env, end=closed)
-                await record_change(
-                    uow, meeting, app, self._zone, self._wakeups, orders, at, tariff=self._tariff
-                )
+                await self._recorder.record(uow, meeting, app, orders, at)
                 ended += len(live)
         log.warning("billing.cut_off", account=sid, legs=ended, meetings=len(meeting_ids))

@@ -11,10 +11,8 @@ from collections.abc import Callable
 
 import structlog
 
-from telemeeting.config import Settings
 from telemeeting.domain.model import EndReason, Meeting
-from telemeeting.service.billing import Tariff
-from telemeeting.service.changes import Wakeups, record_change
+from telemeeting.service.changes import ChangeRecorder
 from telemeeting.store.records import App
 from telemeeting.store.repositories import LIVE_LEGS, legs_with_ids
 from telemeeting.store.unit_of_work import Database, UnitOfWork
@@ -25,14 +23,10 @@ log = structlog.get_logger(__name__)
 
 
 class CallRecords:
-    def __init__(
-        self, db: Database, settings: Settings, clock: Callable[[], float], wakeups: Wakeups
-    ) -> None:
+    def __init__(self, db: Database, clock: Callable[[], float], recorder: ChangeRecorder) -> None:
         self._db = db
-        self._zone = settings.zone
         self._clock = clock
-        self._wakeups = wakeups
-        self._tariff = Tariff.from_settings(settings)
+        self._recorder = recorder
 
     async def apply_reports(self, meeting_id: str, reports: list[LegReport]) -> None:
         """Record one meeting's reports in one transaction (touching only the legs named)."""
@@ -83,9 +77,7 @@ class CallRecords:
         await self._record(uow, meeting, app)
 
     async def _record(self, uow: UnitOfWork, meeting: Meeting, app: App | None) -> None:
-        await record_change(
-            uow, meeting, app, self._zone, self._wakeups, now=self._clock(), tariff=self._tariff
-        )
+        await self._recorder.record(uow, meeting, app, now=self._clock())
 
     @staticmethod
     async def _legs_awaiting_dial(uow: UnitOfWork, meeting_id: str) -> set[str]:

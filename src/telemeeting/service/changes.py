@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from telemeeting.config import Settings
 from telemeeting.domain.model import Leg, LegState, Meeting
 from telemeeting.service import billing
 from telemeeting.service.pushes import pushes_for
@@ -31,6 +32,33 @@ class Wakeups:
 
     pushes: Callable[[], None] = _nothing
     orders: Callable[[], None] = _nothing
+
+
+@dataclass(frozen=True)
+class ChangeRecorder:
+    """What every change is recorded with, made once per process: the zone of push times, who
+    to wake after the commit, and the tariff of the CDRs' charges."""
+
+    zone: ZoneInfo
+    wakeups: Wakeups
+    tariff: billing.Tariff
+
+    @classmethod
+    def from_settings(cls, settings: Settings, wakeups: Wakeups) -> ChangeRecorder:
+        return cls(settings.zone, wakeups, billing.Tariff.from_settings(settings))
+
+    async def record(
+        self,
+        uow: UnitOfWork,
+        meeting: Meeting,
+        app: App | None,
+        orders: Sequence[Order] = (),
+        now: float | None = None,
+    ) -> None:
+        """`record_change` with this process's zone, wake-ups and tariff."""
+        await record_change(
+            uow, meeting, app, self.zone, self.wakeups, orders, now, tariff=self.tariff
+        )
 
 
 async def record_change(

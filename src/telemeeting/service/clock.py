@@ -10,8 +10,7 @@ from collections.abc import Callable
 
 from telemeeting.config import Settings
 from telemeeting.domain.model import CloseReason, MeetingState
-from telemeeting.service.billing import Tariff
-from telemeeting.service.changes import Wakeups, dial_orders, hang_up_orders, record_change
+from telemeeting.service.changes import ChangeRecorder, dial_orders, hang_up_orders
 from telemeeting.service.placement import Placement
 from telemeeting.store.unit_of_work import Database
 
@@ -23,15 +22,13 @@ class MeetingClock:
         settings: Settings,
         clock: Callable[[], float],
         placement: Placement,
-        wakeups: Wakeups,
+        recorder: ChangeRecorder,
     ) -> None:
         self._db = db
         self._settings = settings
-        self._zone = settings.zone
         self._clock = clock
         self._placement = placement
-        self._wakeups = wakeups
-        self._tariff = Tariff.from_settings(settings)
+        self._recorder = recorder
 
     async def run_due(self) -> int:
         """End meetings past their maximum duration and start booked ones; how many changed."""
@@ -52,9 +49,7 @@ class MeetingClock:
             app = await uow.apps.get(meeting.app_id)
             legs = meeting.close(CloseReason.MAX_DURATION, now)
             orders = hang_up_orders(meeting, legs, app.env if app else "", end=True)
-            await record_change(
-                uow, meeting, app, self._zone, self._wakeups, orders, now, tariff=self._tariff
-            )
+            await self._recorder.record(uow, meeting, app, orders, now)
 
     async def _start_booked(self, meeting_id: str, now: float) -> None:
         owner = await self._placement.choose()
@@ -67,6 +62,4 @@ class MeetingClock:
             meeting.announce_pending_legs(now)
             await uow.meetings.assign(meeting_id, owner)
             orders = dial_orders(meeting, meeting.legs_to_dial(), app.env) if app else []
-            await record_change(
-                uow, meeting, app, self._zone, self._wakeups, orders, now, tariff=self._tariff
-            )
+            await self._recorder.record(uow, meeting, app, orders, now)

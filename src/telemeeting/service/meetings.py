@@ -16,8 +16,7 @@ from telemeeting.config import Settings
 from telemeeting.domain import errors
 from telemeeting.domain.model import CloseReason, Invitee, Meeting, MeetingState
 from telemeeting.service.acceptance import Acceptance
-from telemeeting.service.billing import Tariff
-from telemeeting.service.changes import Wakeups, dial_orders, hang_up_orders, record_change
+from telemeeting.service.changes import ChangeRecorder, dial_orders, hang_up_orders
 from telemeeting.service.placement import Placement
 from telemeeting.store.connection import Conflict
 from telemeeting.store.records import App, StoredEvent
@@ -40,15 +39,14 @@ class MeetingService:
         settings: Settings,
         clock: Callable[[], float],
         placement: Placement,
-        wakeups: Wakeups,
+        recorder: ChangeRecorder,
     ) -> None:
         self._db = db
         self._settings = settings
         self._clock = clock
         self._zone = settings.zone
         self._placement = placement
-        self._wakeups = wakeups
-        self._tariff = Tariff.from_settings(settings)
+        self._recorder = recorder
 
     # ---- use cases ------------------------------------------------------------------------
 
@@ -180,9 +178,7 @@ class MeetingService:
     async def _record(
         self, uow: UnitOfWork, meeting: Meeting, app: App, orders: list[Any], now: float
     ) -> None:
-        await record_change(
-            uow, meeting, app, self._zone, self._wakeups, orders, now, tariff=self._tariff
-        )
+        await self._recorder.record(uow, meeting, app, orders, now)
 
     async def _find(
         self, uow: UnitOfWork, app: App, confid: str, legs: LegSelection = LIVE_LEGS
