@@ -8,6 +8,7 @@ import getpass
 import json
 import os
 import socket
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -40,6 +41,8 @@ cli.add_typer(app_cli, name="app")
 callbacks_cli = typer.Typer(no_args_is_help=True, help="Inspect and redeliver status pushes.")
 cli.add_typer(callbacks_cli, name="callbacks")
 cli.add_typer(client_cli, name="client")
+operator_cli = typer.Typer(no_args_is_help=True, help="Manage web console operators.")
+cli.add_typer(operator_cli, name="operator")
 console = Console()
 errors = Console(stderr=True)
 
@@ -459,6 +462,77 @@ def callbacks_redeliver(
         typer.echo(json.dumps({"requeued": count}))
     else:
         console.print(f"{count} event(s) queued for delivery")
+
+
+# ---- console operators (issue 13) ---------------------------------------------------------------
+
+
+def _operator_row(operator: Any) -> dict[str, Any]:
+    """An operator for printing: never its password hash."""
+    return {"name": operator.name, "enabled": operator.enabled, "created_at": operator.created_at}
+
+
+@operator_cli.command("create")
+def operator_create(
+    name: str,
+    password_stdin: Annotated[
+        bool,
+        typer.Option("--password-stdin", help="Read the password from standard input"),
+    ] = False,
+    db: DbOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a console operator (sees and manages every account); asks for the password
+    unless --password-stdin is given."""
+    from telemeeting.console.operators import create_operator
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    operator = _with_database(
+        config, db, lambda d: create_operator(d, name, password, _operator(""))
+    )
+    if as_json:
+        typer.echo(json.dumps(_operator_row(operator)))
+    else:
+        console.print(f"operator {operator.name} created")
+
+
+@operator_cli.command("disable")
+def operator_disable(
+    name: str, db: DbOption = None, config: ConfigOption = None, as_json: JsonOption = False
+) -> None:
+    """Disable an operator: their console sessions end at once."""
+    from telemeeting.console.operators import set_operator_enabled
+
+    operator = _with_database(
+        config, db, lambda d: set_operator_enabled(d, name, False, _operator(""))
+    )
+    if as_json:
+        typer.echo(json.dumps(_operator_row(operator)))
+    else:
+        console.print(f"operator {operator.name} disabled")
+
+
+@operator_cli.command("list")
+def operator_list(
+    db: DbOption = None, config: ConfigOption = None, as_json: JsonOption = False
+) -> None:
+    """List console operators."""
+    from telemeeting.console.operators import all_operators
+
+    found = _with_database(config, db, all_operators)
+    rows = [_operator_row(operator) for operator in found]
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    table = Table("name", "enabled", "created")
+    for row in rows:
+        created = datetime.fromtimestamp(row["created_at"], UTC).isoformat(timespec="seconds")
+        table.add_row(row["name"], str(row["enabled"]), created)
+    console.print(table)
 
 
 # ---- demo -------------------------------------------------------------------------------------

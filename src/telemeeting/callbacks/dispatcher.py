@@ -22,6 +22,7 @@ import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 
 import httpx
 import structlog
@@ -185,6 +186,7 @@ class Dispatcher:
             else ""
         )
         started = time.monotonic()
+        started_at = self._clock()
         status: int | None = None
         error = ""
         try:
@@ -213,6 +215,7 @@ class Dispatcher:
                     error = f"no answer within {self._timeout:g} s"
                 except Exception as exc:  # any failure is the attempt's outcome, never a dead task
                     error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            latency_ms = round((time.monotonic() - started) * 1000, 1)
             log.info(
                 "callback.attempt",
                 event_id=delivery.event_id,
@@ -221,11 +224,14 @@ class Dispatcher:
                 seq=delivery.seq,
                 attempt=delivery.attempt,
                 status=status,
-                latency_ms=round((time.monotonic() - started) * 1000, 1),
+                latency_ms=latency_ms,
                 outcome="failed" if error else "delivered",
                 error=error or None,
             )
-            self._finished.append(self._outcome(delivery, error))
+            outcome = self._outcome(delivery, error)
+            self._finished.append(
+                replace(outcome, started_at=started_at, status=status, latency_ms=latency_ms)
+            )
         finally:
             self._done(delivery, host)
             self.wake()

@@ -12,6 +12,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from telemeeting.store.attempts import Attempt, AttemptRepository
 from telemeeting.store.connection import Connection, as_dict
 from telemeeting.store.sql import Dialect, Statement
 
@@ -61,6 +62,10 @@ class Outcome:
     state: str
     at: float | None = None
     error: str = ""
+    #: The attempt itself, kept in delivery_attempts (store/attempts.py) for the console.
+    started_at: float | None = None
+    status: int | None = None
+    latency_ms: float | None = None
 
 
 # An event is due when it is pending, its time has come, and it is first in its stream: no
@@ -296,7 +301,11 @@ class OutboxRepository:
         """Record attempts' outcomes: one statement per kind of outcome, however many.
 
         An outcome counts only while its attempt is the event's current one (no later attempt
-        or redelivery took over) and the event is still pending."""
+        or redelivery took over) and the event is still pending. Every attempt is kept, in
+        one more statement (store/attempts.py)."""
+        await AttemptRepository(self._db, self._dialect).record(
+            [_attempt(o) for o in outcomes if o.started_at is not None]
+        )
         for state in (DELIVERED, PENDING, DEAD):
             mine = [o for o in outcomes if o.state == state]
             if not mine:
@@ -349,6 +358,19 @@ class OutboxRepository:
 
             await self._db.execute(_NOTIFY, {"channel": PUSHES_CHANNEL})
         return count
+
+
+def _attempt(outcome: Outcome) -> Attempt:
+    assert outcome.started_at is not None
+    return Attempt(
+        event_id=outcome.delivery.event_id,
+        attempt=outcome.delivery.attempt,
+        at=outcome.started_at,
+        status=outcome.status,
+        latency_ms=outcome.latency_ms,
+        outcome=outcome.state,
+        error=outcome.error[:500],
+    )
 
 
 def _settled(attempt: Delivery, **values: object) -> dict[str, object]:
