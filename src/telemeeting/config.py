@@ -136,6 +136,22 @@ class ClusterSettings(BaseModel):
     heartbeat_seconds: float = Field(2.0, gt=0)
 
 
+class ConsoleSettings(BaseModel):
+    """The web console (docs/console.md): its own listener, never the API's."""
+
+    host: str = "127.0.0.1"
+    #: 0: no console.
+    port: int = Field(8882, ge=0, le=65535)
+    #: A session unused for this long ends (the holder or operator logs in again).
+    idle_minutes: float = Field(30, gt=0)
+    #: Failed logins allowed per client address (and per user name) within the window …
+    login_attempts: int = Field(5, ge=1)
+    #: … of this many seconds; further attempts are refused until the window has passed.
+    login_window_seconds: float = Field(300, gt=0)
+    #: Mark the session cookie Secure (set it when a TLS reverse proxy fronts the console).
+    secure_cookies: bool = False
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="TELEMEETING_",
@@ -156,6 +172,7 @@ class Settings(BaseSettings):
     sip: SipSettings = Field(default_factory=SipSettings)
     media: MediaSettings = Field(default_factory=MediaSettings)
     billing: BillingSettings = Field(default_factory=BillingSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
 
     @classmethod
     def settings_customise_sources(
