@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from telemeeting.domain.model import EndReason
-from telemeeting.telephony.orders import DialOrder
+from telemeeting.telephony.orders import DialOrder, MediaOrder
 
 __all__ = ["DialOrder", "Driver", "DriverError", "DriverRouter", "LegReport", "Progress"]
 
@@ -55,6 +55,9 @@ class Driver(Protocol):
 
     async def end_meeting(self, meeting_id: str) -> None:
         """Release everything the meeting still holds."""
+
+    async def media(self, order: MediaOrder) -> None:
+        """In-call media: the meeting's settings, recording (telephony/media/control.py)."""
 
     async def start(self) -> None:
         """Acquire what the driver needs (ports, processes) so that errors surface at startup."""

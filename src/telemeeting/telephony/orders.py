@@ -51,13 +51,48 @@ class EndMeeting:
     env: str
 
 
-Order = DialOrder | HangUp | SetMuted | EndMeeting
+@dataclass(frozen=True)
+class ConfigureMeeting:
+    """The meeting's in-call media settings, sent before its first dial (issue 14)."""
+
+    meeting_id: str
+    env: str
+    #: 0 none, 1 on join, 2 on leave, 3 both.
+    beep: int = 0
+    creator_leg: str = ""
+    end_on_creator_leave: bool = False
+
+
+@dataclass(frozen=True)
+class StartRecording:
+    """Record the meeting's mix into `path` (a WAV; the MP3 is written beside it on stop)."""
+
+    meeting_id: str
+    recording_id: str
+    path: str
+    env: str
+
+
+@dataclass(frozen=True)
+class StopRecording:
+    meeting_id: str
+    recording_id: str
+    env: str
+
+
+MediaOrder = ConfigureMeeting | StartRecording | StopRecording
+MEDIA_ORDERS = (ConfigureMeeting, StartRecording, StopRecording)
+
+Order = DialOrder | HangUp | SetMuted | EndMeeting | MediaOrder
 
 _KINDS: dict[str, type[Order]] = {
     "dial": DialOrder,
     "hang_up": HangUp,
     "set_muted": SetMuted,
     "end_meeting": EndMeeting,
+    "configure_meeting": ConfigureMeeting,
+    "start_recording": StartRecording,
+    "stop_recording": StopRecording,
 }
 _NAMES = {cls: name for name, cls in _KINDS.items()}
 
@@ -97,6 +132,8 @@ class Carrier(Protocol):
 
     async def end_meeting(self, meeting_id: str) -> None: ...
 
+    async def media(self, order: MediaOrder) -> None: ...
+
 
 async def carry_out(carrier: Carrier, order: Order) -> None:
     """Hand one order to the driver method that performs it."""
@@ -106,6 +143,8 @@ async def carry_out(carrier: Carrier, order: Order) -> None:
         await carrier.hang_up(order.meeting_id, order.leg_id)
     elif isinstance(order, SetMuted):
         await carrier.set_muted(order.meeting_id, order.leg_id, order.muted)
+    elif isinstance(order, MEDIA_ORDERS):
+        await carrier.media(order)
     else:
         await carrier.end_meeting(order.meeting_id)
 

@@ -1,8 +1,11 @@
 """Every room of one media process, mixed on one drift-corrected 20 ms clock.
 
 Members are added at answer; they hear the room once `joined` (after their extension's digits)
-and are heard unless `muted`. Each tick drains every member's jitter buffer, then decodes, mixes
-(N-1) and encodes all rooms in one numpy pass, and sends each member its frame.
+and are heard unless `muted` or `held`. Each tick drains every member's jitter buffer, then
+decodes, mixes (N-1) and encodes all rooms in one numpy pass, and sends each member its frame.
+Rooms with a `RoomMedia` (recording, beeps, prompts) get their extras between mixing and
+encoding: their sounds are added, their mix recorded. A member's stream is anything with the
+`MemberStream` methods: an RTP leg, or a simulated party (synthetic.py) on the same code path.
 """
 
 from __future__ import annotations
@@ -10,14 +13,18 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from telemeeting.telephony.media import g711
 from telemeeting.telephony.media.g711 import FRAME_SAMPLES
-from telemeeting.telephony.media.mixer import mix_rooms
-from telemeeting.telephony.media.stream import RtpStream
+from telemeeting.telephony.media.mixer import mix_rooms_and_sums
+from telemeeting.telephony.media.recorder import Recorder
+from telemeeting.telephony.media.room import BEEP_ON_JOIN, BEEP_ON_LEAVE, RoomMedia
+from telemeeting.telephony.media.sounds import Player, Sound, join_beep, leave_beep
 
 TICK_SECONDS = 0.020
 #: A tick later than this is counted as late (half a frame: members start to hear gaps).
@@ -28,17 +35,36 @@ _SILENT_CODES = g711.silence(g711.PCMU)
 _FULL_DRAIN_EVERY = 10
 
 
+class MemberStream(Protocol):
+    """What the mixer needs of a member's audio (stream.RtpStream, synthetic.SyntheticStream)."""
+
+    payload_type: int
+
+    def enter_room(self) -> None: ...
+
+    def drain(self, limit: int = 8) -> None: ...
+
+    def read_payload(self) -> tuple[int, bytes] | None: ...
+
+    def write_payload(self, payload: bytes | None) -> None: ...
+
+
 @dataclass(eq=False)
 class Member:
-    stream: RtpStream
+    stream: MemberStream
     joined: bool = False
     muted: bool = False
+    key: str = ""
+    #: On hold: neither heard nor hearing the room; hears `hold` (music) instead.
+    hold: Player | None = None
 
 
 class Conference:
     def __init__(self, tick_seconds: float = TICK_SECONDS) -> None:
         self.tick_seconds = tick_seconds
         self.rooms: dict[str, dict[str, Member]] = {}
+        #: The rooms that record, beep or play something (most rooms have none).
+        self.media: dict[str, RoomMedia] = {}
         #: How late each tick ran, in seconds (for the capacity benchmark and health checks).
         self.lateness: deque[float] = deque(maxlen=15_000)
         self.ticks = 0
@@ -46,24 +72,71 @@ class Conference:
         self.late_ticks = 0
         self.max_lateness = 0.0
         self._layout: tuple[list[Member], npt.NDArray[np.intp], npt.NDArray[np.intp]] | None = None
+        self._room_index: dict[str, int] = {}
 
-    def add(self, room: str, key: str, stream: RtpStream) -> Member:
-        member = Member(stream)
-        stream.jitter.reset()  # drop early media: ringback is not for the room
-        stream.start_polling()
+    def add(self, room: str, key: str, stream: MemberStream) -> Member:
+        member = Member(stream, key=key)
+        stream.enter_room()
         self.rooms.setdefault(room, {})[key] = member
         self._layout = None
         return member
+
+    def join(self, room: str, key: str) -> None:
+        """The member starts hearing the room; the others hear a join beep if the room wants."""
+        member = self.get(room, key)
+        if member is None or member.joined:
+            return
+        member.joined = True
+        media = self.media.get(room)
+        if media is not None and media.beep & BEEP_ON_JOIN:
+            media.sounds.append(Sound(Player(join_beep()), exclude=key))
 
     def get(self, room: str, key: str) -> Member | None:
         return self.rooms.get(room, {}).get(key)
 
     def remove(self, room: str, key: str) -> None:
         members = self.rooms.get(room)
-        if members is not None and members.pop(key, None) is not None:
+        member = members.pop(key, None) if members is not None else None
+        if members is not None and member is not None:
             if not members:
                 del self.rooms[room]
             self._layout = None
+            media = self.media.get(room)
+            if media is not None and member.joined and members and media.beep & BEEP_ON_LEAVE:
+                media.sounds.append(Sound(Player(leave_beep()), exclude=key))
+
+    # room features ------------------------------------------------------------------------
+    def room_media(self, room: str) -> RoomMedia:
+        media = self.media.get(room)
+        if media is None:
+            media = self.media[room] = RoomMedia()
+        return media
+
+    def start_recording(self, room: str, recording_id: str, wav: Path) -> None:
+        """Record the room's mix (everyone, and the sounds everyone hears) into `wav`."""
+        media = self.room_media(room)
+        if media.recorder is not None:
+            return
+        media.recorder = Recorder(wav)
+        media.recording_id = recording_id
+
+    def stop_recording(self, room: str) -> Recorder | None:
+        """Stop recording; the closed recorder (its WAV complete), or None if none ran."""
+        media = self.media.get(room)
+        if media is None or media.recorder is None:
+            return None
+        recorder, media.recorder, media.recording_id = media.recorder, None, ""
+        recorder.close()
+        return recorder
+
+    def play(self, room: str, sound: Sound) -> None:
+        self.room_media(room).sounds.append(sound)
+
+    def end_room(self, room: str) -> Recorder | None:
+        """The meeting is over: forget its extras; its recording, closed, if one ran."""
+        recorder = self.stop_recording(room)
+        self.media.pop(room, None)
+        return recorder
 
     def members(self) -> int:
         return sum(len(m) for m in self.rooms.values())
@@ -93,7 +166,9 @@ class Conference:
             members: list[Member] = []
             starts: list[int] = []
             room_of: list[int] = []
-            for index, room in enumerate(self.rooms.values()):
+            self._room_index = {}
+            for index, (name, room) in enumerate(self.rooms.items()):
+                self._room_index[name] = index
                 starts.append(len(members))
                 members.extend(room.values())
                 room_of.extend([index] * len(room))
@@ -104,6 +179,8 @@ class Conference:
         self.ticks += 1
         members, starts, room_of = self._members_in_rows()
         if not members:
+            if self.media:
+                self._extras(members, np.zeros((0, FRAME_SAMPLES), np.int16), None, starts)
             return
         payloads: list[bytes] = []
         speaking: list[bool] = []
@@ -115,7 +192,7 @@ class Conference:
         for member in members:
             member.stream.drain(drain_limit)
             item = member.stream.read_payload()
-            if item is None or not member.joined or member.muted:
+            if item is None or not member.joined or member.muted or member.hold is not None:
                 payloads.append(_SILENT_CODES)
                 speaking.append(False)
                 alaw_in.append(False)
@@ -129,7 +206,9 @@ class Conference:
         count = len(members)
         codes = np.frombuffer(b"".join(payloads), np.uint8).reshape(count, FRAME_SAMPLES)
         frames = g711.decode_frames(codes, np.array(alaw_in))
-        heard = mix_rooms(frames, np.array(speaking), starts, room_of)
+        heard, sums = mix_rooms_and_sums(frames, np.array(speaking), starts, room_of)
+        if self.media:
+            self._extras(members, heard, sums, starts)
         alaw_out = np.array([m.stream.payload_type == g711.PCMA for m in members])
         encoded = g711.encode_frames(heard, alaw_out).tobytes()
         for row, member in enumerate(members):
@@ -138,3 +217,39 @@ class Conference:
                 member.stream.write_payload(encoded[offset : offset + FRAME_SAMPLES])
             else:
                 member.stream.write_payload(None)
+
+    def _extras(
+        self,
+        members: list[Member],
+        heard: npt.NDArray[np.int16],
+        sums: npt.NDArray[np.int32] | None,
+        starts: npt.NDArray[np.intp],
+    ) -> None:
+        """Sounds, hold music and recordings of the rooms that have them (in place on `heard`)."""
+        for name, media in self.media.items():
+            index = self._room_index.get(name) if name in self.rooms else None
+            if index is not None and sums is not None:
+                first = int(starts[index])
+                rows = range(first, first + len(self.rooms[name]))
+                mix = sums[index].copy()
+            else:
+                rows, mix = range(0), np.zeros(FRAME_SAMPLES, np.int32)
+            if media.sounds:
+                for sound in list(media.sounds):
+                    frame = sound.player.next_frame()
+                    if frame is None:
+                        media.sounds.remove(sound)
+                        continue
+                    if sound.only is None:
+                        mix += frame
+                    for row in rows:
+                        member = members[row]
+                        if member.joined and member.hold is None and sound.heard_by(member.key):
+                            heard[row] = np.clip(heard[row].astype(np.int32) + frame, -32768, 32767)
+            for row in rows:
+                member = members[row]
+                if member.hold is not None:
+                    music = member.hold.next_frame()
+                    heard[row] = music if music is not None else 0
+            if media.recorder is not None:
+                media.recorder.write(np.clip(mix, -32768, 32767).astype(np.int16))

@@ -31,13 +31,24 @@ def mix_rooms(
 ) -> Frames:
     """Many rooms at once: members of a room are contiguous rows; `starts` holds each room's
     first row (rooms are never empty) and `room_of` each row's room."""
+    return mix_rooms_and_sums(frames, speaking, starts, room_of)[0]
+
+
+def mix_rooms_and_sums(
+    frames: Frames,
+    speaking: npt.NDArray[np.bool_],
+    starts: npt.NDArray[np.intp],
+    room_of: npt.NDArray[np.intp],
+) -> tuple[Frames, npt.NDArray[np.int32]]:
+    """`mix_rooms`, and each room's whole mix (everyone who speaks, unclipped int32): what a
+    recording of the room holds, at no extra cost (the sums are made anyway)."""
     heard = frames.astype(np.int32)
     heard[~speaking] = 0
     sums = np.add.reduceat(heard, starts, axis=0)
     out = sums[room_of]
     out -= heard
     np.clip(out, -32768, 32767, out=out)
-    return out.astype(np.int16)
+    return out.astype(np.int16), sums
 
 
 def silence_frames(n: int) -> Frames:

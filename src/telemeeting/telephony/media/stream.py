@@ -72,6 +72,12 @@ class RtpStream(asyncio.DatagramProtocol):
         """The bound socket behind `transport`, for reading and sending without the loop."""
         self._sock = sock
 
+    def enter_room(self) -> None:
+        """Joining a conference: drop early media (ringback is not for the room), then let the
+        tick read the socket."""
+        self.jitter.reset()
+        self.start_polling()
+
     def start_polling(self) -> None:
         """From now on the conference tick reads this leg's packets (see `drain`)."""
         if self._sock is not None and self.transport is not None:

@@ -3,11 +3,16 @@
 | ends in | behaviour |
 | 0486 | busy | 0408 | rings until the ring timeout | 0603 | declines after ringing |
 | 0404 | not found | else | rings `ring_seconds`, answers, stays until hung up |
+
+Answered parties talk: each has a synthetic voice (media/synthetic.py) that goes through the same
+Conference as SIP legs, so a sandbox meeting's recording holds real audio. To spare the API
+process a 50 Hz mixing clock it does not need, a meeting is mixed only once it records.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +21,10 @@ import structlog
 
 from telemeeting.domain.model import EndReason
 from telemeeting.telephony.driver import DialOrder, LegReport, Progress, ReportSink
+from telemeeting.telephony.media.conference import Conference
+from telemeeting.telephony.media.control import MediaControl
+from telemeeting.telephony.media.synthetic import SyntheticStream
+from telemeeting.telephony.orders import MediaOrder, StartRecording
 
 log = structlog.get_logger(__name__)
 
@@ -44,6 +53,9 @@ class SimulatedCarrier:
         self._clock = clock
         self._sink: ReportSink | None = None
         self._legs: dict[str, _Leg] = {}
+        self.conference = Conference()
+        self.control = MediaControl(self.conference)
+        self._mixer: asyncio.Task[None] | None = None
 
     def attach(self, sink: ReportSink) -> None:
         self._sink = sink
@@ -72,6 +84,8 @@ class SimulatedCarrier:
             leg.answered = True
             leg.dtmf_sent.extend(leg.order.extension)
             await self._report(leg, Progress.ANSWERED)
+            if self._mixed(leg.order.meeting_id):
+                self._enter(leg)
         except asyncio.CancelledError:
             raise
         except Exception:  # a report that failed must not kill the carrier
@@ -92,14 +106,46 @@ class SimulatedCarrier:
         leg = self._legs.pop(leg_id, None)
         if leg and leg.task and not leg.task.done() and leg.task is not asyncio.current_task():
             leg.task.cancel()
+        if leg is not None:
+            self.conference.remove(leg.order.meeting_id, leg_id)
 
     async def set_muted(self, meeting_id: str, leg_id: str, muted: bool) -> None:
         if leg := self._legs.get(leg_id):
             leg.muted = muted
+            if member := self.conference.get(meeting_id, leg_id):
+                member.muted = muted
 
     async def end_meeting(self, meeting_id: str) -> None:
         for leg_id in [k for k, v in self._legs.items() if v.order.meeting_id == meeting_id]:
             await self.hang_up(meeting_id, leg_id)
+        self.control.end_meeting(meeting_id)
+
+    async def media(self, order: MediaOrder) -> None:
+        self.control.apply(order)
+        if isinstance(order, StartRecording):
+            self._run_mixer()
+            for leg in list(self._legs.values()):
+                if leg.answered and leg.order.meeting_id == order.meeting_id:
+                    self._enter(leg)
+
+    # media --------------------------------------------------------------------------------
+    def _mixed(self, meeting_id: str) -> bool:
+        media = self.conference.media.get(meeting_id)
+        return media is not None and media.recorder is not None
+
+    def _enter(self, leg: _Leg) -> None:
+        """The party starts talking into (and hearing) the meeting's mix."""
+        meeting_id, leg_id = leg.order.meeting_id, leg.order.leg_id
+        if self.conference.get(meeting_id, leg_id) is not None:
+            return
+        member = self.conference.add(meeting_id, leg_id, SyntheticStream(leg_id))
+        member.muted = leg.muted
+        self.conference.join(meeting_id, leg_id)
+        self._run_mixer()
+
+    def _run_mixer(self) -> None:
+        if self._mixer is None or self._mixer.done():
+            self._mixer = asyncio.create_task(self.conference.run(), name="sim-mixer")
 
     async def start(self) -> None:
         """Nothing to acquire: the simulator needs no ports."""
@@ -107,3 +153,9 @@ class SimulatedCarrier:
     async def close(self) -> None:
         for leg_id in list(self._legs):
             await self.hang_up("", leg_id)
+        await self.control.close()
+        if self._mixer is not None:
+            self._mixer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._mixer
+            self._mixer = None

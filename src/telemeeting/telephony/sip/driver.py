@@ -27,7 +27,7 @@ from telemeeting.telephony.driver import (
     ReportSink,
     combine_media_stats,
 )
-from telemeeting.telephony.orders import EndMeeting, HangUp, SetMuted, to_message
+from telemeeting.telephony.orders import EndMeeting, HangUp, MediaOrder, SetMuted, to_message
 from telemeeting.telephony.sip.node import node_main
 from telemeeting.telephony.sip.routes import RouteConfig
 from telemeeting.wire.environments import PRODUCTION
@@ -130,14 +130,24 @@ class SipDriver:
         self._sink = sink
 
     async def dial(self, order: DialOrder) -> None:
-        await self.start()
-        node = self._owner.get(order.meeting_id)
-        if node is None:
-            node = min(self._nodes, key=lambda n: len(n.meetings))
-            self._owner[order.meeting_id] = node
-            node.meetings.add(order.meeting_id)
+        node = await self._node_for(order.meeting_id)
         node.legs[order.leg_id] = order.meeting_id
         self._send(node, to_message(order))
+
+    async def media(self, order: MediaOrder) -> None:
+        """In-call media (settings, recording): to the node that mixes the meeting."""
+        node = await self._node_for(order.meeting_id)
+        self._send(node, to_message(order))
+
+    async def _node_for(self, meeting_id: str) -> _Node:
+        """The meeting's node; a new meeting goes to the least busy one."""
+        await self.start()
+        node = self._owner.get(meeting_id)
+        if node is None:
+            node = min(self._nodes, key=lambda n: len(n.meetings))
+            self._owner[meeting_id] = node
+            node.meetings.add(meeting_id)
+        return node
 
     async def hang_up(self, meeting_id: str, leg_id: str) -> None:
         if node := self._owner.get(meeting_id):

@@ -21,9 +21,11 @@ from telemeeting.domain.model import EndReason
 from telemeeting.telephony.driver import DialOrder, LegReport, Progress, ReportSink
 from telemeeting.telephony.media import sdp
 from telemeeting.telephony.media.conference import TICK_SECONDS, Conference, Member
+from telemeeting.telephony.media.control import MediaControl
 from telemeeting.telephony.media.dtmf import valid_digits
 from telemeeting.telephony.media.ports import PortPool
 from telemeeting.telephony.media.stream import RtpStream
+from telemeeting.telephony.orders import MediaOrder
 from telemeeting.telephony.sip.routes import RouteSettings, RouteTable
 from telemeeting.telephony.sip.transaction import T1
 from telemeeting.telephony.sip.ua import UserAgent
@@ -80,6 +82,7 @@ class SipEngine:
         self._ports = PortPool(rtp_port_min, rtp_port_max)
         self._ua = UserAgent(local_host, local_port, t1)
         self.conference = Conference()
+        self.control = MediaControl(self.conference)
         self._legs: dict[str, _Leg] = {}
         self._sink: ReportSink | None = None
         self._reports: asyncio.Queue[LegReport] = asyncio.Queue()
@@ -143,10 +146,16 @@ class SipEngine:
     async def end_meeting(self, meeting_id: str) -> None:
         for leg in [leg for leg in self._legs.values() if leg.order.meeting_id == meeting_id]:
             await self.hang_up(meeting_id, leg.order.leg_id)
+        self.control.end_meeting(meeting_id)
+
+    async def media(self, order: MediaOrder) -> None:
+        await self.start()
+        self.control.apply(order)
 
     async def close(self) -> None:
         for leg in list(self._legs.values()):
             await self.hang_up(leg.order.meeting_id, leg.order.leg_id)
+        await self.control.close()
         if self._teardowns:
             await asyncio.wait(self._teardowns, timeout=_CLOSE_SECONDS)
         with contextlib.suppress(asyncio.TimeoutError):
@@ -270,7 +279,7 @@ class SipEngine:
                 self._ticks(self.dtmf_tone_seconds),
                 self._ticks(self.dtmf_gap_seconds),
             )
-        leg.member.joined = True
+        self.conference.join(leg.order.meeting_id, leg.order.leg_id)
 
     @staticmethod
     def _ticks(seconds: float) -> int:
@@ -311,6 +320,18 @@ class SipEngine:
         self._report(leg, Progress.ENDED, reason)
         leg.finished = True
         self._release(leg)
+        if leg.answered and self.control.ends_meeting(leg.order.meeting_id, leg.order.leg_id):
+            self._end_others(leg.order.meeting_id)
+
+    def _end_others(self, meeting_id: str) -> None:
+        """`endoncreatorleave`: the creator hung up, so every other leg ends (会议结束)."""
+        for other in [x for x in self._legs.values() if x.order.meeting_id == meeting_id]:
+            self._report(other, Progress.ENDED, EndReason.MEETING_ENDED)
+            other.finished = True
+            task = asyncio.create_task(self._stop_task(other), name="sip-end-with-creator")
+            self._teardowns.add(task)
+            task.add_done_callback(self._teardowns.discard)
+            self._release(other)
 
     async def _stop_task(self, leg: _Leg) -> None:
         """Stop the setup task and tear the call down (CANCEL or BYE) in the background."""

@@ -1,0 +1,33 @@
+"""What a room has beyond its members' voices: its settings, its recorder, its sounds.
+
+Only rooms that use one of these features have a `RoomMedia`, so plain rooms cost the mixer
+nothing extra.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from telemeeting.telephony.media.recorder import Recorder
+from telemeeting.telephony.media.sounds import Sound
+
+#: `beep` bits: a beep when a member joins, when a member leaves.
+BEEP_ON_JOIN = 1
+BEEP_ON_LEAVE = 2
+
+
+@dataclass(eq=False)
+class RoomMedia:
+    beep: int = 0
+    #: The creator's leg: never muted by mute-all; with `end_on_creator_leave`, its end ends
+    #: the meeting.
+    creator: str = ""
+    end_on_creator_leave: bool = False
+    recorder: Recorder | None = None
+    recording_id: str = ""
+    sounds: list[Sound] = field(default_factory=list)
+
+    @property
+    def needs_mixing(self) -> bool:
+        """Something observable comes of mixing this room even without real phones."""
+        return self.recorder is not None or bool(self.sounds)

@@ -1,0 +1,164 @@
+"""The in-call media pieces on their own: synthetic voices, the recorder, beeps and the mix."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from telemeeting.telephony.driver import LegReport, Progress
+from telemeeting.telephony.media import g711
+from telemeeting.telephony.media.conference import Conference
+from telemeeting.telephony.media.recorder import (
+    Recorder,
+    encode_mp3,
+    finished,
+    read_wav_samples,
+)
+from telemeeting.telephony.media.synthetic import SyntheticStream, voice_samples
+from telemeeting.telephony.orders import DialOrder, StartRecording, StopRecording
+from telemeeting.telephony.sim.carrier import SimulatedCarrier
+
+
+def _rms(samples: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(samples.astype(np.float64) ** 2))) if len(samples) else 0.0
+
+
+def _pitch(samples: np.ndarray) -> float:
+    spectrum = np.abs(np.fft.rfft(samples.astype(np.float64)))
+    freqs = np.fft.rfftfreq(len(samples), 1 / 8000)
+    band = (freqs > 80) & (freqs < 400)
+    return float(freqs[band][np.argmax(spectrum[band])])
+
+
+def test_synthetic_voices_differ_and_pause() -> None:
+    one, two = voice_samples(0), voice_samples(3)
+    assert abs(_pitch(one) - _pitch(two)) > 50
+    frames = one.reshape(-1, 160)
+    levels = np.sqrt(np.mean(frames.astype(np.float64) ** 2, axis=1))
+    assert (levels < 1).mean() > 0.15  # pauses
+    assert (levels > 500).mean() > 0.3  # talk
+
+
+def test_recorder_wav_is_playable_before_close_and_after(tmp_path: Path) -> None:
+    wav = tmp_path / "r.wav"
+    recorder = Recorder(wav)
+    for _ in range(120):  # 2.4 s
+        recorder.write(np.full(160, 1000, np.int16))
+    # Not closed (as after a crash): what was flushed is a valid WAV.
+    with wave.open(str(wav)) as reader:
+        assert reader.getframerate() == 8000
+        assert reader.getnframes() == 100 * 160
+    recorder.close()
+    with wave.open(str(wav)) as reader:
+        assert reader.getnframes() == 120 * 160
+    done = encode_mp3(wav)
+    assert not wav.exists()
+    assert finished(wav) == done
+    assert done.seconds == pytest.approx(2.4)
+    assert wav.with_suffix(".mp3").stat().st_size == done.bytes
+
+
+def test_join_beep_is_heard_by_the_others_not_the_joiner(tmp_path: Path) -> None:
+    conference = Conference()
+    conference.room_media("r").beep = 3
+    streams = {key: _Quiet() for key in "abc"}
+    for key, stream in streams.items():
+        conference.add("r", key, stream)
+    conference.join("r", "a")
+    conference.join("r", "b")
+    for _ in range(20):  # a's and b's own join beeps are over
+        conference.tick()
+    for stream in streams.values():
+        stream.heard.clear()
+    conference.join("r", "c")  # c joins: a and b hear a beep, c does not
+    for _ in range(10):
+        conference.tick()
+    assert _rms(streams["a"].samples()) > 1000
+    assert _rms(streams["b"].samples()) > 1000
+    assert _rms(streams["c"].samples()) == 0
+
+
+def test_recording_holds_the_mix_of_every_member(tmp_path: Path) -> None:
+    conference = Conference()
+    wav = tmp_path / "m.wav"
+    conference.start_recording("r", "rec1", wav)
+    for _ in range(5):  # nobody answered yet: silence is recorded too
+        conference.tick()
+    for key in ("leg-a", "leg-b"):
+        conference.add("r", key, SyntheticStream(key))
+        conference.join("r", key)
+    for _ in range(250):
+        conference.tick()
+    recorder = conference.end_room("r")
+    assert recorder is not None
+    samples = read_wav_samples(wav)
+    assert len(samples) == 255 * 160
+    assert _rms(samples[: 5 * 160]) == 0
+    assert _rms(samples[5 * 160 :]) > 300
+
+
+class _Quiet:
+    """A member that says nothing and keeps what it hears."""
+
+    payload_type = g711.PCMU
+
+    def __init__(self) -> None:
+        self.heard: list[bytes] = []
+
+    def enter_room(self) -> None: ...
+
+    def drain(self, limit: int = 8) -> None: ...
+
+    def read_payload(self) -> tuple[int, bytes] | None:
+        return None
+
+    def write_payload(self, payload: bytes | None) -> None:
+        self.heard.append(payload or g711.silence(g711.PCMU))
+
+    def samples(self) -> np.ndarray:
+        return g711.decode(g711.PCMU, b"".join(self.heard))
+
+
+@pytest.mark.timeout(30)
+async def test_simulated_carrier_records_its_parties(tmp_path: Path) -> None:
+    reports: list[LegReport] = []
+
+    async def sink(report: LegReport) -> None:
+        reports.append(report)
+
+    carrier = SimulatedCarrier(ring_seconds=0.2)
+    carrier.attach(sink)
+    wav = tmp_path / "sim.wav"
+    try:
+        await carrier.media(StartRecording("m1", "rec1", str(wav), "sandbox"))
+        for index in range(3):
+            await carrier.dial(DialOrder("m1", f"leg{index}", f"1380000000{index}", "", "", "s"))
+        await asyncio.sleep(3.0)
+        answered = [r for r in reports if r.progress is Progress.ANSWERED]
+        assert len(answered) == 3
+        await carrier.media(StopRecording("m1", "rec1", "sandbox"))
+        for _ in range(100):
+            if finished(wav):
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await carrier.close()
+    done = finished(wav)
+    assert done is not None and 2.5 < done.seconds < 3.6
+    mpg123 = shutil.which("mpg123")
+    if mpg123 is None:
+        pytest.skip("mpg123 (Debian) decodes the MP3 in this test")
+    out = tmp_path / "decoded.wav"
+    subprocess.run([mpg123, "-q", "-w", str(out), str(wav.with_suffix(".mp3"))], check=True)
+    with wave.open(str(out)) as reader:
+        rate = reader.getframerate()
+        decoded = np.frombuffer(reader.readframes(reader.getnframes()), np.int16)
+    assert rate == 8000
+    assert abs(len(decoded) / rate - done.seconds) < 0.2
+    assert _rms(decoded) > 300  # the parties' voices, not silence
