@@ -12,11 +12,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from telemeeting.wire.auth import (
+    TIMESTAMP_FORMAT,
     Authorization,
     format_timestamp,
     make_authorization,
     make_sign,
     parse_authorization,
+    parse_timestamp,
     sign_matches,
     signed_headers,
     timestamp_in_window,
@@ -213,3 +215,20 @@ def test_signed_headers_are_consistent():
     assert parsed is not None
     assert timestamp_in_window(parsed.timestamp, now, SHANGHAI, 0)
     assert sign_matches(sign, SID, TOKEN, parsed.timestamp)
+
+
+@given(st.text(alphabet="0123456789", min_size=14, max_size=14))
+def test_timestamp_parse_agrees_with_strptime(stamp: str) -> None:
+    """The hand-sliced parse accepts exactly what `strptime` accepts, as the same moment."""
+    try:
+        expected: datetime | None = datetime.strptime(stamp, TIMESTAMP_FORMAT)
+    except ValueError:
+        expected = None
+    assert parse_timestamp(stamp) == expected
+
+
+@pytest.mark.parametrize(
+    "stamp", ["2026120608150", "2026120608150x", "２０２６１２０６０８１５００", ""]
+)
+def test_timestamp_parse_refuses_non_stamps(stamp: str) -> None:
+    assert parse_timestamp(stamp) is None

@@ -60,15 +60,33 @@ def parse_authorization(header: str | None) -> Authorization | None:
     return Authorization(sid, timestamp)
 
 
+def parse_timestamp(timestamp: str) -> datetime | None:
+    """The naive wall-clock time of a yyyyMMddHHmmss stamp; None when it is not one or names no
+    real moment (month 13, February 30). Sliced by hand: `strptime` costs about 30 µs, a
+    tenth of a whole query's CPU, and every request has a stamp."""
+    if not _TIMESTAMP_RE.fullmatch(timestamp):
+        return None
+    try:
+        return datetime(
+            int(timestamp[0:4]),
+            int(timestamp[4:6]),
+            int(timestamp[6:8]),
+            int(timestamp[8:10]),
+            int(timestamp[10:12]),
+            int(timestamp[12:14]),
+        )
+    except ValueError:
+        return None
+
+
 def timestamp_in_window(
     timestamp: str, now: datetime, zone: ZoneInfo, window_seconds: float
 ) -> bool:
     """Whether the wall-clock `timestamp` (in `zone`) lies within ±window of `now`."""
-    try:
-        moment = datetime.strptime(timestamp, TIMESTAMP_FORMAT).replace(tzinfo=zone)
-    except ValueError:
+    moment = parse_timestamp(timestamp)
+    if moment is None:
         return False
-    return abs(moment - now) <= timedelta(seconds=window_seconds)
+    return abs(moment.replace(tzinfo=zone) - now) <= timedelta(seconds=window_seconds)
 
 
 #: Every clock in use is between UTC−12:00 and UTC+14:00; nothing beyond ±14 h is a time zone.
@@ -81,11 +99,8 @@ def client_utc_offset(timestamp: str, now: datetime) -> timedelta | None:
     """The UTC offset of the clock that stamped `timestamp` (yyyyMMddHHmmss) at `now` (aware):
     the stamp minus UTC now, to the nearest 15 minutes (so clock skew under 7.5 minutes does
     not matter); None when it is not a timestamp or the offset is beyond ±14 h."""
-    if not _TIMESTAMP_RE.fullmatch(timestamp):
-        return None
-    try:
-        stamped = datetime.strptime(timestamp, TIMESTAMP_FORMAT)
-    except ValueError:
+    stamped = parse_timestamp(timestamp)
+    if stamped is None:
         return None
     ahead = stamped - now.astimezone(UTC).replace(tzinfo=None)
     offset = math.floor(ahead / CLIENT_OFFSET_STEP + 0.5) * CLIENT_OFFSET_STEP
