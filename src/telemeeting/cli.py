@@ -27,7 +27,9 @@ from telemeeting.config import Settings, load_settings
 from telemeeting.service import accounts, admin
 from telemeeting.store import outbox
 from telemeeting.store.unit_of_work import Database
+from telemeeting.wire import actions as wa
 from telemeeting.wire.auth import signed_headers
+from telemeeting.wire.endpoints import CALL, VERSION, path
 from telemeeting.wire.environments import ENVIRONMENTS, PRODUCTION, SANDBOX
 from telemeeting.wire.times import format_wire_time
 
@@ -43,6 +45,8 @@ cli.add_typer(callbacks_cli, name="callbacks")
 cli.add_typer(client_cli, name="client")
 operator_cli = typer.Typer(no_args_is_help=True, help="Manage web console operators.")
 cli.add_typer(operator_cli, name="operator")
+recordings_cli = typer.Typer(no_args_is_help=True, help="Meeting recordings.")
+cli.add_typer(recordings_cli, name="recordings")
 console = Console()
 errors = Console(stderr=True)
 
@@ -538,6 +542,33 @@ def operator_list(
 # ---- demo -------------------------------------------------------------------------------------
 
 
+# ---- recordings -------------------------------------------------------------------------------
+
+
+@recordings_cli.command("purge")
+def recordings_purge(
+    db: DbOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete recordings older than [recordings] retention_days (rows and files), and encode to
+    MP3 the WAVs a crashed media process left behind."""
+    from telemeeting.service.recordings import purge
+
+    settings = _settings(config, db)
+
+    async def work(database: Database) -> Any:
+        return await purge(database, settings)
+
+    result = _with_database(config, db, work)
+    if as_json:
+        typer.echo(json.dumps(dataclasses.asdict(result)))
+        return
+    console.print(
+        f"{result.deleted} recording(s) deleted, {result.encoded} left-over WAV(s) encoded"
+    )
+
+
 @cli.command()
 def demo(
     account_sid: client_commands.SidOption = None,
@@ -599,10 +630,11 @@ async def _provision_demo(db: Database, settings: Settings) -> None:
 def _print_demo(settings: Settings, sid: str, token: str, sandbox: str, production: str) -> None:
     server = settings.server
     headers, sign = signed_headers(sid, token, datetime.now(UTC), settings.zone)
-    url = f"http://{server.host}:{server.sandbox_port}/201612/sid/{sid}/call/TeleMeeting.wx"
+    where = path(VERSION, sid, CALL, wa.TELEMEETING)
+    url = f"http://{server.host}:{server.sandbox_port}{where}"
     body = json.dumps(
         {
-            "action": "createMeeting",
+            "action": wa.CREATE_MEETING,
             "appid": sandbox,
             "meetingname": "demo",
             "parties": [{"name": "张三", "phone": "13800138000"}],
@@ -652,6 +684,10 @@ def serve(
         bool, typer.Option("--no-demo", help="Do not create the demo account on first start")
     ] = False,
     log_json: Annotated[bool, typer.Option("--log-json", help="Logs as JSON lines")] = False,
+    console_port: Annotated[
+        int | None,
+        typer.Option("--console-port", help="Web console port [8882; 0: no console]"),
+    ] = None,
 ) -> None:
     """Run a node: by default every role (API listeners, carrier, callbacks, clock) in one."""
     from telemeeting.api.server import loop_factory
@@ -672,6 +708,11 @@ def serve(
         sockets.append(_listen(server_settings.host, server_settings.port))
         if server_settings.sandbox_port != server_settings.port:
             sockets.append(_listen(server_settings.host, server_settings.sandbox_port))
+    # The web console (docs/console.md): its own listener, in the (first) API process only.
+    settings = _console_settings(settings, console_port)
+    console_sockets = []
+    if API in role_set and settings.console.port:
+        console_sockets.append(_listen(settings.console.host, settings.console.port))
 
     def announce(platform: Platform, stack: str) -> None:
         loop = type(asyncio.get_running_loop()).__module__.split(".")[0]
@@ -682,6 +723,9 @@ def serve(
             else "no API listeners"
         )
         roles = ",".join(sorted(platform.roles))
+        if API in platform.roles and console_sockets:
+            host, port = settings.console.host, settings.console.port
+            listeners += f"; web console on http://{host}:{port}/"
         console.print(
             f"telemeeting serving {listeners} (node {platform.node_id}, roles {roles}; "
             f"database {settings.database.url}; {loop} loop, {stack})",
@@ -699,9 +743,27 @@ def serve(
     if not no_demo:
         asyncio.run(_with_demo(settings))
     if workers > 1 and API in role_set:
-        run_with_workers(settings, role_set, sockets, workers, run)
+        run_with_workers(settings, role_set, sockets, workers, run, console_sockets)
     else:
-        run(settings, role_set, sockets)
+        run(settings, role_set, sockets + console_sockets)
+
+
+def _console_settings(settings: Settings, port: int | None) -> Settings:
+    """`--console-port` over `[console] port`; a port of the API's own is refused."""
+    if port is not None:
+        if not 0 <= port <= 65535:
+            errors.print("[red]error:[/red] --console-port must be 0-65535")
+            raise typer.Exit(2)
+        console_settings = settings.console.model_copy(update={"port": port})
+        settings = settings.model_copy(update={"console": console_settings})
+    chosen = settings.console.port
+    if chosen and chosen in (settings.server.port, settings.server.sandbox_port):
+        errors.print(
+            f"[red]error:[/red] the console port {chosen} is an API port; "
+            "give --console-port another (or 0 for no console)"
+        )
+        raise typer.Exit(2)
+    return settings
 
 
 async def _with_demo(settings: Settings) -> None:

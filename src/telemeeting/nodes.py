@@ -51,7 +51,8 @@ async def serve_roles(
         raise
     try:
         if API in roles and sockets:
-            app = _stopping_with(create_app(platform), platform.stop)
+            app = _with_console(create_app(platform), platform, sockets)
+            app = _stopping_with(app, platform.stop)
             config = uvicorn.Config(app, **uvicorn_options(settings.server))
             announce(platform, f"{config.http} parser")
             await uvicorn.Server(config).serve(sockets=sockets)
@@ -60,6 +61,16 @@ async def serve_roles(
             await _until_signalled()
     finally:
         await platform.stop()
+
+
+def _with_console(api: ASGIApp, platform: Platform, sockets: list[socket.socket]) -> ASGIApp:
+    """The web console (issue 13) on its own listener, when `serve` gave this process one."""
+    from telemeeting.console.app import create_console_app, is_console_socket, on_listener
+
+    port = platform.settings.console.port
+    if not any(is_console_socket(sock, port) for sock in sockets):
+        return api
+    return on_listener(api, create_console_app(platform), port)
 
 
 def _stopping_with(app: ASGIApp, stop: Callable[[], Awaitable[None]]) -> ASGIApp:
@@ -98,10 +109,13 @@ def run_with_workers(
     sockets: list[socket.socket],
     workers: int,
     run: Callable[[Settings, frozenset[str], list[socket.socket]], None],
+    first_worker_only: list[socket.socket] | None = None,
 ) -> None:
     """`workers` API processes on the shared sockets, the other roles in this process.
 
     `run(settings, roles, sockets)` runs one process's roles to the end (it owns its loop).
+    `first_worker_only` (the console's listener) is served by worker 1 alone, and again by
+    its replacement if it dies.
     """
     context = multiprocessing.get_context("fork")
     node = settings.server.node
@@ -111,7 +125,12 @@ def run_with_workers(
         worker_settings.server.node_id = f"{node}/api{index}"
         process = context.Process(
             target=_worker_main,
-            args=(run, worker_settings, frozenset({API}), sockets),
+            args=(
+                run,
+                worker_settings,
+                frozenset({API}),
+                sockets + ((first_worker_only or []) if index == 1 else []),
+            ),
             name=f"telemeeting-api-{index}",
             daemon=False,
         )

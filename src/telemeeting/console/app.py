@@ -1,0 +1,87 @@
+"""The console's ASGI app: an explicit routing table over `Pages`, static files from the package.
+
+It is served on its own listener (`[console] host/port`), never on the API's: `on_listener`
+sends each connection to the console or the API by the local address it arrived on.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from telemeeting.bootstrap import Platform
+from telemeeting.console.actions import ConsoleActions
+from telemeeting.console.live import LiveMeeting
+from telemeeting.console.pages import Pages
+from telemeeting.console.sessions import LoginThrottle, SessionStore
+from telemeeting.console.web import Context, Guard, Renderer
+
+
+def create_console_app(platform: Platform) -> Starlette:
+    settings = platform.settings
+    console = settings.console
+    actions = ConsoleActions(platform)
+    renderer = Renderer(settings.zone)
+    sessions = SessionStore(platform.db, console.idle_minutes * 60)
+    guard = Guard(sessions, actions, renderer, console.secure_cookies)
+    throttle = LoginThrottle(console.login_attempts, console.login_window_seconds)
+    pages = Pages(platform.db, actions, guard, throttle, settings.zone)
+    live = LiveMeeting(actions, pages.meeting_events)
+    page = guard.page
+
+    async def not_found(request: Request, ctx: Context) -> Response:
+        return ctx.error("page not found", 404)
+
+    routes = [
+        Route("/login", page(pages.login_form, login=False), methods=["GET"]),
+        Route("/login", page(pages.login, login=False), methods=["POST"]),
+        Route("/logout", page(pages.logout), methods=["POST"]),
+        Route("/language", page(pages.language, login=False), methods=["GET"]),
+        Route("/", page(pages.overview), methods=["GET"]),
+        Route("/meetings", page(pages.meetings), methods=["GET"]),
+        Route("/meetings", page(pages.create_meeting), methods=["POST"]),
+        Route("/meetings/{meeting_id}", page(pages.meeting), methods=["GET"]),
+        Route("/meetings/{meeting_id}/live", page(live.stream), methods=["GET"]),
+        Route("/meetings/{meeting_id}/{action}", page(pages.meeting_change), methods=["POST"]),
+        Route("/pushes", page(pages.pushes), methods=["GET"]),
+        Route("/pushes/redeliver-dead", page(pages.redeliver_dead), methods=["POST"]),
+        Route("/pushes/{event_id}", page(pages.push), methods=["GET"]),
+        Route("/pushes/{event_id}/redeliver", page(pages.redeliver), methods=["POST"]),
+        Route("/cdrs", page(pages.cdrs), methods=["GET"]),
+        Route("/cdrs.csv", page(pages.cdrs_csv), methods=["GET"]),
+        Route("/apps", page(pages.apps), methods=["GET"]),
+        Route("/apps", page(pages.create_app), methods=["POST"]),
+        Route("/apps/{app_id}", page(pages.update_app), methods=["POST"]),
+        Route("/accounts", page(pages.accounts), methods=["GET"]),
+        Route("/accounts", page(pages.create_account), methods=["POST"]),
+        Route("/accounts/{sid}/{action}", page(pages.account_change), methods=["POST"]),
+        Route("/audit", page(pages.audit), methods=["GET"]),
+        Mount("/static", StaticFiles(packages=[("telemeeting.console", "static")]), name="static"),
+        Route("/{path:path}", page(not_found, login=False), methods=["GET", "POST"]),
+    ]
+    return Starlette(routes=routes)
+
+
+def on_listener(api: ASGIApp, console: ASGIApp, console_port: int) -> ASGIApp:
+    """One ASGI app for uvicorn: connections accepted on the console's port go to the console,
+    every other one (and the lifespan) to the API. `serve` refuses a console port equal to
+    an API port, so the local port alone tells them apart."""
+
+    async def route(scope: Scope, receive: Receive, send: Send) -> None:
+        server = scope.get("server")
+        if scope["type"] != "lifespan" and server and server[1] == console_port:
+            await console(scope, receive, send)
+            return
+        await api(scope, receive, send)
+
+    return route
+
+
+def is_console_socket(sock: socket.socket, console_port: int) -> bool:
+    return bool(console_port) and sock.getsockname()[1] == console_port
