@@ -24,6 +24,7 @@ from telemeeting.domain import errors
 from telemeeting.network import client_address
 from telemeeting.service.acceptance import Acceptance
 from telemeeting.service.billing import may_dial
+from telemeeting.store.connection import DatabaseUnavailable
 from telemeeting.store.idempotency import Claim, IdempotencyKey
 from telemeeting.wire import actions as wa
 from telemeeting.wire.body import MAX_BODY_BYTES, parse_body
@@ -124,6 +125,11 @@ class ApiEndpoint:
             status = _DOMAIN_STATUS.get(type(exc), Status.INVALID_PARAMETER)
             log.info("api.refused", code=status.code, detail=str(exc), path=request.url.path)
             return _respond(status)
+        except DatabaseUnavailable as exc:
+            # Not our bug but the database's absence: one line (no traceback to flood the log
+            # with while it lasts) and the retryable answer; nothing of the request was kept.
+            log.warning("api.database_unavailable", detail=str(exc), path=request.url.path)
+            return _respond(Status.DATABASE_UNAVAILABLE)
         except Exception:
             incident = self.platform.request_ids.next(now)
             log.exception("api.internal_error", request_id=incident, path=request.url.path)

@@ -22,9 +22,40 @@ from typing import Any
 from telemeeting.store.connection import Conflict, DatabaseUnavailable, Params, Row
 from telemeeting.store.sql import Dialect, Statement
 
-#: How long a writer waits for another process (an operator's CLI command) to release the lock.
+#: How long a writer waits for another process (an operator's CLI command) to release the lock,
+#: counted from when the request asked to write (not from when its turn came), so that requests
+#: queued behind a locked database all get their answer after this long, not one after another.
 LOCK_WAIT_SECONDS = 30.0
 _DIALECT = Dialect.SQLITE
+_LOCKED = "the SQLite database stayed locked"
+#: Primary result codes for "someone else holds the lock": worth waiting for.
+_LOCK_CODES = frozenset({5, 6})  # SQLITE_BUSY, SQLITE_LOCKED
+#: Primary result codes that mean the file cannot be used now, not that the statement is wrong:
+#: the lock codes, IOERR (10), FULL (13), CANTOPEN (14), PROTOCOL (15).
+_UNAVAILABLE_CODES = _LOCK_CODES | {10, 13, 14, 15}
+
+
+def _primary_code(exc: sqlite3.Error) -> int | None:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return None if code is None else int(code) & 0xFF
+
+
+def _unavailable(exc: sqlite3.Error, codes: frozenset[int] = _UNAVAILABLE_CODES) -> bool:
+    """Whether SQLite refused for want of the file (locked, I/O, full), not for the statement."""
+    return isinstance(exc, sqlite3.OperationalError) and _primary_code(exc) in codes
+
+
+def _translated(exc: sqlite3.Error) -> Exception:
+    """The store's exception for a driver error: Conflict, DatabaseUnavailable, or itself."""
+    if isinstance(exc, sqlite3.IntegrityError) and (
+        "UNIQUE" in str(exc) or "PRIMARY KEY" in str(exc)
+    ):
+        return Conflict(str(exc))
+    if _unavailable(exc):
+        return DatabaseUnavailable(f"{type(exc).__name__}: {exc}")
+    return exc
+
+
 
 
 def _connect(path: str) -> sqlite3.Connection:
@@ -47,10 +78,11 @@ class SqliteConnection:
     def _run(self, statement: Statement, params: Params | None) -> sqlite3.Cursor:
         try:
             return self.raw.execute(statement.prepared(_DIALECT).text, params or {})
-        except sqlite3.IntegrityError as exc:
-            if "UNIQUE" in str(exc) or "PRIMARY KEY" in str(exc):
-                raise Conflict(str(exc)) from exc
-            raise
+        except sqlite3.Error as exc:
+            translated = _translated(exc)
+            if translated is exc:
+                raise
+            raise translated from exc
 
     async def fetch(self, statement: Statement, params: Params | None = None) -> list[Row]:
         return self._run(statement, params).fetchall()
@@ -70,6 +102,10 @@ class SqliteConnection:
             self.raw.executemany(statement.prepared(_DIALECT).text, rows)
         except sqlite3.IntegrityError as exc:
             raise Conflict(str(exc)) from exc
+        except sqlite3.Error as exc:
+            if not _unavailable(exc):
+                raise
+            raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
 
 class _Batch:
@@ -83,8 +119,9 @@ class _Batch:
 class SqliteEngine:
     dialect = _DIALECT
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, lock_wait: float = LOCK_WAIT_SECONDS) -> None:
         self._path = path
+        self._lock_wait = lock_wait
         self._writer = SqliteConnection(_connect(path))
         self._writer.raw.execute("PRAGMA busy_timeout=0")  # we wait on the loop, not in C
         self._turn = asyncio.Lock()  # one request at a time uses the writer
@@ -95,9 +132,15 @@ class SqliteEngine:
     @contextlib.asynccontextmanager
     async def writer(self) -> AsyncIterator[SqliteConnection]:
         """A request's writes: its own savepoint in the shared transaction; returns after the
-        COMMIT that made them durable (or raises if that COMMIT failed)."""
-        async with self._turn:
-            batch = await self._open_batch()
+        COMMIT that made them durable (or raises if that COMMIT failed). DatabaseUnavailable
+        when another process held the write lock for the whole lock wait: nothing was written."""
+        deadline = time.monotonic() + self._lock_wait
+        try:
+            await asyncio.wait_for(self._turn.acquire(), max(0.0, deadline - time.monotonic()))
+        except TimeoutError as exc:  # the request ahead is still waiting for the lock
+            raise DatabaseUnavailable(_LOCKED) from exc
+        try:
+            batch = await self._open_batch(deadline)
             self._savepoints += 1
             name = f"w{self._savepoints}"
             raw = self._writer.raw
@@ -109,23 +152,26 @@ class SqliteEngine:
                 raw.execute(f"RELEASE {name}")
                 raise
             raw.execute(f"RELEASE {name}")
+        finally:
+            self._turn.release()
         await asyncio.shield(batch.committed)
 
-    async def _open_batch(self) -> _Batch:
+    async def _open_batch(self, deadline: float) -> _Batch:
         if self._batch is not None and not self._batch.closed:
             return self._batch
-        deadline = time.monotonic() + LOCK_WAIT_SECONDS
         delay = 0.001
         while True:
             try:
                 self._writer.raw.execute("BEGIN IMMEDIATE")
                 break
             except sqlite3.OperationalError as exc:  # another process holds the write lock
-                if "locked" not in str(exc) and "busy" not in str(exc):
+                if not _unavailable(exc):
                     raise
+                if not _unavailable(exc, _LOCK_CODES):  # I/O, disk full: no use waiting
+                    raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
                 if time.monotonic() > deadline:
-                    raise DatabaseUnavailable("the SQLite database stayed locked") from exc
-                await asyncio.sleep(delay)
+                    raise DatabaseUnavailable(_LOCKED) from exc
+                await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
                 delay = min(delay * 2, 0.05)
         batch = self._batch = _Batch()
         asyncio.get_running_loop().create_task(self._commit(batch))
@@ -141,8 +187,11 @@ class SqliteEngine:
             except BaseException as exc:
                 with contextlib.suppress(sqlite3.Error):
                     self._writer.raw.execute("ROLLBACK")
-                if not batch.committed.done():
-                    batch.committed.set_exception(exc)
+                if not batch.committed.done():  # every request of the batch: none was kept
+                    failure = _translated(exc) if isinstance(exc, sqlite3.Error) else exc
+                    if failure is not exc:
+                        failure.__cause__ = exc
+                    batch.committed.set_exception(failure)
                 batch.committed.exception()  # retrieved: no "never retrieved" warning
                 return
             batch.committed.set_result(None)

@@ -20,6 +20,12 @@ class Status(Enum):
     #: **extension**: -104 with its own message, when the server has as many requests in flight
     #: as it takes (`[server] max_in_flight`); `from_code("-104")` is RATE_LIMITED.
     OVERLOADED = ("-104", "服务器繁忙，请稍后重试")
+    #: **extension**: -104 with its own message, when the database could not be reached (a
+    #: connection lost, PostgreSQL restarting, SQLite locked by another process beyond the lock
+    #: wait). -104 because it is the one code a client of the real platform already backs off
+    #: and retries on; nothing of the request was done, unless the connection died during the
+    #: COMMIT itself (docs/api.md: retry with the same Idempotency-Key to be sure).
+    DATABASE_UNAVAILABLE = ("-104", "数据库暂不可用，请稍后重试")
     UNKNOWN_ACCOUNT = ("-200", "无此用户")
     ACCOUNT_DISABLED = ("-201", "用户状态失效")
     BAD_AUTHORIZATION = ("-202", "包头验证信息错误")
@@ -48,6 +54,36 @@ class Status(Enum):
 _BY_CODE: dict[str, Status] = {}
 for _status in Status:
     _BY_CODE.setdefault(_status.code, _status)  # a code's first member is the contract's
+
+
+def _codes(*members: Status) -> frozenset[str]:
+    return frozenset(member.code for member in members)
+
+
+# The families a client reacts to as one (the SDK raises one exception class per family). They
+# are written here, next to the codes, so that the SDK never re-types a code.
+#: Account, signature, balance or app refused: retrying the same request will not help.
+AUTH_CODES = _codes(
+    Status.UNKNOWN_ACCOUNT,
+    Status.ACCOUNT_DISABLED,
+    Status.BAD_AUTHORIZATION,
+    Status.BAD_SIGN,
+    Status.NO_BALANCE,
+    Status.APP_CHECK_FAILED,
+)
+#: A parameter is missing or malformed: the request must be fixed.
+VALIDATION_CODES = _codes(Status.MISSING_PARAMETER, Status.INVALID_PARAMETER, Status.INVALID_PHONE)
+#: The meeting or member is not in a state that allows the action.
+MEETING_CODES = _codes(
+    Status.MEETING_NOT_FOUND,
+    Status.MEETING_ENDED,
+    Status.MEETING_FULL,
+    Status.MEMBER_ALREADY_IN,
+    Status.MEMBER_NOT_FOUND,
+)
+#: Refused for now (rate limit, overload, database unavailable): the same request may be sent
+#: again later. A client cannot tell these apart by code, only by message, and need not.
+RETRY_LATER_CODES = _codes(Status.RATE_LIMITED, Status.OVERLOADED, Status.DATABASE_UNAVAILABLE)
 
 
 class WireError(Exception):
