@@ -57,6 +57,7 @@ class LiveMeeting:
             update = json.dumps(
                 {
                     "state": meeting.state.value,
+                    "stateLabel": ctx._(meeting.state.value),
                     "members": ctx.fragment(
                         "_members.html", meeting=meeting, members=members_of(meeting)
                     ),

@@ -194,7 +194,7 @@ class Pages:
             await self._actions.end(user, meeting_id)
         else:
             raise NotFound("Not found")
-        return RedirectResponse(f"/meetings/{meeting_id}", status_code=303)
+        return done(request, f"/meetings/{meeting_id}")
 
     # ---- pushes -------------------------------------------------------------------------
 
@@ -394,6 +394,18 @@ class Pages:
         if end is not None:
             until = datetime.combine(end + timedelta(days=1), time(), self._zone).timestamp()
         return since, until
+
+
+#: Sent by console.js when it submits a form itself (the live meeting page stays as it is).
+FETCH_HEADER = "x-console-fetch"
+
+
+def done(request: Request, url: str) -> Response:
+    """After a change: the page to go to, or for console.js's own submissions 204 (the live
+    stream shows the change)."""
+    if request.headers.get(FETCH_HEADER) == "1":
+        return Response(status_code=204)
+    return RedirectResponse(url, status_code=303)
 
 
 def members_of(meeting: Meeting) -> list[dict[str, Any]]:

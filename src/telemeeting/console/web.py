@@ -143,7 +143,7 @@ class Guard:
                 ctx = Context(session, self._language(request, session), self.renderer)
                 if login and session is None:
                     return self._to_login(request, ctx)
-                if request.method in _CHANGE_METHODS and session is not None:
+                if login and request.method in _CHANGE_METHODS:
                     refusal = await self._check_change(request, ctx)
                     if refusal is not None:
                         return refusal

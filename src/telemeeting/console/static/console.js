@@ -1,6 +1,50 @@
-// Telemeeting console: live meeting updates over Server-Sent Events. Everything else is plain
-// HTML forms; the server renders (and escapes) every fragment this script puts in the page.
+// Telemeeting console: live meeting updates over Server-Sent Events, and the meeting page's
+// buttons submitted without leaving the page. Everything works as plain HTML forms too; the
+// server renders (and escapes) every fragment this script puts in the page.
 "use strict";
+
+function showFlash(text) {
+  const flash = document.getElementById("flash");
+  if (!flash) {
+    return;
+  }
+  flash.textContent = text;
+  flash.hidden = !text;
+}
+
+// Forms marked data-async post in the background; the live stream shows what changed.
+document.addEventListener("submit", async (event) => {
+  const form = event.target;
+  if (!(form instanceof HTMLFormElement) || !form.hasAttribute("data-async")) {
+    return;
+  }
+  event.preventDefault();
+  const buttons = form.querySelectorAll("button");
+  buttons.forEach((button) => { button.disabled = true; });
+  try {
+    const response = await fetch(form.action, {
+      method: "POST",
+      body: new URLSearchParams(new FormData(form)),
+      headers: { "X-Console-Fetch": "1" },
+      credentials: "same-origin",
+      redirect: "manual",
+    });
+    if (response.ok || response.type === "opaqueredirect") {
+      showFlash("");
+      if (form.hasAttribute("data-reset")) {
+        form.reset();
+      }
+    } else {
+      const page = new DOMParser().parseFromString(await response.text(), "text/html");
+      const heading = page.querySelector("[data-error] h1");
+      showFlash(heading ? heading.textContent : String(response.status));
+    }
+  } catch (error) {
+    showFlash(String(error));
+  } finally {
+    buttons.forEach((button) => { button.disabled = false; });
+  }
+});
 
 document.addEventListener("DOMContentLoaded", () => {
   const live = document.getElementById("live");
@@ -20,7 +64,7 @@ document.addEventListener("DOMContentLoaded", () => {
     events.innerHTML = update.events;
     if (state.dataset.meetingState !== update.state) {
       state.dataset.meetingState = update.state;
-      state.textContent = update.state;
+      state.textContent = update.stateLabel || update.state;
     }
     if (update.state === "ended") {
       if (controls) {
