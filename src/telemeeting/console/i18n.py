@@ -175,7 +175,7 @@ def negotiate(accept_language: str | None) -> str:
                 except ValueError:
                     q = 0.0
         language = ZH if tag.startswith("zh") else EN if tag.startswith("en") else None
-        if language is not None and q > best_q:
+        if language is not None and q > 0 and q > best_q:  # q=0: "not this one"
             best, best_q = language, q
     return best
 
