@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import UTC, datetime
 
@@ -81,6 +82,24 @@ async def _read_body(request: Request) -> bytes:
             raise WireError(Status.INVALID_PARAMETER, "body over 64 KiB")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+#: Pauses between attempts to free an Idempotency-Key while the database is unavailable.
+_RELEASE_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4)
+
+
+async def _release(gate: IdempotencyGate, key: IdempotencyKey) -> None:
+    """Free the key of a request that was not accepted. A database that was just lost is often
+    back a moment later (a pool reconnecting): try again briefly, because a key left held stays
+    with this failed attempt for the whole lease (60 s), and the repeat the client was told to
+    send would wait for it."""
+    for delay in _RELEASE_RETRY_DELAYS:
+        try:
+            await gate.release(key)
+            return
+        except DatabaseUnavailable:
+            await asyncio.sleep(delay)
+    await gate.release(key)
 
 
 def _query_sign(request: Request) -> str | None:
@@ -177,7 +196,7 @@ class ApiEndpoint:
             extra = await HANDLERS[action](platform.service, app, body, accept)
         except BaseException:
             if key is not None:
-                await self._idempotency.release(key)
+                await _release(self._idempotency, key)
             raise
         log.info("api.accepted", action=action, appid=appid, request_id=request_id)
         return _respond(Status.OK, request_id, **extra)
