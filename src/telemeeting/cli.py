@@ -723,7 +723,9 @@ def serve(
             else "no API listeners"
         )
         roles = ",".join(sorted(platform.roles))
-        if API in platform.roles and console_sockets:
+        # With --workers the console is served by worker 1 only (nodes.run_with_workers).
+        serves_console = workers == 1 or platform.node_id.endswith("/api1")
+        if API in platform.roles and console_sockets and serves_console:
             host, port = settings.console.host, settings.console.port
             listeners += f"; web console on http://{host}:{port}/"
         console.print(

@@ -1,0 +1,64 @@
+"""The console has its own listener: never on the API's ports, off with port 0, and with
+--workers served by one API process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from tests.servers import database_url, free_port, run_cli, start_server
+
+
+def test_console_and_api_listen_apart(tmp_path: Path) -> None:
+    port = free_port()
+    server = start_server(
+        database_url("sqlite", tmp_path), tmp_path, extra_args=("--console-port", str(port))
+    )
+    try:
+        console = httpx.get(f"http://127.0.0.1:{port}/login", timeout=5)
+        assert console.status_code == 200 and 'name="sid"' in console.text
+        for api in (server.production_url, server.sandbox_url):
+            for path in ("/", "/login", "/static/console.js"):
+                answer = httpx.get(f"{api}{path}", timeout=5)
+                assert 'name="sid"' not in answer.text and "EventSource" not in answer.text
+        signed_path = "/201612/sid/x/call/TeleMeeting.wx"
+        assert httpx.post(f"http://127.0.0.1:{port}{signed_path}", timeout=5).status_code != 200
+        assert f"web console on http://127.0.0.1:{port}/" in server.log()
+    finally:
+        server.stop()
+
+
+def test_console_port_zero_means_no_console(tmp_path: Path) -> None:
+    server = start_server(
+        database_url("sqlite", tmp_path), tmp_path, extra_args=("--console-port", "0")
+    )
+    try:
+        assert "web console" not in server.log()
+    finally:
+        server.stop()
+
+
+def test_a_console_port_that_is_an_api_port_is_refused(tmp_path: Path) -> None:
+    db = database_url("sqlite", tmp_path)
+    port = str(free_port())
+    result = run_cli(
+        "serve", "--port", port, "--console-port", port, db=db, check=False, in_process=False
+    )
+    assert result.returncode == 2 and "is an API port" in result.stderr
+
+
+def test_with_workers_one_process_serves_the_console(tmp_path: Path) -> None:
+    port = free_port()
+    server = start_server(
+        database_url("sqlite", tmp_path),
+        tmp_path,
+        extra_args=("--console-port", str(port), "--workers", "2"),
+    )
+    try:
+        for _ in range(5):
+            answer = httpx.get(f"http://127.0.0.1:{port}/login", timeout=5)
+            assert answer.status_code == 200
+        assert server.log().count("web console on") == 1
+    finally:
+        server.stop()
