@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -40,6 +39,7 @@ from starlette.routing import Route
 
 from telemeeting.api.app import FUNC, VERSION
 from telemeeting.wire.auth import parse_authorization, sign_matches, timestamp_in_window
+from telemeeting.wire.endpoints import PATH_PATTERN, path
 from telemeeting.wire.envelope import CONTENT_TYPE, dump, envelope
 from telemeeting.wire.request_id import RequestIdGenerator
 from telemeeting.wire.status import Status
@@ -49,7 +49,6 @@ WINDOW_SECONDS = 86400.0  # the server's default (spec §3)
 SID = os.environ.get("BENCH_BASELINE_SID", "")
 TOKEN = os.environ.get("BENCH_BASELINE_TOKEN", "")
 _request_ids = RequestIdGenerator(ZONE)
-_PATH = re.compile(rf"^/{VERSION}/sid/(?P<sid>[^/]+)/{FUNC}/(?P<func_url>[^/]+)$")
 _HEADERS = {"Content-Type": CONTENT_TYPE}
 _RAW_CONTENT_TYPE = CONTENT_TYPE.encode()
 
@@ -91,7 +90,7 @@ async def endpoint(request: Request) -> Response:
 
 
 starlette_app = Starlette(
-    routes=[Route(f"/{VERSION}/sid/{{sid}}/{FUNC}/{{func_url}}", endpoint, methods=["POST"])]
+    routes=[Route(path(VERSION, "{sid}", FUNC, "{func_url}"), endpoint, methods=["POST"])]
 )
 
 
@@ -114,8 +113,9 @@ async def asgi_app(scope: Scope, receive: Receive, send: Send) -> None:
     while more:
         message = await receive()
         more = message.get("more_body", False)
-    match = _PATH.match(scope["path"])
-    if match is None or scope["method"] != "POST":
+    match = PATH_PATTERN.fullmatch(scope["path"])
+    ours = match is not None and (match["version"], match["func"]) == (VERSION, FUNC)
+    if match is None or not ours or scope["method"] != "POST":
         body, status = dump(envelope(Status.INVALID_ACTION)), 404
     else:
         authorization = next(

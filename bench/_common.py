@@ -34,7 +34,10 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from telemeeting.wire.actions import CREATE_MEETING, TELEMEETING
 from telemeeting.wire.auth import signed_headers
+from telemeeting.wire.endpoints import CALL, VERSION, path
+from telemeeting.wire.status import Status
 
 HOST = "127.0.0.1"
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -225,7 +228,8 @@ def served(
 
 
 def api_url(base_url: str, sid: str, sign: str) -> str:
-    return f"{base_url}/201612/sid/{sid}/call/TeleMeeting.wx?Sign={sign}"
+    """The signed URL of the meeting actions (TeleMeeting.wx), built from wire/endpoints.py."""
+    return f"{base_url}{path(VERSION, sid, CALL, TELEMEETING)}?Sign={sign}"
 
 
 async def post_signed(
@@ -245,8 +249,8 @@ async def create_meeting(
     client: httpx.AsyncClient, base_url: str, sid: str, token: str, body: dict[str, Any]
 ) -> dict[str, Any]:
     """A `createMeeting` request (`body` without the action); its answer, which must be "0"."""
-    answer = await post_signed(client, base_url, sid, token, {"action": "createMeeting", **body})
-    if answer.get("statusCode") != "0":
+    answer = await post_signed(client, base_url, sid, token, {"action": CREATE_MEETING, **body})
+    if answer.get("statusCode") != Status.OK.code:
         raise RuntimeError(f"createMeeting failed: {answer}")
     return answer
 

@@ -1061,7 +1061,8 @@ def print_tables(results: Results, opts: Options) -> None:
         over = Table(title=f"overload: {opts.duration:g}s measured after {opts.warmup:g}s")
         for header in ("target", "action", "conns", "pause", '"0"/s', '"0" p50', '"0" p99'):
             over.add_column(header, justify="left" if header in ("target", "action") else "right")
-        for header in ("-104", "-104 p50", "-104 p99", "max ms", "other", "server CPU", "wrk CPU"):
+        overload = (OVERLOAD, f"{OVERLOAD} p50", f"{OVERLOAD} p99")
+        for header in (*overload, "max ms", "other", "server CPU", "wrk CPU"):
             over.add_column(header, justify="right")
         over.add_column("machine CPU", justify="right")
         for o in results.overloads:

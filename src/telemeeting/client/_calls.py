@@ -25,6 +25,7 @@ from telemeeting.wire import cdr as wire_cdr
 from telemeeting.wire.auth import TIMESTAMP_FORMAT, signed_headers
 from telemeeting.wire.endpoints import CALL, VERSION, path
 from telemeeting.wire.idempotency import HEADER, valid_key
+from telemeeting.wire.status import Status
 
 PRODUCTION_URL = "http://api.ytx.net"
 SANDBOX_URL = "http://sandbox.ytx.net"
@@ -265,7 +266,7 @@ class Calls:
                 f"HTTP {response.status_code}: not a ytx response", http_status=response.status_code
             )
         code = str(body.get("statusCode"))
-        if code == "0":
+        if code == Status.OK.code:
             return body
         raise error_for(
             code,

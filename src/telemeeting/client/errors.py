@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-AUTH_CODES = frozenset({"-200", "-201", "-202", "-203", "-204", "-205"})
-VALIDATION_CODES = frozenset({"-2", "-101", "-102"})
-MEETING_CODES = frozenset({"-300", "-301", "-302", "-303", "-304"})
-RATE_LIMIT_CODES = frozenset({"-104"})
+# The families are the contract's (telemeeting.wire.status), exported under the SDK's names.
+from telemeeting.wire.status import AUTH_CODES as AUTH_CODES
+from telemeeting.wire.status import MEETING_CODES as MEETING_CODES
+from telemeeting.wire.status import RETRY_LATER_CODES as RATE_LIMIT_CODES
+from telemeeting.wire.status import VALIDATION_CODES as VALIDATION_CODES
 
 
 class TeleMeetingError(Exception):
@@ -56,7 +57,9 @@ class MeetingError(TeleMeetingError):
 
 
 class RateLimitError(TeleMeetingError):
-    """-104: the account's request rate was exceeded; slow down and try again."""
+    """-104: refused for now, nothing done: the account's request rate was exceeded, the server
+    is busy, or its database is unavailable for a moment (`status_msg` says which); slow down
+    and try again. The client retries it by itself for idempotent calls (RetryPolicy)."""
 
 
 class TransportError(TeleMeetingError):

@@ -15,23 +15,18 @@ from zoneinfo import ZoneInfo
 
 from telemeeting.wire import account as wire_account
 from telemeeting.wire import callbacks
+
+# The state names (spec §6.4, §7) are the contract's; exported here too, as the SDK always has.
+from telemeeting.wire.states import ACTIVE as ACTIVE
+from telemeeting.wire.states import ALERTING as ALERTING
+from telemeeting.wire.states import ANSWER, DISCONNECT, ENDED, STATE_DESC_SEPARATOR
+from telemeeting.wire.states import BOOKED as BOOKED
+from telemeeting.wire.states import CALLOUT as CALLOUT
+from telemeeting.wire.states import SETTLED_LEG_STATES as SETTLED_STATES
 from telemeeting.wire.times import WIRE_TIME_FORMAT
 
 #: The platform's wall-clock zone; wire times (`yyyy-MM-dd HH:mm:ss`) are in it.
 DEFAULT_ZONE = ZoneInfo("Asia/Shanghai")
-
-# Member (leg) states, in the order a leg walks them (spec §7).
-CALLOUT = "callout"
-ALERTING = "alerting"
-ANSWER = "answer"
-DISCONNECT = "disconnect"
-#: A leg in one of these states will not change again unless someone acts.
-SETTLED_STATES = frozenset({ANSWER, DISCONNECT})
-
-# Meeting states (spec §6.4).
-BOOKED = "booked"
-ACTIVE = "active"
-ENDED = "ended"
 
 
 def parse_wire_time(text: Any, zone: ZoneInfo = DEFAULT_ZONE) -> datetime | None:
@@ -149,7 +144,7 @@ class Member:
         """For a disconnected leg, why (正常, 用户忙, 无应答, 拒接, 号码无效, …); else `""`."""
         if self.state != DISCONNECT:
             return ""
-        return self.state_desc.partition("|")[2]
+        return self.state_desc.partition(STATE_DESC_SEPARATOR)[2]
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any], zone: ZoneInfo = DEFAULT_ZONE) -> Member:
@@ -229,7 +224,9 @@ class CallState:
     @property
     def reason(self) -> str:
         """For `disconnect`, the half of stateDesc after `|` (用户忙, 会议结束, …)."""
-        return self.state_desc.partition("|")[2] if self.state == DISCONNECT else ""
+        if self.state != DISCONNECT:
+            return ""
+        return self.state_desc.partition(STATE_DESC_SEPARATOR)[2]
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any], zone: ZoneInfo = DEFAULT_ZONE) -> CallState:

@@ -4,6 +4,8 @@ one serves (spec §1). Anything else is HTTP 404 with `-3`; an action on the wro
 
 from __future__ import annotations
 
+import re
+
 from telemeeting.wire import account, cdr
 from telemeeting.wire.actions import ACTIONS_BY_FUNC_URL
 
@@ -12,6 +14,12 @@ VERSION = "201612"
 #: Every version that some path is served on (for admission control and routing).
 VERSIONS = frozenset({VERSION, *cdr.VERSIONS})
 CALL = "call"
+#: The literal segment before the account SID.
+SID = "sid"
+#: The path's parts, each one whole segment (use `fullmatch`: `$` would allow a trailing newline).
+PATH_PATTERN = re.compile(
+    rf"/(?P<version>[^/]+)/{SID}/(?P<sid>[^/]+)/(?P<func>[^/]+)/(?P<func_url>[^/]+)"
+)
 
 #: (version, func, funcURL) → the actions served there.
 ENDPOINTS: dict[tuple[str, str, str], frozenset[str]] = {
@@ -28,4 +36,9 @@ def actions_at(version: str, func: str, func_url: str) -> frozenset[str] | None:
 
 def path(version: str, account_sid: str, func: str, func_url: str) -> str:
     """`/{version}/sid/{accountSID}/{func}/{funcURL}` (without `?Sign=`)."""
-    return f"/{version}/sid/{account_sid}/{func}/{func_url}"
+    return f"/{version}/{SID}/{account_sid}/{func}/{func_url}"
+
+
+def prefix(version: str) -> str:
+    """`/{version}/sid/`: what every API path of `version` starts with."""
+    return f"/{version}/{SID}/"
