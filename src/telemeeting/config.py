@@ -37,6 +37,27 @@ class ServerSettings(BaseModel):
     #: API requests in flight per process; beyond it the answer is at once -104 (overloaded).
     #: 0: no bound.
     max_in_flight: int = Field(64, ge=0)
+    #: A request's headers must be complete this long after its first byte, else the connection
+    #: is closed (slowloris: one header byte a second held connections for ever).
+    header_timeout_seconds: float = Field(10.0, gt=0)
+    #: A request's body must be complete this long after its headers, else the connection is
+    #: closed (one info line, `http.client_gone reason=body_timeout`).
+    body_timeout_seconds: float = Field(30.0, gt=0)
+    #: A connection with no request in progress (new, or after an answer) is closed after this.
+    keepalive_seconds: float = Field(5.0, gt=0)
+    #: Open connections per API process; a connection beyond it is closed at once. It is lowered
+    #: to leave an eighth of the process's file limit (at least 64) to everything else.
+    #: 0: no cap (and none derived from the file limit).
+    max_connections: int = Field(10000, ge=0)
+    #: Open connections per client address (the TCP peer; trusted proxies are not capped) and
+    #: API process; beyond it a new connection is closed at once. 0: no cap.
+    max_connections_per_address: int = Field(512, ge=0)
+    #: Requests per second (token bucket, per client address and API process) that may fail
+    #: authentication (-200…-203); an address with no token left gets -104 before the
+    #: signature is checked. 0: no limit.
+    preauth_rate_per_address: float = Field(20.0, ge=0)
+    #: The bucket's size: failures an address may have in a burst.
+    preauth_burst_per_address: int = Field(200, ge=1)
 
     @property
     def node(self) -> str:
