@@ -37,10 +37,8 @@ async def serve_roles(
     announce: Callable[[Platform, str], None] = lambda _platform, _what: None,
 ) -> None:
     """Start the roles; with the API role, serve HTTP on `sockets` until a signal."""
-    import uvicorn
-
     from telemeeting.api.app import create_app
-    from telemeeting.api.server import uvicorn_options
+    from telemeeting.api.server import http_config, http_implementation, serve_http
 
     platform = build_platform(settings, roles=roles)
     try:
@@ -53,9 +51,9 @@ async def serve_roles(
         if API in roles and sockets:
             app = _with_console(create_app(platform), platform, sockets)
             app = _stopping_with(app, platform.stop)
-            config = uvicorn.Config(app, **uvicorn_options(settings.server))
-            announce(platform, f"{config.http} parser")
-            await uvicorn.Server(config).serve(sockets=sockets)
+            config = http_config(app, settings.server, platform.trusted_proxies)
+            announce(platform, f"{http_implementation(settings.server)} parser")
+            await serve_http(config, sockets)
         else:
             announce(platform, "no API listeners")
             await _until_signalled()

@@ -1,17 +1,26 @@
 """How `telemeeting serve` runs the ASGI app: uvicorn on uvloop with the httptools parser.
 
 Both are chosen by `[server] loop` and `[server] http` ("auto" takes uvloop and httptools when they
-are installed, as `uvicorn[standard]` installs them, and falls back to asyncio and h11).
+are installed, as `uvicorn[standard]` installs them, and falls back to asyncio and h11). What
+`serve` runs is uvicorn's protocol subclassed for connection caps and read timeouts
+(`api.connections`), under the edge layer (`api.edge`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib.util
+import socket
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from starlette.types import ASGIApp
 
 from telemeeting.config import ServerSettings
+from telemeeting.network import Network
+
+if TYPE_CHECKING:
+    import uvicorn
 
 LoopFactory = Callable[[], asyncio.AbstractEventLoop]
 
@@ -46,4 +55,32 @@ def uvicorn_options(settings: ServerSettings) -> dict[str, Any]:
         "log_level": "warning",
         "proxy_headers": False,  # X-Forwarded-For counts only from [server] trusted_proxies
         "timeout_graceful_shutdown": 5,
+        "timeout_keep_alive": settings.keepalive_seconds,
+        "ws": "none",  # no route is a WebSocket: an Upgrade header is an ordinary request
     }
+
+
+def http_config(app: ASGIApp, settings: ServerSettings, trusted: list[Network]) -> uvicorn.Config:
+    """uvicorn's config for `serve`: `app` under the edge layer, on the protocol with this
+    process's connection caps and timeouts."""
+    import uvicorn
+
+    from telemeeting.api.connections import protocol_class
+    from telemeeting.api.edge import HttpEdge
+
+    options = uvicorn_options(settings)
+    options["http"] = protocol_class(settings, options["http"], trusted)
+    return uvicorn.Config(HttpEdge(app), **options)
+
+
+async def serve_http(config: uvicorn.Config, sockets: list[socket.socket]) -> None:
+    """Serve `config` on `sockets` until a signal, accept() failures backed off and logged
+    rate-limited, and uvicorn's own repeated warnings too."""
+    import uvicorn
+
+    from telemeeting.api.connections import guard_accepts
+    from telemeeting.logs import limit_stdlib_repeats
+
+    guard_accepts(asyncio.get_running_loop())
+    limit_stdlib_repeats("uvicorn.error", "asyncio")
+    await uvicorn.Server(config).serve(sockets=sockets)
