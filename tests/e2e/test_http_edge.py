@@ -1,12 +1,15 @@
 """What the HTTP layer answers before and around the API (issue 11, items 3 and 4): unknown
-methods and non-origin-form request targets get the envelope, and a client gone mid-request is one
-info line. Every test talks to a real `telemeeting serve` over loopback with raw sockets."""
+methods and non-origin-form request targets get the envelope, a client gone mid-request is one
+info line, and floods of unauthenticated requests from one address get -104 after a burst.
+Every test talks to a real `telemeeting serve` over loopback with raw sockets."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.e2e.raw_http import (
@@ -146,3 +149,33 @@ def test_a_body_not_sent_in_time_closes_the_connection(edge_api: Api) -> None:
     logged = _log_since(server, before)
     assert "Traceback" not in logged and "internal_error" not in logged, logged
     assert sum("client_gone" in line for line in logged.splitlines()) == 1, logged
+
+
+def test_unauthenticated_floods_get_104_after_the_burst(sqlite_db: str, tmp_path: Path) -> None:
+    """`[server] preauth_rate_per_address` / `preauth_burst_per_address`: an address whose
+    requests keep failing authentication is refused with -104 before the signature check;
+    another address is not affected, and a signed request from it is served."""
+    server = start_server(
+        sqlite_db,
+        tmp_path,
+        env={
+            "TELEMEETING_SERVER_PREAUTH_RATE_PER_ADDRESS": "0.5",
+            "TELEMEETING_SERVER_PREAUTH_BURST_PER_ADDRESS": "5",
+        },
+    )
+    try:
+        api = Api(server, server.new_tenant())
+        url = f"{server.sandbox_url}/201612/sid/{api.tenant.sid}/call/TeleMeeting.wx?Sign=bad"
+        with httpx.Client(timeout=10) as flood:
+            codes = [flood.post(url, content=b"{}").json()["statusCode"] for _ in range(30)]
+        assert codes[:5] == ["-202"] * 5, codes
+        assert codes[5:] == ["-104"] * 25, codes
+        other = httpx.Client(timeout=10, transport=httpx.HTTPTransport(local_address="127.0.0.2"))
+        with other:
+            assert other.post(url, content=b"{}").json()["statusCode"] == "-202"
+        time.sleep(2.2)  # 0.5 token/s: one token back
+        assert api.post({"action": "createMeeting"}).code == "0"
+        logged = server.log()
+        assert logged.count("preauth_limited") <= 5, logged  # rate-limited, not one per refusal
+    finally:
+        server.stop()

@@ -1,12 +1,14 @@
 """The small rules under the HTTP layer's limits (issue 11, item 4): the log-line budget, the
-connection cap under the file limit, what looks like a method. The behaviour they give a real
-server is tested in tests/e2e/test_connection_limits.py and tests/e2e/test_http_edge.py."""
+pre-authentication token buckets, the connection cap under the file limit, what looks like a
+method. The behaviour they give a real server is tested in tests/e2e/test_connection_limits.py
+and tests/e2e/test_http_edge.py."""
 
 from __future__ import annotations
 
 import logging
 
 from telemeeting.api.connections import effective_max_connections, is_method_token
+from telemeeting.api.preauth import AddressBuckets
 from telemeeting.logs import RepeatFilter, RepeatLimiter
 
 
@@ -39,6 +41,17 @@ def test_a_standard_library_logger_gets_the_same_budget() -> None:
     clock.now = 5.0
     later = record()
     assert repeat.filter(later) and later.getMessage() == "Bad x (suppressed 1 like it)"
+
+
+def test_an_address_without_failures_always_has_a_token() -> None:
+    clock = Clock()
+    buckets = AddressBuckets(rate=1, burst=2, clock=clock)
+    assert buckets.has_token("10.0.0.1")
+    buckets.spend("10.0.0.1")
+    buckets.spend("10.0.0.1")
+    assert not buckets.has_token("10.0.0.1") and buckets.has_token("10.0.0.2")
+    clock.now = 1.0
+    assert buckets.has_token("10.0.0.1")
 
 
 def test_the_connection_cap_leaves_part_of_the_file_limit_free() -> None:

@@ -3,7 +3,7 @@
 Both are chosen by `[server] loop` and `[server] http` ("auto" takes uvloop and httptools when they
 are installed, as `uvicorn[standard]` installs them, and falls back to asyncio and h11). What
 `serve` runs is uvicorn's protocol subclassed for connection caps and read timeouts
-(`api.connections`), under the edge layer (`api.edge`).
+(`api.connections`), under the edge and pre-authentication layers (`api.edge`, `api.preauth`).
 """
 
 from __future__ import annotations
@@ -61,16 +61,25 @@ def uvicorn_options(settings: ServerSettings) -> dict[str, Any]:
 
 
 def http_config(app: ASGIApp, settings: ServerSettings, trusted: list[Network]) -> uvicorn.Config:
-    """uvicorn's config for `serve`: `app` under the edge layer, on the protocol with this
-    process's connection caps and timeouts."""
+    """uvicorn's config for `serve`: `app` under the edge and pre-authentication layers, on the
+    protocol with this process's connection caps and timeouts."""
     import uvicorn
 
+    from telemeeting.api.app import is_api_request
     from telemeeting.api.connections import protocol_class
     from telemeeting.api.edge import HttpEdge
+    from telemeeting.api.preauth import PreAuthLimit
 
+    limited = PreAuthLimit(
+        app,
+        settings.preauth_rate_per_address,
+        settings.preauth_burst_per_address,
+        trusted,
+        is_api_request,
+    )
     options = uvicorn_options(settings)
     options["http"] = protocol_class(settings, options["http"], trusted)
-    return uvicorn.Config(HttpEdge(app), **options)
+    return uvicorn.Config(HttpEdge(limited), **options)
 
 
 async def serve_http(config: uvicorn.Config, sockets: list[socket.socket]) -> None:
