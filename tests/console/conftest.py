@@ -15,7 +15,16 @@ from typing import Any, TypeVar
 import pytest
 
 from telemeeting.store.unit_of_work import Database
-from tests.servers import CI, Server, Tenant, database_url, free_port, start_server, with_database
+from tests.servers import (
+    CI,
+    Server,
+    Tenant,
+    database_url,
+    drop_pg_database,
+    free_port,
+    start_server,
+    with_database,
+)
 
 T = TypeVar("T")
 OPERATOR = ("ops", "operator-password-1")
@@ -57,10 +66,10 @@ class Console:
         return off_loop(with_database, self.server.db, work)
 
 
-def start_console(tmp: Path, env: dict[str, str] | None = None) -> Console:
+def start_console(tmp: Path, env: dict[str, str] | None = None, kind: str = "sqlite") -> Console:
     from telemeeting.console.operators import create_operator
 
-    url = database_url("sqlite", tmp)
+    url = database_url(kind, tmp)
     port = free_port()
     server = start_server(
         url, tmp, env={**FAST_PUSHES, **(env or {})}, extra_args=("--console-port", str(port))
@@ -70,10 +79,14 @@ def start_console(tmp: Path, env: dict[str, str] | None = None) -> Console:
 
 
 @pytest.fixture(scope="module")
-def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
-    running = start_console(tmp_path_factory.mktemp("console"))
+def console(db_kind: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
+    """The console on SQLite and on PostgreSQL."""
+    # Off the loop: the browser fixture of an earlier module may still be running Playwright's.
+    running = off_loop(start_console, tmp_path_factory.mktemp(f"console-{db_kind}"), kind=db_kind)
     yield running
     running.server.stop()
+    if db_kind == "postgres":
+        off_loop(drop_pg_database, running.server.db)
 
 
 @pytest.fixture(scope="module")

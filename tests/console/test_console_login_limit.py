@@ -9,14 +9,15 @@ from typing import Any
 
 import pytest
 
-from tests.console.conftest import OPERATOR, Console, start_console
+from tests.console.conftest import OPERATOR, Console, off_loop, start_console
 
 WINDOW_SECONDS = 3.0
 
 
 @pytest.fixture(scope="module")
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
-    running = start_console(
+    running = off_loop(
+        start_console,
         tmp_path_factory.mktemp("console-limit"),
         env={
             "TELEMEETING_CONSOLE_LOGIN_ATTEMPTS": "3",
