@@ -25,6 +25,12 @@ def test_console_and_api_listen_apart(tmp_path: Path) -> None:
         signed_path = "/201612/sid/x/call/TeleMeeting.wx"
         assert httpx.post(f"http://127.0.0.1:{port}{signed_path}", timeout=5).status_code != 200
         assert f"web console on http://127.0.0.1:{port}/" in server.log()
+        # Whatever is asked, the answer is a page, never a bare error or a traceback.
+        for method, path in (("PUT", "/login"), ("GET", "/no/such/page"), ("POST", "/logout")):
+            answer = httpx.request(method, f"http://127.0.0.1:{port}{path}", timeout=5)
+            assert answer.status_code in (401, 404, 405), (method, path, answer.status_code)
+            assert answer.text.startswith("<!doctype html>"), (method, path)
+            assert "Traceback" not in answer.text
     finally:
         server.stop()
 

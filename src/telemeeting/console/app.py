@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
@@ -65,7 +66,17 @@ def create_console_app(platform: Platform) -> Starlette:
         Mount("/static", StaticFiles(packages=[("telemeeting.console", "static")]), name="static"),
         Route("/{path:path}", page(not_found, login=False), methods=["GET", "POST"]),
     ]
-    return Starlette(routes=routes)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        """Starlette's own refusals (a method a route does not take) as console pages too."""
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        ctx = Context(None, Guard.language_of(request), renderer)
+        return ctx.error(
+            "page not found" if status == 404 else "Something went wrong; the change was not made.",
+            status,
+        )
+
+    return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
 
 
 def on_listener(api: ASGIApp, console: ASGIApp, console_port: int) -> ASGIApp:

@@ -16,6 +16,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import structlog
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -23,6 +24,8 @@ from telemeeting.console.actions import ConsoleActions
 from telemeeting.console.pages import members_of
 from telemeeting.console.web import Context
 from telemeeting.domain.model import MeetingState
+
+log = structlog.get_logger(__name__)
 
 POLL_SECONDS = 0.25
 STREAM_SECONDS = 55.0
@@ -52,8 +55,12 @@ class LiveMeeting:
         started = last_sent = time.monotonic()
         previous = ""
         while time.monotonic() - started < STREAM_SECONDS:
-            _app, meeting = await self._actions.meeting(ctx.user, meeting_id)
-            events = await self._events_of(ctx, meeting_id)
+            try:
+                _app, meeting = await self._actions.meeting(ctx.user, meeting_id)
+                events = await self._events_of(ctx, meeting_id)
+            except Exception:  # the database is away: end; EventSource reconnects
+                log.warning("console.live_read_failed", meeting_id=meeting_id, exc_info=True)
+                return
             update = json.dumps(
                 {
                     "state": meeting.state.value,

@@ -134,13 +134,13 @@ class Guard:
         self, handler: Handler, *, login: bool = True
     ) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
-            ctx = Context(None, self._language(request, None), self.renderer)
+            ctx = Context(None, self.language_of(request), self.renderer)
             try:
                 session = await self.sessions.find(request.cookies.get(COOKIE_NAME))
                 if session is not None and not await self.actions.still_allowed(session.principal):
                     await self.sessions.close(request.cookies.get(COOKIE_NAME, ""))
                     session = None
-                ctx = Context(session, self._language(request, session), self.renderer)
+                ctx = Context(session, self.language_of(request), self.renderer)
                 if login and session is None:
                     return self._to_login(request, ctx)
                 if login and request.method in _CHANGE_METHODS:
@@ -156,11 +156,11 @@ class Guard:
 
         return endpoint
 
-    def _language(self, request: Request, session: Session | None) -> str:
+    @staticmethod
+    def language_of(request: Request) -> str:
+        """The switch's cookie, else the browser's Accept-Language."""
         return i18n.choose(
-            None,
-            request.cookies.get(i18n.LANGUAGE_COOKIE),
-            request.headers.get("accept-language"),
+            None, request.cookies.get(i18n.LANGUAGE_COOKIE), request.headers.get("accept-language")
         )
 
     def _to_login(self, request: Request, ctx: Context) -> Response:
