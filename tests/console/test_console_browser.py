@@ -291,3 +291,41 @@ def test_pages_follow_accept_language_and_switch(browser: Any, console: Console)
         assert page.locator("#holder-login h2").inner_text() == "Account holder"
     finally:
         context.close()
+
+
+def test_a_holder_manages_apps_and_sees_the_overview(console: Console, page: Any) -> None:
+    tenant = console.tenant()
+    Api(console.server, tenant).create_meeting(
+        meetingname="live one", parties=[{"name": "甲", "phone": "13800000011"}]
+    )
+    log_in_holder(page, tenant)
+    assert page.locator("[data-stat=live-meetings]").inner_text() == "1"
+    assert page.locator("[data-stat=balance]").inner_text() == "billing off"
+
+    page.goto("/apps")
+    create = page.locator("#create-app")
+    create.locator("input[name=name]").fill("我的应用")
+    create.locator("select[name=env]").select_option("production")
+    create.locator("input[name=callback_url]").fill("http://127.0.0.1:9/cb")
+    create.locator("[data-action=create]").click()
+    page.wait_for_url(re.compile(r".*/apps$"))
+    row = page.locator("#apps tr", has_text="我的应用")
+    assert row.get_attribute("data-env") == "production"
+    app_id = str(row.get_attribute("data-app"))
+
+    edit = page.locator(f'#apps tr[data-app="{app_id}"] form')
+    edit.locator("input[name=ip_whitelist]").fill("10.0.0.0/8, 127.0.0.1")
+    edit.locator("select[name=online]").select_option("0")
+    edit.locator("[data-action=save]").click()
+    page.wait_for_url(re.compile(r".*/apps$"))
+    row = page.locator(f'#apps tr[data-app="{app_id}"]')
+    assert row.get_attribute("data-online") == "false"
+    assert row.locator("input[name=ip_whitelist]").input_value() == "10.0.0.0/8, 127.0.0.1"
+
+    edit = page.locator(f'#apps tr[data-app="{app_id}"] form')
+    edit.locator("input[name=callback_url]").fill("ftp://nowhere")
+    edit.locator("[data-action=save]").click()
+    assert page.locator("[data-error] h1").inner_text().startswith("callback URL must start")
+    page.goto("/apps")
+    row = page.locator(f'#apps tr[data-app="{app_id}"]')
+    assert row.locator("input[name=callback_url]").input_value() == "http://127.0.0.1:9/cb"
