@@ -1,0 +1,43 @@
+"""bench/soak.py end to end, briefly (issue 11 item 10): a few seconds at a low rate against its
+own server on SQLite, `--json`. Every request answered "0", rows with latency percentiles, RSS,
+open fds and the database's size, so that the 10-minute run in docs/performance.md stays
+runnable."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def test_a_short_soak_reports_every_row() -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench/soak.py"),
+            "--minutes", "0.15", "--interval", "3", "--rate", "20", "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=150,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    (result,) = report["results"]
+    assert result["target"] == "sqlite" and result["rate_rps"] == 20
+    rows = result["rows"]
+    assert len(rows) == 3
+    for row in rows:
+        assert row["requests"] == 60
+        assert row["ok"] == 60, row["errors"]
+        assert row["p50_ms"] is not None and row["p50_ms"] <= row["p99_ms"] <= row["max_ms"]
+        assert row["rss_mib"] > 10 and row["fds"] > 5 and row["db_mib"] > 0
+    assert result["rss_growth_pct"] is not None and result["db_growth_mib_per_min"] >= 0
