@@ -18,6 +18,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from telemeeting.bootstrap import Platform
 from telemeeting.console.actions import ConsoleActions
+from telemeeting.console.admin_pages import AdminPages
+from telemeeting.console.delivery import DeliveryPages
 from telemeeting.console.live import LiveMeeting
 from telemeeting.console.pages import Pages
 from telemeeting.console.sessions import LoginThrottle, SessionStore
@@ -33,6 +35,8 @@ def create_console_app(platform: Platform) -> Starlette:
     guard = Guard(sessions, actions, renderer, console.secure_cookies)
     throttle = LoginThrottle(console.login_attempts, console.login_window_seconds)
     pages = Pages(platform.db, actions, guard, throttle, settings.zone)
+    delivery = DeliveryPages(platform.db, actions, renderer, settings.zone)
+    admin = AdminPages(platform.db, actions)
     live = LiveMeeting(actions, pages.meeting_events)
     page = guard.page
 
@@ -50,18 +54,18 @@ def create_console_app(platform: Platform) -> Starlette:
         Route("/meetings/{meeting_id}", page(pages.meeting), methods=["GET"]),
         Route("/meetings/{meeting_id}/live", page(live.stream), methods=["GET"]),
         Route("/meetings/{meeting_id}/{action}", page(pages.meeting_change), methods=["POST"]),
-        Route("/pushes", page(pages.pushes), methods=["GET"]),
-        Route("/pushes/redeliver-dead", page(pages.redeliver_dead), methods=["POST"]),
-        Route("/pushes/{event_id}", page(pages.push), methods=["GET"]),
-        Route("/pushes/{event_id}/redeliver", page(pages.redeliver), methods=["POST"]),
-        Route("/cdrs", page(pages.cdrs), methods=["GET"]),
-        Route("/cdrs.csv", page(pages.cdrs_csv), methods=["GET"]),
-        Route("/apps", page(pages.apps), methods=["GET"]),
-        Route("/apps", page(pages.create_app), methods=["POST"]),
-        Route("/apps/{app_id}", page(pages.update_app), methods=["POST"]),
-        Route("/accounts", page(pages.accounts), methods=["GET"]),
-        Route("/accounts", page(pages.create_account), methods=["POST"]),
-        Route("/accounts/{sid}/{action}", page(pages.account_change), methods=["POST"]),
+        Route("/pushes", page(delivery.pushes), methods=["GET"]),
+        Route("/pushes/redeliver-dead", page(delivery.redeliver_dead), methods=["POST"]),
+        Route("/pushes/{event_id}", page(delivery.push), methods=["GET"]),
+        Route("/pushes/{event_id}/redeliver", page(delivery.redeliver), methods=["POST"]),
+        Route("/cdrs", page(delivery.cdrs), methods=["GET"]),
+        Route("/cdrs.csv", page(delivery.cdrs_csv), methods=["GET"]),
+        Route("/apps", page(admin.apps), methods=["GET"]),
+        Route("/apps", page(admin.create_app), methods=["POST"]),
+        Route("/apps/{app_id}", page(admin.update_app), methods=["POST"]),
+        Route("/accounts", page(admin.accounts), methods=["GET"]),
+        Route("/accounts", page(admin.create_account), methods=["POST"]),
+        Route("/accounts/{sid}/{action}", page(admin.account_change), methods=["POST"]),
         Route("/audit", page(pages.audit), methods=["GET"]),
         Mount("/static", StaticFiles(packages=[("telemeeting.console", "static")]), name="static"),
         Route("/{path:path}", page(not_found, login=False), methods=["GET", "POST"]),

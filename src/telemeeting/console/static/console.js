@@ -75,3 +75,12 @@ document.addEventListener("DOMContentLoaded", () => {
     }
   });
 });
+
+// "Back" on an error page returns to the form that was refused (its link is the fallback).
+document.addEventListener("click", (event) => {
+  const link = event.target instanceof Element ? event.target.closest("[data-back]") : null;
+  if (link && window.history.length > 1) {
+    event.preventDefault();
+    window.history.back();
+  }
+});
