@@ -26,6 +26,7 @@ from telemeeting.store.repositories import (
 )
 from telemeeting.store.sql import Dialect, Statement
 from telemeeting.store.sqlite import SqliteEngine
+from telemeeting.store.sqlite_watch import CommitWatcher
 
 #: Channels woken on PostgreSQL when a transaction stored carrier orders or pushes.
 ORDERS_CHANNEL = "telemeeting_orders"
@@ -37,7 +38,6 @@ def _notify_statement(count: int) -> Statement:
     """`SELECT pg_notify(:c0, ''), pg_notify(:c1, '')…`: every wake-up of a transaction at once."""
     calls = ", ".join(f"pg_notify(:c{index}, '')" for index in range(count))
     return Statement(f"SELECT {calls}")
-
 
 
 class _Engine(Protocol):
@@ -129,8 +129,12 @@ class Database:
     def __init__(self, url: str, pool_size: int = 32) -> None:
         self.url = database.normalize_url(url)
         self._engine: SqliteEngine | PostgresEngine
+        self._watcher: CommitWatcher | None = None
         if database.is_sqlite(self.url):
-            self._engine = SqliteEngine(database.sqlite_path(self.url))
+            path = database.sqlite_path(self.url)
+            self._engine = SqliteEngine(path)
+            if path not in ("", ":memory:"):  # another process can share only a file
+                self._watcher = CommitWatcher(path)
         else:
             self._engine = PostgresEngine(self.url, pool_size)
         self.dialect = self._engine.dialect
@@ -152,12 +156,17 @@ class Database:
             yield UnitOfWork(connection, self.dialect)
 
     async def listen(self, channel: str, wake: Callable[[], None]) -> None:
-        """Wake on commits of other processes (PostgreSQL); in-process hooks cover SQLite."""
+        """Wake on commits of other processes: NOTIFY on `channel` (PostgreSQL), any commit to
+        the file (SQLite, store/sqlite_watch.py); in-process commits also wake by their hooks."""
         if isinstance(self._engine, PostgresEngine):
             await self._engine.listen(channel, wake)
+        elif self._watcher is not None:
+            self._watcher.add(wake)
 
     async def migrate(self) -> None:
         await database.migrate(self.url)
 
     async def dispose(self) -> None:
+        if self._watcher is not None:
+            await self._watcher.close()
         await self._engine.dispose()
