@@ -286,9 +286,12 @@ class MeetingRepository:
         await self.save(meeting)
 
     async def save(self, meeting: Meeting) -> None:
-        """Write what changed since load: one UPDATE of the meeting at most, new legs at once."""
+        """Write what changed since load: one UPDATE of the meeting at most, new legs at once,
+        and one batch per shape of leg change (a carrier report batch answers many legs alike:
+        one `executemany`, which asyncpg sends as one round trip, not one statement per leg)."""
         before = self._meetings[meeting.id]
         new_legs: list[dict[str, Any]] = []
+        changed_legs: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for leg in meeting.legs:
             leg_values = _leg_values(leg)
             previous = self._legs.get(leg.id)
@@ -297,9 +300,16 @@ class MeetingRepository:
                 new_legs.append({**leg_values, "meeting_id": meeting.id, "position": position})
             elif previous != leg_values:
                 changed_leg = {k: v for k, v in leg_values.items() if previous[k] != v}
-                statement = update_columns("legs", tuple(changed_leg), "id")
-                await self._db.execute(statement, {**changed_leg, "id": leg.id})
+                changed_legs.setdefault(tuple(changed_leg), []).append(
+                    {**changed_leg, "id": leg.id}
+                )
             self._legs[leg.id] = leg_values
+        for columns, rows in changed_legs.items():
+            statement = update_columns("legs", columns, "id")
+            if len(rows) == 1:
+                await self._db.execute(statement, rows[0])
+            else:
+                await self._db.execute_many(statement, rows)
         if new_legs:
             await self._db.execute_many(insert_columns("legs", _LEG_COLUMNS), new_legs)
         values = _meeting_values(meeting)
