@@ -38,7 +38,7 @@ async def serve_roles(
 ) -> None:
     """Start the roles; with the API role, serve HTTP on `sockets` until a signal."""
     from telemeeting.api.app import create_app
-    from telemeeting.api.server import http_config, http_implementation, serve_http
+    from telemeeting.api.server import api_layers, http_config, http_implementation, serve_http
 
     platform = build_platform(settings, roles=roles)
     try:
@@ -49,7 +49,8 @@ async def serve_roles(
         raise
     try:
         if API in roles and sockets:
-            app = _with_console(create_app(platform), platform, sockets)
+            api = api_layers(create_app(platform), settings.server, platform.trusted_proxies)
+            app = _with_console(api, platform, sockets)
             app = _stopping_with(app, platform.stop)
             config = http_config(app, settings.server, platform.trusted_proxies)
             announce(platform, f"{http_implementation(settings.server)} parser")

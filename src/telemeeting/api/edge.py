@@ -1,5 +1,5 @@
-"""The outermost ASGI layer of the listeners: the envelope for requests no route can serve, and
-one info line for a client that leaves in the middle of its request.
+"""The outermost ASGI layer of the API app (not the console's): the envelope for requests no
+route can serve, and one info line for a client that leaves in the middle of its request.
 
 * A method outside RFC 9110's (GET, HEAD, POST, PUT, DELETE, CONNECT, OPTIONS, TRACE) and PATCH
   never reaches a route (Starlette would answer a plain-text 405): HTTP 405 with the envelope

@@ -60,13 +60,10 @@ def uvicorn_options(settings: ServerSettings) -> dict[str, Any]:
     }
 
 
-def http_config(app: ASGIApp, settings: ServerSettings, trusted: list[Network]) -> uvicorn.Config:
-    """uvicorn's config for `serve`: `app` under the edge and pre-authentication layers, on the
-    protocol with this process's connection caps and timeouts."""
-    import uvicorn
-
+def api_layers(app: ASGIApp, settings: ServerSettings, trusted: list[Network]) -> ASGIApp:
+    """The API app under the edge and pre-authentication layers (not the console's: its
+    answers are pages, not envelopes)."""
     from telemeeting.api.app import is_api_request
-    from telemeeting.api.connections import protocol_class
     from telemeeting.api.edge import HttpEdge
     from telemeeting.api.preauth import PreAuthLimit
 
@@ -77,9 +74,19 @@ def http_config(app: ASGIApp, settings: ServerSettings, trusted: list[Network]) 
         trusted,
         is_api_request,
     )
+    return HttpEdge(limited)
+
+
+def http_config(app: ASGIApp, settings: ServerSettings, trusted: list[Network]) -> uvicorn.Config:
+    """uvicorn's config for `serve`: `app` on the protocol with this process's connection caps
+    and timeouts (on every listener)."""
+    import uvicorn
+
+    from telemeeting.api.connections import protocol_class
+
     options = uvicorn_options(settings)
     options["http"] = protocol_class(settings, options["http"], trusted)
-    return uvicorn.Config(HttpEdge(limited), **options)
+    return uvicorn.Config(app, **options)
 
 
 async def serve_http(config: uvicorn.Config, sockets: list[socket.socket]) -> None:
