@@ -96,6 +96,8 @@ class MeetingSettings(BaseModel):
     max_duration_seconds: float = 14400
     #: A booking further ahead than this is -101 (a year 9999 booktime was accepted).
     booking_horizon_days: float = Field(366, gt=0)
+    #: **extension** `createMeeting` `beep` when not given: 0 none, 1 join, 2 leave, 3 both.
+    beep: int = Field(3, ge=0, le=3)
 
 
 class SimSettings(BaseModel):
@@ -148,6 +150,24 @@ class BillingSettings(BaseModel):
     price_per_unit: float = Field(0.06, ge=0)
 
 
+class RecordingsSettings(BaseModel):
+    """Meeting recordings (docs/api.md, Recording): where they are kept, for how long, and how
+    their download links are made."""
+
+    #: Recordings are written here (a WAV while recording, then an MP3 and a .json sidecar);
+    #: every media node and API process of one host must see the same directory.
+    directory: str = "./recordings"
+    #: `telemeeting recordings purge` deletes recordings started longer ago than this.
+    retention_days: float = Field(30, gt=0)
+    #: The scheme, host and port download links start with; default http://{server.host}:{server.port}.
+    public_url: str = ""
+    #: The HMAC key of download links. Empty: derived from the database URL (set one in
+    #: production: anyone who knows the database URL could sign links).
+    secret: str = ""
+    #: How long the links queryMeeting hands out stay valid (CDR links last the retention).
+    url_seconds: float = Field(86400, gt=0)
+
+
 class ClusterSettings(BaseModel):
     """Several processes or machines sharing one PostgreSQL database (docs/operations.md)."""
 
@@ -193,6 +213,7 @@ class Settings(BaseSettings):
     sip: SipSettings = Field(default_factory=SipSettings)
     media: MediaSettings = Field(default_factory=MediaSettings)
     billing: BillingSettings = Field(default_factory=BillingSettings)
+    recordings: RecordingsSettings = Field(default_factory=RecordingsSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
 
     @classmethod

@@ -69,6 +69,11 @@ def test_actions_by_func_url():
         "muteMeetingMember",
         "unmuteMeetingMember",
         "kickMeetingMember",
+        # extensions (issue 14, in-call media)
+        "startMeetingRecording",
+        "stopMeetingRecording",
+        "muteAllMeetingMembers",
+        "unmuteAllMeetingMembers",
     }
     assert ACTIONS_BY_FUNC_URL[MEETING_QUERY] == {"queryMeeting", "queryMeetingEvents"}
     assert (CREATE_MEETING, INVITE, DESTROY_MEETING) == (

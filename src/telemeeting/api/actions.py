@@ -67,6 +67,34 @@ async def query_events(
     return {"events": await service.query_events(app, wa.parse_events_query(body))}
 
 
+async def start_recording(
+    service: MeetingService, app: App, body: dict[str, Any], accept: Acceptance
+) -> dict[str, Any]:
+    await service.set_recording(app, wa.parse_meeting_ref(body), True, accept)
+    return {}
+
+
+async def stop_recording(
+    service: MeetingService, app: App, body: dict[str, Any], accept: Acceptance
+) -> dict[str, Any]:
+    await service.set_recording(app, wa.parse_meeting_ref(body), False, accept)
+    return {}
+
+
+async def mute_all(
+    service: MeetingService, app: App, body: dict[str, Any], accept: Acceptance
+) -> dict[str, Any]:
+    await service.mute_all(app, wa.parse_meeting_ref(body), True, accept)
+    return {}
+
+
+async def unmute_all(
+    service: MeetingService, app: App, body: dict[str, Any], accept: Acceptance
+) -> dict[str, Any]:
+    await service.mute_all(app, wa.parse_meeting_ref(body), False, accept)
+    return {}
+
+
 #: Actions that change something: an Idempotency-Key applies to these (spec §6.7).
 MUTATING = frozenset(
     {
@@ -76,6 +104,10 @@ MUTATING = frozenset(
         wa.MUTE_MEMBER,
         wa.UNMUTE_MEMBER,
         wa.KICK_MEMBER,
+        wa.START_RECORDING,
+        wa.STOP_RECORDING,
+        wa.MUTE_ALL,
+        wa.UNMUTE_ALL,
     }
 )
 
@@ -88,4 +120,8 @@ HANDLERS: dict[str, Handler] = {
     wa.UNMUTE_MEMBER: unmute_member,
     wa.KICK_MEMBER: kick_member,
     wa.QUERY_EVENTS: query_events,
+    wa.START_RECORDING: start_recording,
+    wa.STOP_RECORDING: stop_recording,
+    wa.MUTE_ALL: mute_all,
+    wa.UNMUTE_ALL: unmute_all,
 }

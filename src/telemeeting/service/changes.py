@@ -13,6 +13,7 @@ from telemeeting.config import Settings
 from telemeeting.domain.model import Leg, LegState, Meeting
 from telemeeting.service import billing
 from telemeeting.service.pushes import pushes_for
+from telemeeting.service.recordings import RecordingLinks, add_tapes
 from telemeeting.store.orders import StoredOrder
 from telemeeting.store.outbox import PENDING, STORED
 from telemeeting.store.records import App, StoredEvent
@@ -42,10 +43,13 @@ class ChangeRecorder:
     zone: ZoneInfo
     wakeups: Wakeups
     tariff: billing.Tariff
+    #: How CDRs link to the recordings covering their call (issue 14); None: never.
+    links: RecordingLinks | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, wakeups: Wakeups) -> ChangeRecorder:
-        return cls(settings.zone, wakeups, billing.Tariff.from_settings(settings))
+        links = RecordingLinks.from_settings(settings)
+        return cls(settings.zone, wakeups, billing.Tariff.from_settings(settings), links)
 
     async def record(
         self,
@@ -57,8 +61,9 @@ class ChangeRecorder:
     ) -> None:
         """`record_change` with this process's zone, wake-ups and tariff."""
         await record_change(
-            uow, meeting, app, self.zone, self.wakeups, orders, now, tariff=self.tariff
-        )
+            uow, meeting, app, self.zone, self.wakeups, orders, now, tariff=self.tariff,
+            links=self.links,
+        )  # fmt: skip
 
 
 async def record_change(
@@ -71,12 +76,15 @@ async def record_change(
     now: float | None = None,
     *,
     tariff: billing.Tariff,
+    links: RecordingLinks | None = None,
 ) -> None:
     """Save the meeting, store the pushes for what it recorded and the carrier orders; for each
     leg it ended, the CDR and its charge (service/billing.py)."""
     charges = await billing.charge_ended_legs(uow, meeting, app, tariff)
     pushes = [p for event in meeting.events for p in pushes_for(meeting, event, zone, charges)]
     meeting.events.clear()
+    if links is not None:
+        await add_tapes(uow, meeting, pushes, links, now)
     pushed = bool(app and app.env == PRODUCTION and app.callback_url)
     if pushes:
         first = uow.meetings.reserve_seqs(meeting.id, len(pushes))

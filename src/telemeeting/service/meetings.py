@@ -14,11 +14,13 @@ from typing import Any
 
 from telemeeting.config import Settings
 from telemeeting.domain import errors
-from telemeeting.domain.model import CloseReason, Invitee, Meeting, MeetingState
+from telemeeting.domain.model import CloseReason, Invitee, Leg, Meeting, MeetingState
+from telemeeting.service import recordings
 from telemeeting.service.acceptance import Acceptance
 from telemeeting.service.changes import ChangeRecorder, dial_orders, hang_up_orders
 from telemeeting.service.placement import Placement
 from telemeeting.store.connection import Conflict
+from telemeeting.store.recordings import RecordingRepository
 from telemeeting.store.records import App, StoredEvent
 from telemeeting.store.repositories import (
     LIVE_LEGS,
@@ -27,7 +29,7 @@ from telemeeting.store.repositories import (
     live_legs_of,
 )
 from telemeeting.store.unit_of_work import Database, UnitOfWork
-from telemeeting.telephony.orders import SetMuted
+from telemeeting.telephony.orders import ConfigureMeeting, Order, SetMuted, StopRecording
 from telemeeting.wire import actions
 from telemeeting.wire.times import format_wire_time, parse_wall_clock
 
@@ -47,6 +49,7 @@ class MeetingService:
         self._zone = settings.zone
         self._placement = placement
         self._recorder = recorder
+        self._links = recorder.links or recordings.RecordingLinks.from_settings(settings)
 
     # ---- use cases ------------------------------------------------------------------------
 
@@ -96,10 +99,13 @@ class MeetingService:
                     caller_id=self._party_caller_id(meeting, app),
                     now=now,
                 )
+                _join_muted(meeting.legs, request.parties)
                 await uow.meetings.add(meeting, owner=owner)
                 orders = []
                 if meeting.state is MeetingState.ACTIVE:
-                    orders = dial_orders(meeting, meeting.legs, app.env)
+                    orders = await self._media_orders(uow, meeting, request, app, now)
+                    orders += dial_orders(meeting, meeting.legs, app.env)
+                    orders += _muted_orders(meeting, meeting.legs, app.env)
                 await self._record(uow, meeting, app, orders, now)
                 await accept.record(uow, meid=meeting.meid)
         except Conflict as exc:  # another request took the room number meanwhile
@@ -118,9 +124,10 @@ class MeetingService:
                 caller_id=self._party_caller_id(meeting, app),
                 now=now,
             )
+            _join_muted(legs, request.parties)
             orders = []
             if meeting.state is MeetingState.ACTIVE:
-                orders = dial_orders(meeting, legs, app.env)
+                orders = dial_orders(meeting, legs, app.env) + _muted_orders(meeting, legs, app.env)
             await self._record(uow, meeting, app, orders, now)
             await accept.record(uow)
 
@@ -140,9 +147,86 @@ class MeetingService:
     async def query_meeting(self, app: App, request: actions.MeetingRef) -> dict[str, Any]:
         async with self._db.reader() as uow:
             meeting = await uow.meetings.read(app.appid, request.confid)
-        if meeting is None:
-            raise errors.MeetingNotFound(request.confid)
-        return self._describe(meeting)
+            if meeting is None:
+                raise errors.MeetingNotFound(request.confid)
+            recorded = await RecordingRepository(uow.connection).for_meeting(meeting.id)
+        described = self._describe(meeting)
+        if recorded:  # **extension**: only meetings that were recorded carry the list
+            described["recordings"] = recordings.describe(
+                recorded, meeting, self._links, self._zone, self._clock()
+            )
+        return described
+
+    # ---- in-call media (issue 14, extensions) ---------------------------------------------
+
+    async def set_recording(
+        self, app: App, request: actions.MeetingRef, on: bool, accept: Acceptance
+    ) -> None:
+        """startMeetingRecording / stopMeetingRecording: -101 when already (not) recording."""
+        now = self._clock()
+        async with self._db.unit_of_work() as uow:
+            meeting = await self._find(uow, app, request.confid, NO_LEGS)
+            if meeting.state is not MeetingState.ACTIVE:
+                raise errors.InvalidRequest("the meeting has not started")
+            repository = RecordingRepository(uow.connection)
+            current = recordings.running(await repository.for_meeting(meeting.id))
+            order: Order
+            if on:
+                if current is not None:
+                    raise errors.InvalidRequest("the meeting is already being recorded")
+                row, order = recordings.new_recording(self._settings, meeting, app.env, now)
+                await repository.add(row)
+            else:
+                if current is None:
+                    raise errors.InvalidRequest("the meeting is not being recorded")
+                await repository.stop(current.id, now)
+                order = StopRecording(meeting.id, current.id, app.env)
+            await self._record(uow, meeting, app, [order], now)
+            await accept.record(uow)
+
+    async def mute_all(
+        self, app: App, request: actions.MeetingRef, muted: bool, accept: Acceptance
+    ) -> None:
+        """muteAllMeetingMembers / unmuteAllMeetingMembers: every live leg but the creator's
+        (legs still ringing too: they join as the others are)."""
+        now = self._clock()
+        async with self._db.unit_of_work() as uow:
+            meeting = await self._find(uow, app, request.confid)
+            orders: list[Order] = []
+            for leg in meeting.live_legs:
+                if leg.phone != meeting.creator and leg.muted != muted:
+                    leg.muted = muted
+                    orders.append(SetMuted(meeting.id, leg.id, muted, app.env))
+            await self._record(uow, meeting, app, orders, now)
+            await accept.record(uow)
+
+    async def _media_orders(
+        self,
+        uow: UnitOfWork,
+        meeting: Meeting,
+        request: actions.CreateMeeting,
+        app: App,
+        now: float,
+    ) -> list[Order]:
+        """A new meeting's media settings and recording, sent before its first dial."""
+        orders: list[Order] = []
+        beep = self._settings.meetings.beep if request.beep is None else request.beep
+        creator = next((leg for leg in meeting.legs if leg.phone == meeting.creator), None)
+        if beep or request.end_on_creator_leave:
+            orders.append(
+                ConfigureMeeting(
+                    meeting.id,
+                    app.env,
+                    beep=beep,
+                    creator_leg=creator.id if creator and meeting.creator else "",
+                    end_on_creator_leave=request.end_on_creator_leave,
+                )
+            )
+        if request.record:
+            row, start = recordings.new_recording(self._settings, meeting, app.env, now)
+            await RecordingRepository(uow.connection).add(row)
+            orders.append(start)
+        return orders
 
     async def set_muted(
         self, app: App, request: actions.MemberRef, muted: bool, accept: Acceptance
@@ -235,6 +319,20 @@ class MeetingService:
                 for leg in meeting.legs
             ],
         }
+
+
+def _join_muted(legs: list[Leg], parties: tuple[actions.Party, ...]) -> None:
+    """Parties invited with `"muted": "1"` start muted (shown so by queryMeeting at once)."""
+    muted = {party.phone.wire for party in parties if party.muted}
+    for leg in legs:
+        if leg.phone in muted:
+            leg.muted = True
+
+
+def _muted_orders(meeting: Meeting, legs: list[Leg], env: str) -> list[Order]:
+    """Mute orders for legs that join muted, after their dial orders (the carrier applies a
+    mute to a ringing leg when it answers)."""
+    return [SetMuted(meeting.id, leg.id, True, env) for leg in legs if leg.muted]
 
 
 def event_view(event: StoredEvent) -> dict[str, Any]:

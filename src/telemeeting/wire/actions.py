@@ -21,6 +21,11 @@ MUTE_MEMBER = "muteMeetingMember"
 UNMUTE_MEMBER = "unmuteMeetingMember"
 KICK_MEMBER = "kickMeetingMember"
 QUERY_EVENTS = "queryMeetingEvents"
+# **extensions** (issue 14, in-call media)
+START_RECORDING = "startMeetingRecording"
+STOP_RECORDING = "stopMeetingRecording"
+MUTE_ALL = "muteAllMeetingMembers"
+UNMUTE_ALL = "unmuteAllMeetingMembers"
 
 #: Which actions each funcURL serves; anything else there is -3.
 ACTIONS_BY_FUNC_URL: dict[str, frozenset[str]] = {
@@ -33,6 +38,10 @@ ACTIONS_BY_FUNC_URL: dict[str, frozenset[str]] = {
             MUTE_MEMBER,
             UNMUTE_MEMBER,
             KICK_MEMBER,
+            START_RECORDING,
+            STOP_RECORDING,
+            MUTE_ALL,
+            UNMUTE_ALL,
         }
     ),
     MEETING_QUERY: frozenset({QUERY_MEETING, QUERY_EVENTS}),
@@ -43,12 +52,16 @@ CUSTOM_PARM_MAX = 256
 MAX_MEMBERS_CAP = 1000
 _CONFID_RE = re.compile(r"[0-9A-Za-z_-]{1,32}")
 _CALLER_ID_RE = re.compile(r"\+?[0-9]{3,20}")
+_FLAG_RE = re.compile(r"[01]")
+_BEEP_RE = re.compile(r"[0-3]")
 
 
 @dataclass(frozen=True)
 class Party:
     phone: Phone
     name: str = ""
+    #: **extension** `"muted": "1"`: joins muted (heard once unmuted).
+    muted: bool = False
 
 
 @dataclass(frozen=True)
@@ -64,6 +77,11 @@ class CreateMeeting:
     book_time: str | None = None
     max_members: int | None = None
     custom_parm: str = ""
+    #: **extensions** (issue 14): record from the start; beeps (None: `[meetings] beep`); the
+    #: meeting ends when the creator's leg ends.
+    record: bool = False
+    beep: int | None = None
+    end_on_creator_leave: bool = False
 
 
 @dataclass(frozen=True)
@@ -93,6 +111,25 @@ class EventsQuery:
     confid: str
     after: int = 0
     limit: int = 100
+
+
+def flag(body: dict[str, Any], name: str) -> bool:
+    """A "0"/"1" switch (0 and 1 as numbers too); absent is off, anything else -101."""
+    text = scalar(body, name)
+    if text is None:
+        return False
+    if not _FLAG_RE.fullmatch(text):
+        raise WireError(Status.INVALID_PARAMETER, f"{name} must be 0 or 1")
+    return text == "1"
+
+
+def _beep(body: dict[str, Any]) -> int | None:
+    text = scalar(body, "beep")
+    if text is None:
+        return None
+    if not _BEEP_RE.fullmatch(text):
+        raise WireError(Status.INVALID_PARAMETER, "beep must be 0, 1, 2 or 3")
+    return int(text)
 
 
 def _custom_parm(body: dict[str, Any]) -> str:
@@ -135,7 +172,8 @@ def parse_parties(body: dict[str, Any], *, needed: bool) -> tuple[Party, ...]:
         if phone_text is None:
             raise WireError(Status.MISSING_PARAMETER, "a party has no phone")
         name = scalar(entry, "name", max_len=NAME_MAX) or ""
-        parties.append(Party(phone=_phone(phone_text), name=name))
+        muted = flag(entry, "muted")
+        parties.append(Party(phone=_phone(phone_text), name=name, muted=muted))
     return tuple(parties)
 
 
@@ -149,6 +187,15 @@ def parse_create_meeting(body: dict[str, Any]) -> CreateMeeting:
     book_time = scalar(body, "booktime")
     if book_flag == "1" and not book_time:
         raise WireError(Status.MISSING_PARAMETER, "booktime is required when booking")
+    record, beep = flag(body, "record"), _beep(body)
+    end_on_creator_leave = flag(body, "endoncreatorleave")
+    if book_flag == "1" and (record or beep or end_on_creator_leave):
+        raise WireError(
+            Status.INVALID_PARAMETER,
+            "record, beep and endoncreatorleave are not supported with bookmeeting yet",
+        )
+    if end_on_creator_leave and not creator_text:
+        raise WireError(Status.INVALID_PARAMETER, "endoncreatorleave needs a creator")
     return CreateMeeting(
         creator=_phone(creator_text) if creator_text else None,
         meeting_name=name,
@@ -161,6 +208,9 @@ def parse_create_meeting(body: dict[str, Any]) -> CreateMeeting:
         book_time=book_time if book_flag == "1" else None,
         max_members=integer(body, "maxmembers", low=1, high=MAX_MEMBERS_CAP),
         custom_parm=_custom_parm(body),
+        record=record,
+        beep=beep,
+        end_on_creator_leave=end_on_creator_leave,
     )
 
 

@@ -10,6 +10,8 @@ CALL_STATE = "CallState"
 CDR = "Call"
 MEETING_STATE = "MeetingState"
 KINDS = (CALL_STATE, CDR, MEETING_STATE)
+#: The list inside a `Call` push's body.
+CDR_ENTRIES = "cdr"
 
 HEADER_EVENT_ID = "X-Telemeeting-Event-Id"
 HEADER_SEQ = "X-Telemeeting-Seq"
@@ -58,9 +60,10 @@ def cdr_body(
     custom_parm: str,
     state_desc: str,
     amount: float = 0.0,
+    tapes_url: str = "NoTapes",
 ) -> dict[str, Any]:
     return {
-        "cdr": [
+        CDR_ENTRIES: [
             {
                 "requestid": request_id,
                 "appid": appid,
@@ -73,7 +76,7 @@ def cdr_body(
                 "oriamount": amount,
                 "customParm": custom_parm,
                 "stateDesc": state_desc,
-                "tapesurl": "NoTapes",
+                "tapesurl": tapes_url,
             }
         ]
     }

@@ -27,6 +27,10 @@ ACTIONS = frozenset({BY_REQUEST, BY_TIME})
 VERSIONS = ("201512", "201612")
 
 CDR_FIELD = "cdr"
+#: `tapesurl` of a call no recording covers (what the real platform sends).
+NO_TAPES = "NoTapes"
+#: **extension**: between the links when several recordings cover one call.
+TAPES_SEPARATOR = ";"
 #: `lastresid` of the first page.
 FROM_START = "0"
 DEFAULT_LIMIT = 100

@@ -1,0 +1,35 @@
+"""Meeting recordings (issue 14): one row per recording of a meeting's mix, written when it
+starts; `stopped_at` when it is stopped (a meeting's end also ends it, see service/recordings.py).
+The audio lives in files named after the id under `[recordings] directory`.
+
+Revision ID: 0010
+Revises: 0009
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0010"
+down_revision = "0009"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "recordings",
+        sa.Column("id", sa.String(length=32), primary_key=True),
+        sa.Column("meeting_id", sa.String(length=32), nullable=False),
+        sa.Column("app_id", sa.String(length=64), nullable=False),
+        sa.Column("started_at", sa.Float(), nullable=False),
+        sa.Column("stopped_at", sa.Float(), nullable=True),
+        sa.Column("path", sa.Text(), nullable=False),
+    )
+    op.create_index("ix_recordings_meeting", "recordings", ["meeting_id", "started_at"])
+    op.create_index("ix_recordings_started", "recordings", ["started_at"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_recordings_started", table_name="recordings")
+    op.drop_index("ix_recordings_meeting", table_name="recordings")
+    op.drop_table("recordings")
