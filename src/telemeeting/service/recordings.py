@@ -50,8 +50,8 @@ class RecordingLinks:
         secret = config.secret or hashlib.sha256(
             b"telemeeting-recordings:" + settings.database.url.encode()
         ).hexdigest()
-        return cls(base.rstrip("/"), secret.encode(), config.url_seconds,
-                   config.retention_days * 86400)  # fmt: skip
+        retention = config.retention_days * 86400
+        return cls(base.rstrip("/"), secret.encode(), config.url_seconds, retention)
 
     def signature(self, recording_id: str, expires: int) -> str:
         message = f"{recording_id}.{expires}".encode()

@@ -1,0 +1,159 @@
+"""Recording and beeps with real phones (issue 14): baresip peers each playing their own tone,
+invited through the HTTP API, dialled over SIP by the media node process. The meeting's MP3 is
+fetched over HTTP with its signed link and decoded by mpg123; what each phone heard is its own
+baresip recording."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import time
+import wave
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.servers import Api, start_server
+from tests.sip.peers import Baresip, band_levels, free_ports, read_wav, write_tone
+
+pytestmark = [pytest.mark.timeout(150), pytest.mark.baresip]
+
+RATE = 8000
+PEERS = {
+    "alice": ("13800000001", 440.0),
+    "bob": ("13800000002", 660.0),
+    "carol": ("13800000003", 880.0),
+}
+BEEP = 1200.0  # the join beep's second note (sounds.join_beep)
+
+
+def _config(path: Path, peers: list[Baresip]) -> Path:
+    (sip_port,) = free_ports(1)
+    (rtp_base,) = free_ports(1, span=40)
+    routes = "".join(
+        f'[[sip.routes]]\nmatch = "^{PEERS[p.name][0]}$"\ntarget = "{p.uri}"\n\n' for p in peers
+    )
+    path.write_text(
+        f'[sip]\nlocal_host = "127.0.0.1"\nlocal_port = {sip_port}\n'
+        f"rtp_port_min = {rtp_base}\nrtp_port_max = {rtp_base + 39}\n\n"
+        f'[recordings]\ndirectory = "{path.parent / "recordings"}"\n\n{routes}'
+    )
+    return path
+
+
+def _decode(mp3: bytes, tmp_path: Path) -> np.ndarray:
+    mpg123 = shutil.which("mpg123")
+    if mpg123 is None:
+        pytest.skip("mpg123 (Debian) decodes the recording")
+    source, out = tmp_path / "meeting.mp3", tmp_path / "meeting.wav"
+    source.write_bytes(mp3)
+    subprocess.run([mpg123, "-q", "-w", str(out), str(source)], check=True)
+    with wave.open(str(out)) as reader:
+        assert reader.getframerate() == RATE
+        return np.frombuffer(reader.readframes(reader.getnframes()), np.int16).astype(np.float64)
+
+
+def _beep_windows(samples: np.ndarray) -> int:
+    """How many 100 ms windows carry the beep's note far above the rest of the recording."""
+    step = RATE // 10
+    levels = [
+        band_levels(samples[i : i + step], [BEEP])[BEEP]
+        for i in range(0, len(samples) - step, step)
+    ]
+    if not levels:
+        return 0
+    floor = float(np.median(levels))
+    return sum(1 for level in levels if level > floor + 20)
+
+
+def _answered(phones: list[str]) -> Any:
+    def check(meeting: dict[str, Any]) -> bool:
+        states = {m["phone"]: m["state"] for m in meeting["members"]}
+        return all(states.get(p) == "answer" for p in phones)
+
+    return check
+
+
+async def test_recording_and_join_beeps_with_real_phones(tmp_path: Path) -> None:
+    peers = []
+    for name, (_, tone) in PEERS.items():
+        wav = tmp_path / f"{name}.wav"
+        write_tone(wav, tone, seconds=30)
+        peers.append(Baresip(tmp_path, name, wav))
+    server = None
+    phones = [number for number, _ in PEERS.values()]
+    try:
+        await asyncio.gather(*(peer.ready() for peer in peers))
+        config = _config(tmp_path / "telemeeting.toml", peers)
+        server = await asyncio.to_thread(
+            start_server,
+            f"sqlite+aiosqlite:///{tmp_path / 'tm.db'}",
+            tmp_path,
+            None,
+            ("--config", str(config)),
+        )
+        api = Api(server, await asyncio.to_thread(server.new_tenant))
+        started = time.monotonic()
+        meid = await asyncio.to_thread(
+            api.create_meeting,
+            "production",
+            record="1",
+            beep="1",
+            parties=[{"phone": p} for p in phones[:2]],
+        )
+        await asyncio.to_thread(api.wait_for, meid, _answered(phones[:2]), "production", 20)
+        await asyncio.sleep(2.0)
+        invited = await asyncio.to_thread(api.invite, meid, phones[2], env="production")
+        assert invited.code == "0"
+        await asyncio.to_thread(api.wait_for, meid, _answered(phones), "production", 20)
+        await asyncio.sleep(2.5)
+        destroyed = await asyncio.to_thread(
+            api.post, {"action": "destroyMeeting", "confid": meid}, env="production"
+        )
+        assert destroyed.code == "0"
+        length = time.monotonic() - started
+        for peer in peers:
+            await peer.wait_event("CALL_CLOSED", timeout=15)
+        meeting = await asyncio.to_thread(
+            api.wait_for,
+            meid,
+            lambda m: bool(m.get("recordings")) and m["recordings"][0]["bytes"] > 0,
+            "production",
+            20,
+        )
+        (recording,) = meeting["recordings"]
+        response = await asyncio.to_thread(httpx.get, recording["url"], timeout=10)
+        assert response.status_code == 200
+        events = await asyncio.to_thread(
+            api.post,
+            {"action": "queryMeetingEvents", "confid": meid},
+            env="production",
+            func_url="MeetingQuery.wx",
+        )
+    finally:
+        await asyncio.gather(*(peer.stop() for peer in peers))
+        if server is not None:
+            server.stop()
+
+    mix = _decode(response.content, tmp_path)
+    assert abs(len(mix) / RATE - length) <= 1.0, (len(mix) / RATE, length)
+    tones = [tone for _, tone in PEERS.values()]
+    levels = band_levels(mix, [*tones, 300.0, 1000.0])
+    for tone in tones:  # every answered phone is in the recording
+        assert levels[tone] - max(levels[300.0], levels[1000.0]) >= 20, levels
+    # Carol's tone only from her answer on: absent from the first second.
+    early = band_levels(mix[: RATE // 2 * 3], tones)
+    assert early[880.0] < early[440.0] - 20, early
+
+    cdrs = [e["body"]["cdr"][0] for e in events.body["events"] if e["type"] == "Call"]
+    assert len(cdrs) == 3
+    assert all(c["tapesurl"].split("?")[0] == recording["url"].split("?")[0] for c in cdrs)
+
+    # Carol's join beep: alice and bob heard it, carol did not hear her own.
+    heard = {peer.name: _beep_windows(read_wav(peer.recording())) for peer in peers}
+    assert heard["alice"] >= 1 and heard["bob"] >= 1, heard
+    assert heard["carol"] == 0, heard
