@@ -162,3 +162,84 @@ async def test_simulated_carrier_records_its_parties(tmp_path: Path) -> None:
     assert rate == 8000
     assert abs(len(decoded) / rate - done.seconds) < 0.2
     assert _rms(decoded) > 300  # the parties' voices, not silence
+
+
+def _wav_bytes(samples: np.ndarray, rate: int, channels: int = 1, width: int = 2) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(channels)
+        out.setsampwidth(width)
+        out.setframerate(rate)
+        if width == 2:
+            data = (samples * 32767).astype("<i2")
+        else:
+            data = ((samples * 127) + 128).astype(np.uint8)
+        out.writeframes(np.repeat(data, channels).tobytes())
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("rate", "channels", "width"), [(16000, 2, 2), (44100, 1, 2), (8000, 1, 1)]
+)
+def test_any_pcm_wav_becomes_8k_mono(rate: int, channels: int, width: int) -> None:
+    from telemeeting.telephony.media.audio import wav_to_8k
+
+    t = np.arange(rate) / rate
+    tone = 0.5 * np.sin(2 * np.pi * 1000 * t) + 0.3 * np.sin(2 * np.pi * 6000 * t)
+    samples = wav_to_8k(_wav_bytes(tone if rate > 12000 else 0.5 * np.sin(2 * np.pi * 1000 * t),
+                                   rate, channels, width))  # fmt: skip
+    assert abs(len(samples) - 8000) <= 1
+    spectrum = np.abs(np.fft.rfft(samples.astype(np.float64)))
+    freqs = np.fft.rfftfreq(len(samples), 1 / 8000)
+    assert abs(freqs[np.argmax(spectrum)] - 1000) < 5
+    # 6 kHz cannot exist at 8 kHz: it must not fold back to 2 kHz.
+    fold = spectrum[(freqs > 1990) & (freqs < 2010)].max()
+    assert fold < spectrum.max() / 100
+
+
+def test_a_stream_with_bogus_sizes_is_read_to_its_end() -> None:
+    from telemeeting.telephony.media.audio import AudioError, read_wav
+
+    data = bytearray(_wav_bytes(np.zeros(800), 8000))
+    data[4:8] = data[40:44] = (0x7FFFF000).to_bytes(4, "little")  # as espeak-ng --stdout
+    samples, rate = read_wav(bytes(data))
+    assert rate == 8000 and len(samples) == 800
+    with pytest.raises(AudioError):
+        read_wav(b"RIFF\x00\x00\x00\x00WAVEjunk")
+
+
+def test_chinese_text_is_spoken_by_the_mandarin_voice(tmp_path: Path) -> None:
+    from telemeeting.service.prompts import speak, voice_for
+
+    assert voice_for("会议开始") == "cmn" and voice_for("meeting starts") == "en"
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng (Debian) speaks prompts")
+    path = asyncio.run(speak("你好，会议开始了", tmp_path))
+    samples = np.fromfile(path, dtype="<i2")
+    assert 0.5 < len(samples) / 8000 < 10
+    assert _rms(samples) > 500
+
+
+def test_a_held_member_hears_music_and_is_not_heard() -> None:
+    conference = Conference()
+    talker, held = SyntheticStream("leg-talker"), _Quiet()
+    listener = _Quiet()
+    conference.add("r", "talker", talker)
+    conference.add("r", "held", held)
+    conference.add("r", "listener", listener)
+    for key in ("talker", "held", "listener"):
+        conference.join("r", key)
+    conference.hold("r", "held", True)
+    for _ in range(100):
+        conference.tick()
+    music = held.samples()
+    assert _rms(music) > 300
+    # What the held member hears is the music alone, not the talker's voice.
+    from telemeeting.telephony.media.sounds import hold_music
+
+    expected = hold_music()[: len(music)]
+    assert np.abs(music.astype(np.int32) - expected).max() < 2000
+    conference.hold("r", "held", False)
+    assert conference.get("r", "held").hold is None  # type: ignore[union-attr]

@@ -74,6 +74,9 @@ def test_actions_by_func_url():
         "stopMeetingRecording",
         "muteAllMeetingMembers",
         "unmuteAllMeetingMembers",
+        "holdMeetingMember",
+        "unholdMeetingMember",
+        "playMeetingPrompt",
     }
     assert ACTIONS_BY_FUNC_URL[MEETING_QUERY] == {"queryMeeting", "queryMeetingEvents"}
     assert (CREATE_MEETING, INVITE, DESTROY_MEETING) == (

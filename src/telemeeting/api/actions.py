@@ -95,6 +95,27 @@ async def unmute_all(
     return {}
 
 
+async def hold_member(
+    service: MeetingService, app: App, body: dict[str, Any], accept: Acceptance
+) -> dict[str, Any]:
+    await service.hold(app, wa.parse_member_ref(body), True, accept)
+    return {}
+
+
+async def unhold_member(
+    service: MeetingService, app: App, body: dict[str, Any], accept: Acceptance
+) -> dict[str, Any]:
+    await service.hold(app, wa.parse_member_ref(body), False, accept)
+    return {}
+
+
+async def play_prompt(
+    service: MeetingService, app: App, body: dict[str, Any], accept: Acceptance
+) -> dict[str, Any]:
+    await service.play_prompt(app, wa.parse_prompt(body), accept)
+    return {}
+
+
 #: Actions that change something: an Idempotency-Key applies to these (spec §6.7).
 MUTATING = frozenset(
     {
@@ -108,6 +129,9 @@ MUTATING = frozenset(
         wa.STOP_RECORDING,
         wa.MUTE_ALL,
         wa.UNMUTE_ALL,
+        wa.HOLD_MEMBER,
+        wa.UNHOLD_MEMBER,
+        wa.PLAY_PROMPT,
     }
 )
 
@@ -124,4 +148,7 @@ HANDLERS: dict[str, Handler] = {
     wa.STOP_RECORDING: stop_recording,
     wa.MUTE_ALL: mute_all,
     wa.UNMUTE_ALL: unmute_all,
+    wa.HOLD_MEMBER: hold_member,
+    wa.UNHOLD_MEMBER: unhold_member,
+    wa.PLAY_PROMPT: play_prompt,
 }

@@ -10,12 +10,13 @@ import json
 import secrets
 from collections.abc import Callable
 from datetime import tzinfo
+from pathlib import Path
 from typing import Any
 
 from telemeeting.config import Settings
 from telemeeting.domain import errors
 from telemeeting.domain.model import CloseReason, Invitee, Leg, Meeting, MeetingState
-from telemeeting.service import recordings
+from telemeeting.service import prompts, recordings
 from telemeeting.service.acceptance import Acceptance
 from telemeeting.service.changes import ChangeRecorder, dial_orders, hang_up_orders
 from telemeeting.service.placement import Placement
@@ -29,7 +30,14 @@ from telemeeting.store.repositories import (
     live_legs_of,
 )
 from telemeeting.store.unit_of_work import Database, UnitOfWork
-from telemeeting.telephony.orders import ConfigureMeeting, Order, SetMuted, StopRecording
+from telemeeting.telephony.orders import (
+    ConfigureMeeting,
+    HoldMember,
+    Order,
+    PlayPrompt,
+    SetMuted,
+    StopRecording,
+)
 from telemeeting.wire import actions
 from telemeeting.wire.times import format_wire_time, parse_wall_clock
 
@@ -198,6 +206,40 @@ class MeetingService:
                     leg.muted = muted
                     orders.append(SetMuted(meeting.id, leg.id, muted, app.env))
             await self._record(uow, meeting, app, orders, now)
+            await accept.record(uow)
+
+    async def hold(
+        self, app: App, request: actions.MemberRef, held: bool, accept: Acceptance
+    ) -> None:
+        """holdMeetingMember / unholdMeetingMember: -304 unless the phone is a joined member."""
+        now = self._clock()
+        async with self._db.unit_of_work() as uow:
+            meeting = await self._find(uow, app, request.confid, live_legs_of([request.phone]))
+            leg = meeting.joined_member(request.phone)
+            order = HoldMember(meeting.id, leg.id, held, app.env)
+            await self._record(uow, meeting, app, [order], now)
+            await accept.record(uow)
+
+    async def play_prompt(
+        self, app: App, request: actions.PromptRequest, accept: Acceptance
+    ) -> None:
+        """playMeetingPrompt: the audio is made first (espeak-ng or the URL, outside any
+        transaction), then the order is recorded; -304 when `phone` is not a joined member."""
+        phones = [request.phone] if request.phone else []
+        async with self._db.reader() as uow:  # refuse a wrong meeting before the slow part
+            await self._find(uow, app, request.confid, live_legs_of(phones))
+        directory = Path(self._settings.recordings.directory).resolve() / "prompts"
+        if request.text is not None:
+            path = await prompts.speak(request.text, directory)
+        else:
+            assert request.url is not None
+            path = await prompts.fetch(request.url, directory)
+        now = self._clock()
+        async with self._db.unit_of_work() as uow:
+            meeting = await self._find(uow, app, request.confid, live_legs_of(phones))
+            leg_id = meeting.joined_member(request.phone).id if request.phone else ""
+            order = PlayPrompt(meeting.id, str(path), app.env, leg_id=leg_id, loop=request.loop)
+            await self._record(uow, meeting, app, [order], now)
             await accept.record(uow)
 
     async def _media_orders(

@@ -80,8 +80,30 @@ class StopRecording:
     env: str
 
 
-MediaOrder = ConfigureMeeting | StartRecording | StopRecording
-MEDIA_ORDERS = (ConfigureMeeting, StartRecording, StopRecording)
+@dataclass(frozen=True)
+class HoldMember:
+    """Put a member on hold (music, neither hearing nor heard) or take them off it."""
+
+    meeting_id: str
+    leg_id: str
+    held: bool
+    env: str
+
+
+@dataclass(frozen=True)
+class PlayPrompt:
+    """Play a prompt (8 kHz mono int16 samples in the file at `path`) to the whole meeting,
+    or to one leg; `loop` repeats it until the next prompt to the same members."""
+
+    meeting_id: str
+    path: str
+    env: str
+    leg_id: str = ""
+    loop: bool = False
+
+
+MediaOrder = ConfigureMeeting | StartRecording | StopRecording | HoldMember | PlayPrompt
+MEDIA_ORDERS = (ConfigureMeeting, StartRecording, StopRecording, HoldMember, PlayPrompt)
 
 Order = DialOrder | HangUp | SetMuted | EndMeeting | MediaOrder
 
@@ -93,6 +115,8 @@ _KINDS: dict[str, type[Order]] = {
     "configure_meeting": ConfigureMeeting,
     "start_recording": StartRecording,
     "stop_recording": StopRecording,
+    "hold_member": HoldMember,
+    "play_prompt": PlayPrompt,
 }
 _NAMES = {cls: name for name, cls in _KINDS.items()}
 

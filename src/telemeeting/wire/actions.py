@@ -26,6 +26,9 @@ START_RECORDING = "startMeetingRecording"
 STOP_RECORDING = "stopMeetingRecording"
 MUTE_ALL = "muteAllMeetingMembers"
 UNMUTE_ALL = "unmuteAllMeetingMembers"
+HOLD_MEMBER = "holdMeetingMember"
+UNHOLD_MEMBER = "unholdMeetingMember"
+PLAY_PROMPT = "playMeetingPrompt"
 
 #: Which actions each funcURL serves; anything else there is -3.
 ACTIONS_BY_FUNC_URL: dict[str, frozenset[str]] = {
@@ -42,6 +45,9 @@ ACTIONS_BY_FUNC_URL: dict[str, frozenset[str]] = {
             STOP_RECORDING,
             MUTE_ALL,
             UNMUTE_ALL,
+            HOLD_MEMBER,
+            UNHOLD_MEMBER,
+            PLAY_PROMPT,
         }
     ),
     MEETING_QUERY: frozenset({QUERY_MEETING, QUERY_EVENTS}),
@@ -54,6 +60,10 @@ _CONFID_RE = re.compile(r"[0-9A-Za-z_-]{1,32}")
 _CALLER_ID_RE = re.compile(r"\+?[0-9]{3,20}")
 _FLAG_RE = re.compile(r"[01]")
 _BEEP_RE = re.compile(r"[0-3]")
+PROMPT_TEXT_MAX = 500
+PROMPT_URL_MAX = 1024
+#: A prompt's WAV: http(s), printable ASCII without spaces (percent-encode the rest).
+_PROMPT_URL_RE = re.compile(r"https?://[!-~]{1,1016}")
 
 
 @dataclass(frozen=True)
@@ -104,6 +114,18 @@ class MemberRef:
 
     confid: str
     phone: str
+
+
+@dataclass(frozen=True)
+class PromptRequest:
+    """playMeetingPrompt (**extension**): `text` or `url` (one of them), to everyone or to
+    `phone` only, once or in a loop."""
+
+    confid: str
+    text: str | None = None
+    url: str | None = None
+    phone: str | None = None
+    loop: bool = False
 
 
 @dataclass(frozen=True)
@@ -235,3 +257,21 @@ def parse_events_query(body: dict[str, Any]) -> EventsQuery:
     after = integer(body, "after", low=0, high=2**31 - 1) or 0
     limit = integer(body, "limit", low=1, high=1000) or 100
     return EventsQuery(confid=confid, after=after, limit=limit)
+
+
+def parse_prompt(body: dict[str, Any]) -> PromptRequest:
+    confid = required(body, "confid")
+    text = scalar(body, "text", max_len=PROMPT_TEXT_MAX)
+    url = scalar(body, "url", max_len=PROMPT_URL_MAX)
+    if (text is None) == (url is None):
+        raise WireError(Status.INVALID_PARAMETER, "give exactly one of text and url")
+    if url is not None and not _PROMPT_URL_RE.fullmatch(url):
+        raise WireError(Status.INVALID_PARAMETER, "url must be an http(s) URL without spaces")
+    phone = scalar(body, "phone")
+    return PromptRequest(
+        confid=confid,
+        text=text,
+        url=url,
+        phone=_phone(phone).wire if phone else None,
+        loop=flag(body, "loop"),
+    )

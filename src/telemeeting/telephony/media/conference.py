@@ -24,7 +24,7 @@ from telemeeting.telephony.media.g711 import FRAME_SAMPLES
 from telemeeting.telephony.media.mixer import mix_rooms_and_sums
 from telemeeting.telephony.media.recorder import Recorder
 from telemeeting.telephony.media.room import BEEP_ON_JOIN, BEEP_ON_LEAVE, RoomMedia
-from telemeeting.telephony.media.sounds import Player, Sound, join_beep, leave_beep
+from telemeeting.telephony.media.sounds import Player, Sound, hold_music, join_beep, leave_beep
 
 TICK_SECONDS = 0.020
 #: A tick later than this is counted as late (half a frame: members start to hear gaps).
@@ -130,7 +130,24 @@ class Conference:
         return recorder
 
     def play(self, room: str, sound: Sound) -> None:
-        self.room_media(room).sounds.append(sound)
+        """Play `sound`; it replaces a looping sound for the same audience (a looping prompt
+        lasts until the next prompt to the same members, or the meeting's end)."""
+        sounds = self.room_media(room).sounds
+        sounds[:] = [
+            s for s in sounds if not (s.player.loop and (s.only, s.exclude) == (sound.only, None))
+        ]
+        sounds.append(sound)
+
+    def hold(self, room: str, key: str, held: bool) -> None:
+        """On hold, a member neither hears nor is heard by the room and hears music instead."""
+        member = self.get(room, key)
+        if member is None:
+            return
+        self.room_media(room)  # held members are served by the room's extras
+        if held and member.hold is None:
+            member.hold = Player(hold_music(), loop=True)
+        elif not held:
+            member.hold = None
 
     def end_room(self, room: str) -> Recorder | None:
         """The meeting is over: forget its extras; its recording, closed, if one ran."""

@@ -10,13 +10,17 @@ import asyncio
 import contextlib
 from pathlib import Path
 
+import numpy as np
 import structlog
 
 from telemeeting.telephony.media.conference import Conference
 from telemeeting.telephony.media.recorder import Recorder, encode_mp3
+from telemeeting.telephony.media.sounds import Player, Sound
 from telemeeting.telephony.orders import (
     ConfigureMeeting,
+    HoldMember,
     MediaOrder,
+    PlayPrompt,
     StartRecording,
     StopRecording,
 )
@@ -42,6 +46,20 @@ class MediaControl:
             media = self.conference.media.get(room)
             if media is not None and media.recording_id == order.recording_id:
                 self._encode(self.conference.stop_recording(room))
+        elif isinstance(order, HoldMember):
+            self.conference.hold(room, order.leg_id, order.held)
+        elif isinstance(order, PlayPrompt):
+            self._play(order)
+
+    def _play(self, order: PlayPrompt) -> None:
+        """Load the prompt the service rendered (a few hundred KB at most) and play it."""
+        try:
+            samples = np.fromfile(order.path, dtype="<i2")
+        except OSError:
+            log.warning("prompt.missing", path=order.path)
+            return
+        player = Player(samples.astype(np.int16), loop=order.loop)
+        self.conference.play(order.meeting_id, Sound(player, only=order.leg_id or None))
 
     def end_meeting(self, room: str) -> None:
         self._encode(self.conference.end_room(room))

@@ -42,6 +42,27 @@ def leave_beep() -> Samples:
     return tone([1200.0, 800.0], 0.3)
 
 
+#: Music on hold: a slow arpeggio over four chords, made here (no licence to worry about).
+_HOLD_CHORDS = ([261.63, 329.63, 392.0], [220.0, 261.63, 329.63], [174.61, 220.0, 261.63],
+                [196.0, 246.94, 293.66])  # fmt: skip
+HOLD_NOTE_SECONDS = 0.25
+
+
+@functools.cache
+def hold_music() -> Samples:
+    """An 8-second loop of soft plucked notes (C, Am, F, G), level well below speech."""
+    note = int(HOLD_NOTE_SECONDS * RATE)
+    t = np.arange(note) / RATE
+    decay = np.exp(-t * 6.0)
+    notes = []
+    for chord in _HOLD_CHORDS:
+        for _ in range(2):
+            for frequency in (*chord, chord[1] * 2):
+                wave = np.sin(2 * np.pi * frequency * t) + 0.3 * np.sin(4 * np.pi * frequency * t)
+                notes.append(wave * decay)
+    return (np.concatenate(notes) * 0.12 * 32767).astype(np.int16)
+
+
 class Player:
     def __init__(self, samples: Samples, loop: bool = False) -> None:
         padding = (-len(samples)) % FRAME_SAMPLES
