@@ -31,6 +31,7 @@ from telemeeting.service.directory import Directory
 from telemeeting.service.media import MediaRole
 from telemeeting.service.meetings import MeetingService
 from telemeeting.service.placement import Placement
+from telemeeting.service.speakers import SpeakerEvents
 from telemeeting.store.unit_of_work import PUSHES_CHANNEL, Database
 from telemeeting.telephony.driver import Driver, DriverRouter
 from telemeeting.telephony.sim import SimulatedCarrier
@@ -210,8 +211,11 @@ def build_platform(
     placement = Placement(db, node_id, MEDIA in roles, settings.cluster.lease_seconds, clock)
     recorder = ChangeRecorder.from_settings(settings, wakeups)
     records = CallRecords(db, clock, recorder)
+    speakers = SpeakerEvents(db, recorder, clock)
     media = (
-        MediaRole(db, node_id, carrier(settings, clock), records, clock) if MEDIA in roles else None
+        MediaRole(db, node_id, carrier(settings, clock), records, clock, speakers)
+        if MEDIA in roles
+        else None
     )
     dispatcher = Dispatcher(db, settings.callbacks, clock) if DISPATCHER in roles else None
     if media is not None:

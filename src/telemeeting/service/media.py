@@ -17,8 +17,15 @@ import structlog
 
 from telemeeting.domain.model import EndReason
 from telemeeting.service.calls import CallRecords
+from telemeeting.service.speakers import SpeakerEvents
 from telemeeting.store.unit_of_work import ORDERS_CHANNEL, Database
-from telemeeting.telephony.driver import DriverRouter, LegReport, Progress
+from telemeeting.telephony.driver import (
+    DriverRouter,
+    LegReport,
+    Progress,
+    Report,
+    SpeakersReport,
+)
 from telemeeting.telephony.orders import DialOrder, Order, UnknownOrder, carry_out, decode
 
 log = structlog.get_logger(__name__)
@@ -43,9 +50,13 @@ class MediaRole:
         driver: DriverRouter,
         records: CallRecords,
         clock: Callable[[], float],
+        speakers: SpeakerEvents | None = None,
     ) -> None:
         self._db = db
         self.node_id = node_id
+        #: Speaker events (issue 14): recorded apart from leg reports, never delaying them.
+        self._speakers = speakers
+        self._speaker_reports: asyncio.Queue[SpeakersReport] = asyncio.Queue()
         self.driver = driver
         self._records = records
         self._clock = clock
@@ -66,6 +77,7 @@ class MediaRole:
         await self._db.listen(ORDERS_CHANNEL, self.wake)
         self._tasks.append(asyncio.create_task(self._carry_out_orders(), name="orders"))
         self._tasks.append(asyncio.create_task(self._record_reports(), name="reports"))
+        self._tasks.append(asyncio.create_task(self._record_speakers(), name="speakers"))
 
     async def stop(self) -> None:
         with contextlib.suppress(TimeoutError):  # what the carrier already said is recorded
@@ -119,9 +131,22 @@ class MediaRole:
 
     # ---- reports --------------------------------------------------------------------------
 
-    async def on_report(self, report: LegReport) -> None:
+    async def on_report(self, report: Report) -> None:
         """The carrier's sink: queue the report, never block the carrier."""
+        if isinstance(report, SpeakersReport):
+            if self._speakers is not None:
+                self._speaker_reports.put_nowait(report)
+            return
         self._reports.put_nowait(report)
+
+    async def _record_speakers(self) -> None:
+        while True:
+            report = await self._speaker_reports.get()
+            try:
+                if self._speakers is not None:
+                    await self._speakers.record(report)
+            except Exception:  # a lost speaker event must not stop the next ones
+                log.exception("speakers.failed", meeting_id=report.meeting_id)
 
     async def _record_reports(self) -> None:
         """Forever: record the queued reports, all of one meeting's in one transaction.

@@ -29,6 +29,7 @@ from telemeeting.store.repositories import (
     LegSelection,
     live_legs_of,
 )
+from telemeeting.store.speakers import SpeakerRepository
 from telemeeting.store.unit_of_work import Database, UnitOfWork
 from telemeeting.telephony.orders import (
     ConfigureMeeting,
@@ -158,7 +159,11 @@ class MeetingService:
             if meeting is None:
                 raise errors.MeetingNotFound(request.confid)
             recorded = await RecordingRepository(uow.connection).for_meeting(meeting.id)
+            talking = await SpeakerRepository(uow.connection).talking(meeting.id)
         described = self._describe(meeting)
+        if talking is not None:  # **extension**: meetings with speaker events
+            for leg, view in zip(meeting.legs, described["members"], strict=True):
+                view["speaking"] = leg.id in talking
         if recorded:  # **extension**: only meetings that were recorded carry the list
             described["recordings"] = recordings.describe(
                 recorded, meeting, self._links, self._zone, self._clock()
@@ -254,7 +259,9 @@ class MeetingService:
         orders: list[Order] = []
         beep = self._settings.meetings.beep if request.beep is None else request.beep
         creator = next((leg for leg in meeting.legs if leg.phone == meeting.creator), None)
-        if beep or request.end_on_creator_leave:
+        if request.speaker_events:
+            await SpeakerRepository(uow.connection).enable(meeting.id, now)
+        if beep or request.end_on_creator_leave or request.speaker_events:
             orders.append(
                 ConfigureMeeting(
                     meeting.id,
@@ -262,6 +269,7 @@ class MeetingService:
                     beep=beep,
                     creator_leg=creator.id if creator and meeting.creator else "",
                     end_on_creator_leave=request.end_on_creator_leave,
+                    speaker_events=request.speaker_events,
                 )
             )
         if request.record:

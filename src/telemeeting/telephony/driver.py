@@ -17,7 +17,16 @@ from typing import Protocol
 from telemeeting.domain.model import EndReason
 from telemeeting.telephony.orders import DialOrder, MediaOrder
 
-__all__ = ["DialOrder", "Driver", "DriverError", "DriverRouter", "LegReport", "Progress"]
+__all__ = [
+    "DialOrder",
+    "Driver",
+    "DriverError",
+    "DriverRouter",
+    "LegReport",
+    "Progress",
+    "Report",
+    "SpeakersReport",
+]
 
 
 class DriverError(RuntimeError):
@@ -39,7 +48,18 @@ class LegReport:
     reason: EndReason | None = None
 
 
-ReportSink = Callable[[LegReport], Awaitable[None]]
+@dataclass(frozen=True)
+class SpeakersReport:
+    """**extension** (issue 14): the legs talking now in a meeting with speaker events; sent
+    when the set changes, at most twice a second per meeting (media/vad.py)."""
+
+    meeting_id: str
+    leg_ids: tuple[str, ...]
+    at: float
+
+
+Report = LegReport | SpeakersReport
+ReportSink = Callable[[Report], Awaitable[None]]
 
 
 class Driver(Protocol):

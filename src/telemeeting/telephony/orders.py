@@ -61,6 +61,7 @@ class ConfigureMeeting:
     beep: int = 0
     creator_leg: str = ""
     end_on_creator_leave: bool = False
+    speaker_events: bool = False
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,7 @@ class CreateMeeting:
     record: bool = False
     beep: int | None = None
     end_on_creator_leave: bool = False
+    speaker_events: bool = False
 
 
 @dataclass(frozen=True)
@@ -211,10 +212,12 @@ def parse_create_meeting(body: dict[str, Any]) -> CreateMeeting:
         raise WireError(Status.MISSING_PARAMETER, "booktime is required when booking")
     record, beep = flag(body, "record"), _beep(body)
     end_on_creator_leave = flag(body, "endoncreatorleave")
-    if book_flag == "1" and (record or beep or end_on_creator_leave):
+    speaker_events = flag(body, "speakerevents")
+    if book_flag == "1" and (record or beep or end_on_creator_leave or speaker_events):
         raise WireError(
             Status.INVALID_PARAMETER,
-            "record, beep and endoncreatorleave are not supported with bookmeeting yet",
+            "record, beep, endoncreatorleave and speakerevents are not supported with "
+            "bookmeeting yet",
         )
     if end_on_creator_leave and not creator_text:
         raise WireError(Status.INVALID_PARAMETER, "endoncreatorleave needs a creator")
@@ -233,6 +236,7 @@ def parse_create_meeting(body: dict[str, Any]) -> CreateMeeting:
         record=record,
         beep=beep,
         end_on_creator_leave=end_on_creator_leave,
+        speaker_events=speaker_events,
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -65,6 +66,8 @@ class Conference:
         self.rooms: dict[str, dict[str, Member]] = {}
         #: The rooms that record, beep or play something (most rooms have none).
         self.media: dict[str, RoomMedia] = {}
+        #: Told (room, member keys) when a room's talkers change (rooms with speaker events).
+        self.on_speakers: Callable[[str, tuple[str, ...]], None] | None = None
         #: How late each tick ran, in seconds (for the capacity benchmark and health checks).
         self.lateness: deque[float] = deque(maxlen=15_000)
         self.ticks = 0
@@ -197,7 +200,8 @@ class Conference:
         members, starts, room_of = self._members_in_rows()
         if not members:
             if self.media:
-                self._extras(members, np.zeros((0, FRAME_SAMPLES), np.int16), None, starts)
+                empty = np.zeros((0, FRAME_SAMPLES), np.int16)
+                self._extras(members, empty, None, starts, empty)
             return
         payloads: list[bytes] = []
         speaking: list[bool] = []
@@ -225,7 +229,7 @@ class Conference:
         frames = g711.decode_frames(codes, np.array(alaw_in))
         heard, sums = mix_rooms_and_sums(frames, np.array(speaking), starts, room_of)
         if self.media:
-            self._extras(members, heard, sums, starts)
+            self._extras(members, heard, sums, starts, frames)
         alaw_out = np.array([m.stream.payload_type == g711.PCMA for m in members])
         encoded = g711.encode_frames(heard, alaw_out).tobytes()
         for row, member in enumerate(members):
@@ -241,8 +245,10 @@ class Conference:
         heard: npt.NDArray[np.int16],
         sums: npt.NDArray[np.int32] | None,
         starts: npt.NDArray[np.intp],
+        said: npt.NDArray[np.int16],
     ) -> None:
-        """Sounds, hold music and recordings of the rooms that have them (in place on `heard`)."""
+        """Sounds, hold music, recordings and talkers of the rooms that have them (sounds and
+        music in place on `heard`; `said` is what each member sent this tick)."""
         for name, media in self.media.items():
             index = self._room_index.get(name) if name in self.rooms else None
             if index is not None and sums is not None:
@@ -270,3 +276,27 @@ class Conference:
                     heard[row] = music if music is not None else 0
             if media.recorder is not None:
                 media.recorder.write(np.clip(mix, -32768, 32767).astype(np.int16))
+            if media.speakers is not None:
+                self._detect(name, media, members, rows, said)
+
+    def _detect(
+        self,
+        room: str,
+        media: RoomMedia,
+        members: list[Member],
+        rows: range,
+        said: npt.NDArray[np.int16],
+    ) -> None:
+        """Feed each member's level (0 when muted, held or not yet joined) to the detector."""
+        assert media.speakers is not None
+        levels: dict[str, float] = {}
+        if len(rows):
+            block = said[rows.start : rows.stop].astype(np.float32)
+            rms = np.sqrt(np.mean(block * block, axis=1))
+            for offset, row in enumerate(rows):
+                member = members[row]
+                audible = member.joined and not member.muted and member.hold is None
+                levels[member.key] = float(rms[offset]) if audible else 0.0
+        talkers = media.speakers.update(levels)
+        if talkers is not None and self.on_speakers is not None:
+            self.on_speakers(room, talkers)

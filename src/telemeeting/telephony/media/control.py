@@ -16,6 +16,7 @@ import structlog
 from telemeeting.telephony.media.conference import Conference
 from telemeeting.telephony.media.recorder import Recorder, encode_mp3
 from telemeeting.telephony.media.sounds import Player, Sound
+from telemeeting.telephony.media.vad import SpeakerDetector
 from telemeeting.telephony.orders import (
     ConfigureMeeting,
     HoldMember,
@@ -40,6 +41,8 @@ class MediaControl:
             settings.beep = order.beep
             settings.creator = order.creator_leg
             settings.end_on_creator_leave = order.end_on_creator_leave
+            if order.speaker_events and settings.speakers is None:
+                settings.speakers = SpeakerDetector()
         elif isinstance(order, StartRecording):
             self.conference.start_recording(room, order.recording_id, Path(order.path))
         elif isinstance(order, StopRecording):

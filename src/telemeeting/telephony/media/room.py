@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from telemeeting.telephony.media.recorder import Recorder
 from telemeeting.telephony.media.sounds import Sound
+from telemeeting.telephony.media.vad import SpeakerDetector
 
 #: `beep` bits: a beep when a member joins, when a member leaves.
 BEEP_ON_JOIN = 1
@@ -26,8 +27,10 @@ class RoomMedia:
     recorder: Recorder | None = None
     recording_id: str = ""
     sounds: list[Sound] = field(default_factory=list)
+    #: `speakerevents`: who is talking, reported as it changes.
+    speakers: SpeakerDetector | None = None
 
     @property
     def needs_mixing(self) -> bool:
         """Something observable comes of mixing this room even without real phones."""
-        return self.recorder is not None or bool(self.sounds)
+        return self.recorder is not None or self.speakers is not None

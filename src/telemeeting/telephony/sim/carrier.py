@@ -20,11 +20,17 @@ from dataclasses import dataclass, field
 import structlog
 
 from telemeeting.domain.model import EndReason
-from telemeeting.telephony.driver import DialOrder, LegReport, Progress, ReportSink
+from telemeeting.telephony.driver import (
+    DialOrder,
+    LegReport,
+    Progress,
+    ReportSink,
+    SpeakersReport,
+)
 from telemeeting.telephony.media.conference import Conference
 from telemeeting.telephony.media.control import MediaControl
 from telemeeting.telephony.media.synthetic import SyntheticStream
-from telemeeting.telephony.orders import MediaOrder, StartRecording
+from telemeeting.telephony.orders import ConfigureMeeting, MediaOrder, StartRecording
 
 log = structlog.get_logger(__name__)
 
@@ -55,7 +61,9 @@ class SimulatedCarrier:
         self._legs: dict[str, _Leg] = {}
         self.conference = Conference()
         self.control = MediaControl(self.conference)
+        self.conference.on_speakers = self._on_speakers
         self._mixer: asyncio.Task[None] | None = None
+        self._pending: set[asyncio.Task[None]] = set()
 
     def attach(self, sink: ReportSink) -> None:
         self._sink = sink
@@ -122,7 +130,7 @@ class SimulatedCarrier:
 
     async def media(self, order: MediaOrder) -> None:
         self.control.apply(order)
-        if isinstance(order, StartRecording):
+        if isinstance(order, StartRecording | ConfigureMeeting) and self._mixed(order.meeting_id):
             self._run_mixer()
             for leg in list(self._legs.values()):
                 if leg.answered and leg.order.meeting_id == order.meeting_id:
@@ -131,7 +139,7 @@ class SimulatedCarrier:
     # media --------------------------------------------------------------------------------
     def _mixed(self, meeting_id: str) -> bool:
         media = self.conference.media.get(meeting_id)
-        return media is not None and media.recorder is not None
+        return media is not None and media.needs_mixing
 
     def _enter(self, leg: _Leg) -> None:
         """The party starts talking into (and hearing) the meeting's mix."""
@@ -142,6 +150,16 @@ class SimulatedCarrier:
         member.muted = leg.muted
         self.conference.join(meeting_id, leg_id)
         self._run_mixer()
+
+    def _on_speakers(self, meeting_id: str, leg_ids: tuple[str, ...]) -> None:
+        report = SpeakersReport(meeting_id, leg_ids, self._clock())
+        task = asyncio.create_task(self._tell(report), name="sim-speakers")
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _tell(self, report: SpeakersReport) -> None:
+        if self._sink is not None:
+            await self._sink(report)
 
     def _run_mixer(self) -> None:
         if self._mixer is None or self._mixer.done():

@@ -24,7 +24,9 @@ from telemeeting.telephony.driver import (
     DriverError,
     LegReport,
     Progress,
+    Report,
     ReportSink,
+    SpeakersReport,
     combine_media_stats,
 )
 from telemeeting.telephony.orders import EndMeeting, HangUp, MediaOrder, SetMuted, to_message
@@ -74,7 +76,7 @@ class SipDriver:
         self._nodes: list[_Node] = []
         self._owner: dict[str, _Node] = {}
         self._sink: ReportSink | None = None
-        self._reports: asyncio.Queue[LegReport] = asyncio.Queue()
+        self._reports: asyncio.Queue[Report] = asyncio.Queue()
         self._delivery: asyncio.Task[None] | None = None
         self._start_lock = asyncio.Lock()
 
@@ -216,6 +218,9 @@ class SipDriver:
                     EndReason[reason] if reason else None,
                 )
             )
+        elif kind == "speakers":
+            _, meeting_id, leg_ids, at = message
+            self._reports.put_nowait(SpeakersReport(meeting_id, tuple(leg_ids), at))
         elif kind == "ready" and node.ready is not None and not node.ready.done():
             node.ready.set_result(message[1])
         elif kind == "error" and node.ready is not None and not node.ready.done():
@@ -253,6 +258,6 @@ class SipDriver:
                 if self._sink is not None:
                     await self._sink(report)
             except Exception:
-                log.exception("sip_driver.report_failed", leg_id=report.leg_id)
+                log.exception("sip_driver.report_failed", meeting_id=report.meeting_id)
             finally:
                 self._reports.task_done()

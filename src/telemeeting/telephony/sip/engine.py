@@ -18,7 +18,14 @@ from typing import Any
 import structlog
 
 from telemeeting.domain.model import EndReason
-from telemeeting.telephony.driver import DialOrder, LegReport, Progress, ReportSink
+from telemeeting.telephony.driver import (
+    DialOrder,
+    LegReport,
+    Progress,
+    Report,
+    ReportSink,
+    SpeakersReport,
+)
 from telemeeting.telephony.media import sdp
 from telemeeting.telephony.media.conference import TICK_SECONDS, Conference, Member
 from telemeeting.telephony.media.control import MediaControl
@@ -85,7 +92,8 @@ class SipEngine:
         self.control = MediaControl(self.conference)
         self._legs: dict[str, _Leg] = {}
         self._sink: ReportSink | None = None
-        self._reports: asyncio.Queue[LegReport] = asyncio.Queue()
+        self._reports: asyncio.Queue[Report] = asyncio.Queue()
+        self.conference.on_speakers = self._on_speakers
         self._tasks: list[asyncio.Task[None]] = []
         self._teardowns: set[asyncio.Task[None]] = set()
         self._started = False
@@ -368,6 +376,9 @@ class SipEngine:
             LegReport(order.meeting_id, order.leg_id, progress, self._clock(), reason)
         )
 
+    def _on_speakers(self, meeting_id: str, leg_ids: tuple[str, ...]) -> None:
+        self._reports.put_nowait(SpeakersReport(meeting_id, leg_ids, self._clock()))
+
     async def _deliver_reports(self) -> None:
         while True:
             report = await self._reports.get()
@@ -375,6 +386,6 @@ class SipEngine:
                 if self._sink is not None:
                     await self._sink(report)
             except Exception:  # a failing sink must not stop the reports of other legs
-                log.exception("sip.report_failed", leg_id=report.leg_id)
+                log.exception("sip.report_failed", meeting_id=report.meeting_id)
             finally:
                 self._reports.task_done()

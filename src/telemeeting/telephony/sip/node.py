@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 
-from telemeeting.telephony.driver import LegReport
+from telemeeting.telephony.driver import Report, SpeakersReport
 from telemeeting.telephony.orders import UnknownOrder, carry_out, from_message
 from telemeeting.telephony.sip.engine import SipEngine
 from telemeeting.telephony.sip.routes import RouteConfig
@@ -22,7 +22,9 @@ from telemeeting.telephony.sip.routes import RouteConfig
 log = structlog.get_logger(__name__)
 
 
-def report_message(report: LegReport) -> tuple[Any, ...]:
+def report_message(report: Report) -> tuple[Any, ...]:
+    if isinstance(report, SpeakersReport):
+        return ("speakers", report.meeting_id, list(report.leg_ids), report.at)
     reason = report.reason.name if report.reason is not None else None
     return ("report", report.meeting_id, report.leg_id, report.progress.value, report.at, reason)
 
@@ -50,7 +52,7 @@ async def _serve(conn: Connection, options: dict[str, Any]) -> None:
     options["routes"] = [RouteConfig(**route) for route in options.get("routes", [])]
     engine = SipEngine(**options)
 
-    async def sink(report: LegReport) -> None:
+    async def sink(report: Report) -> None:
         conn.send(report_message(report))
 
     engine.attach(sink)
