@@ -6,7 +6,11 @@ warm-up plus the measurement window, and counts what comes back. Printed per ste
 packet rates, inbound and outbound loss, tick lateness p50/p99/max; then the highest N with zero
 loss and p99 < 5 ms.
 
-    python bench/media_capacity.py [--steps 50,100,200,400,600,800] [--seconds 5]
+With `--media K` (issue 14), K of the rooms also record (the mix to a WAV, encoded to MP3 when
+the step ends, off the tick) and detect speakers, as meetings with `record` and `speakerevents`
+do: what those features cost shows as the difference from a run without.
+
+    python bench/media_capacity.py [--steps 50,100,200,400,600,800] [--seconds 5] [--media 2]
 """
 
 from __future__ import annotations
@@ -15,16 +19,20 @@ import argparse
 import asyncio
 import multiprocessing
 import statistics
+import tempfile
 import time
 from multiprocessing.connection import Connection
+from pathlib import Path
 
 import numpy as np
 
 from telemeeting.telephony.media import g711
 from telemeeting.telephony.media.conference import Conference
+from telemeeting.telephony.media.control import MediaControl
 from telemeeting.telephony.media.ports import PortPool
 from telemeeting.telephony.media.rtp import pack
 from telemeeting.telephony.media.stream import RtpStream
+from telemeeting.telephony.orders import ConfigureMeeting, StartRecording
 
 HOST = "127.0.0.1"
 ROOM = 5
@@ -74,7 +82,7 @@ async def _generate(conn: Connection, count: int) -> None:
 
 
 # --- the media process under test (this one) ------------------------------------------------
-async def run_step(count: int, seconds: float) -> dict[str, float]:
+async def run_step(count: int, seconds: float, media: int = 0) -> dict[str, float]:
     context = multiprocessing.get_context("spawn")
     conn, child = context.Pipe()
     generator = context.Process(target=generator_main, args=(child, count), daemon=True)
@@ -91,6 +99,19 @@ async def run_step(count: int, seconds: float) -> dict[str, float]:
         member.joined = True
         streams.append(stream)
     conn.send([s.transport.get_extra_info("sockname")[1] for s in streams])  # type: ignore[union-attr]
+    control = MediaControl(conference)
+    speaker_reports = 0
+
+    def on_speakers(room: str, legs: tuple[str, ...]) -> None:
+        nonlocal speaker_reports
+        speaker_reports += 1
+
+    conference.on_speakers = on_speakers
+    workdir = tempfile.TemporaryDirectory(prefix="media-capacity-")
+    for index in range(min(media, count // ROOM)):
+        room = f"room{index}"
+        control.apply(ConfigureMeeting(room, "bench", speaker_events=True))
+        control.apply(StartRecording(room, room, str(Path(workdir.name) / f"{room}.wav"), "b"))
     mixer = asyncio.create_task(conference.run())
     await asyncio.sleep(WARMUP)
     conference.lateness.clear()
@@ -102,6 +123,12 @@ async def run_step(count: int, seconds: float) -> dict[str, float]:
     sent = await loop.run_in_executor(None, conn.recv)
     await asyncio.sleep(0.2)  # the last packets in flight
     mixer.cancel()
+    recorded = sum(
+        m.recorder.seconds for m in conference.media.values() if m.recorder is not None
+    )
+    await control.close()  # the MP3s, encoded in a thread
+    mp3_bytes = sum(p.stat().st_size for p in Path(workdir.name).glob("*.mp3"))
+    workdir.cleanup()
     received_by_us = sum(s.rx_packets for s in streams)
     sent_by_us = sum(s.tx_packets for s in streams)
     conn.send("report")
@@ -120,22 +147,33 @@ async def run_step(count: int, seconds: float) -> dict[str, float]:
         "p50": statistics.median(ms),
         "p99": ms[min(len(ms) - 1, int(len(ms) * 0.99))],
         "max": ms[-1],
+        "recorded_s": recorded,
+        "mp3_kb": mp3_bytes / 1024,
+        "speaker_reports": speaker_reports,
     }
 
 
-async def main(steps: list[int], seconds: float) -> None:
+async def main(steps: list[int], seconds: float, media: int = 0) -> None:
     print(f"media capacity: {ROOM}-member rooms, {seconds:g} s a step, load from a 2nd process")
+    if media:
+        print(f"{media} room(s) recording and detecting speakers")
     header = "    N  rooms   cpu%    rx pps    tx pps  loss in%  loss out%   p50 ms  p99 ms  max ms"
     print(header)
     best = 0
     for count in steps:
-        r = await run_step(count, seconds)
+        r = await run_step(count, seconds, media)
         print(
             f"{count:5d} {count // ROOM:6d} {r['cpu']:6.1f} {r['rx_pps']:9.0f} {r['tx_pps']:9.0f}"
             f" {r['loss_in']:9.3f} {r['loss_out']:10.3f} {r['p50']:8.2f} {r['p99']:7.2f}"
             f" {r['max']:7.2f}",
             flush=True,
         )
+        if media:
+            print(
+                f"      recorded {r['recorded_s']:.1f} s ({r['mp3_kb']:.0f} KiB of MP3),"
+                f" {r['speaker_reports']:.0f} speaker reports",
+                flush=True,
+            )
         ok = r["loss_in"] <= 0 and r["loss_out"] <= 0 and r["p99"] < 5.0
         if ok:
             best = count
@@ -146,5 +184,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", default="50,100,200,400,600,800")
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--media", type=int, default=0, help="rooms recording with speakers")
     args = parser.parse_args()
-    asyncio.run(main([int(s) for s in args.steps.split(",")], args.seconds))
+    asyncio.run(main([int(s) for s in args.steps.split(",")], args.seconds, args.media))
