@@ -597,7 +597,8 @@ def demo(
 # ---- serve ------------------------------------------------------------------------------------
 
 
-def _listen(host: str, port: int) -> socket.socket:
+def _listen(host: str, port: int, quiet: bool = False) -> socket.socket:
+    """A listening socket; one that cannot bind exits 1 with a message (`quiet`: raises)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto=IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted connections only for sockets
     # that say they are TCP; without it each keep-alive response waits ~40 ms for a delayed ACK.
@@ -607,6 +608,8 @@ def _listen(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
+        if quiet:
+            raise
         errors.print(f"[red]error:[/red] cannot listen on {host}:{port}: {exc.strerror}")
         raise typer.Exit(1) from exc
     sock.listen(1024)
@@ -712,7 +715,7 @@ def serve(
     settings = _console_settings(settings, console_port)
     console_sockets = []
     if API in role_set and settings.console.port:
-        console_sockets.append(_listen(settings.console.host, settings.console.port))
+        console_sockets.extend(_console_listener(settings, explicit=console_port is not None))
 
     def announce(platform: Platform, stack: str) -> None:
         loop = type(asyncio.get_running_loop()).__module__.split(".")[0]
@@ -748,6 +751,23 @@ def serve(
         run_with_workers(settings, role_set, sockets, workers, run, console_sockets)
     else:
         run(settings, role_set, sockets + console_sockets)
+
+
+def _console_listener(settings: Settings, explicit: bool) -> list[socket.socket]:
+    """The console's socket. A port the operator chose must be free (else exit 1); the default
+    port taken (another server on this machine, a test's) only means no console here: the
+    API does not depend on it."""
+    host, port = settings.console.host, settings.console.port
+    if explicit or "port" in settings.console.model_fields_set:
+        return [_listen(host, port)]
+    try:
+        return [_listen(host, port, quiet=True)]
+    except OSError as exc:
+        errors.print(
+            f"[yellow]warning:[/yellow] no web console: {host}:{port} is taken ({exc.strerror}); "
+            "give --console-port another port"
+        )
+        return []
 
 
 def _console_settings(settings: Settings, port: int | None) -> Settings:

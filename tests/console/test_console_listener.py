@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import httpx
@@ -68,3 +69,51 @@ def test_with_workers_one_process_serves_the_console(tmp_path: Path) -> None:
         assert server.log().count("web console on") == 1
     finally:
         server.stop()
+
+
+def _hold(port: int) -> socket.socket | None:
+    """Hold `port` on 127.0.0.1 (None: something else already does, which serves as well)."""
+    sock = socket.socket()
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError:
+        sock.close()
+        return None
+    sock.listen(1)
+    return sock
+
+
+def test_a_taken_default_console_port_leaves_the_api_running(tmp_path: Path) -> None:
+    held = _hold(8882)
+    try:
+        server = start_server(database_url("sqlite", tmp_path), tmp_path)
+        try:
+            assert "no web console: 127.0.0.1:8882 is taken" in server.log()
+            assert server.process.poll() is None
+        finally:
+            server.stop()
+    finally:
+        if held is not None:
+            held.close()
+
+
+def test_a_taken_chosen_console_port_stops_the_start(tmp_path: Path) -> None:
+    port = free_port()
+    held = _hold(port)
+    try:
+        result = run_cli(
+            "serve",
+            "--console-port",
+            str(port),
+            "--port",
+            str(free_port()),
+            "--sandbox-port",
+            str(free_port()),
+            db=database_url("sqlite", tmp_path),
+            check=False,
+            in_process=False,
+        )
+        assert result.returncode == 1 and f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    finally:
+        if held is not None:
+            held.close()
