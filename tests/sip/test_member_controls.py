@@ -59,6 +59,7 @@ async def test_join_muted_mute_all_and_the_creator_ending_the_meeting(tmp_path: 
             creator=phones["alice"],
             endoncreatorleave="1",
             beep="0",
+            record="1",
             parties=[{"phone": phones["bob"], "muted": "1"}, {"phone": phones["carol"]}],
         )
         meeting = await asyncio.to_thread(
@@ -80,13 +81,19 @@ async def test_join_muted_mute_all_and_the_creator_ending_the_meeting(tmp_path: 
         for peer in peers:
             await peer.wait_event("CALL_CLOSED", timeout=15)
         meeting = await asyncio.to_thread(
-            api.wait_for, meid, lambda m: m["state"] == "ended", "production", 15
+            api.wait_for,
+            meid,
+            lambda m: m["state"] == "ended" and m["recordings"][0]["bytes"] > 0,
+            "production",
+            15,
         )
     finally:
         await asyncio.gather(*(peer.stop() for peer in peers))
         if server is not None:
             server.stop()
 
+    # The meeting ended by emptying (no EndMeeting order): its recording was finished anyway.
+    assert meeting["recordings"][0]["seconds"] >= 7
     assert member(meeting, phones["alice"])["stateDesc"] == "应答|正常"
     assert member(meeting, phones["bob"])["stateDesc"] == "应答|会议结束"
     assert member(meeting, phones["carol"])["stateDesc"] == "应答|会议结束"

@@ -91,6 +91,8 @@ class SipEngine:
         self.conference = Conference()
         self.control = MediaControl(self.conference)
         self._legs: dict[str, _Leg] = {}
+        #: Meetings on this node in which someone has answered (they end when they empty).
+        self._joined: set[str] = set()
         self._sink: ReportSink | None = None
         self._reports: asyncio.Queue[Report] = asyncio.Queue()
         self.conference.on_speakers = self._on_speakers
@@ -154,6 +156,7 @@ class SipEngine:
     async def end_meeting(self, meeting_id: str) -> None:
         for leg in [leg for leg in self._legs.values() if leg.order.meeting_id == meeting_id]:
             await self.hang_up(meeting_id, leg.order.leg_id)
+        self._joined.discard(meeting_id)
         self.control.end_meeting(meeting_id)
 
     async def media(self, order: MediaOrder) -> None:
@@ -270,6 +273,7 @@ class SipEngine:
         assert leg.stream is not None
         stream = leg.stream
         leg.answered = True
+        self._joined.add(leg.order.meeting_id)
         leg.rx_before_answer = stream.rx_packets
         stream.last_rx = time.monotonic()
         if not leg.rang:
@@ -366,6 +370,14 @@ class SipEngine:
         if leg.port is not None:
             self._ports.release(leg.port)
             leg.port = None
+        meeting_id = leg.order.meeting_id
+        if meeting_id in self._joined and not any(
+            other.order.meeting_id == meeting_id for other in self._legs.values()
+        ):
+            # The last call of a meeting someone joined is over: the meeting ends (empty) and
+            # no EndMeeting order follows such an end, so its recording is finished here.
+            self._joined.discard(meeting_id)
+            self.control.end_meeting(meeting_id)
 
     # reports ------------------------------------------------------------------------------
     def _report(self, leg: _Leg, progress: Progress, reason: EndReason | None = None) -> None:
