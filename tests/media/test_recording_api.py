@@ -147,3 +147,39 @@ def test_bad_media_parameters_are_refused(served: tuple[Server, Api, Path]) -> N
     for params in BAD:
         reply = api.post({"action": "createMeeting", **params})
         assert reply.code == "-101", (params, reply.body)
+
+
+def test_member_media_controls_on_the_simulated_carrier(served: tuple[Server, Api, Path]) -> None:
+    _, api, _ = served
+    creator, muted, other = PHONES
+    meid = api.create_meeting(
+        creator=creator,
+        record="1",
+        parties=[{"phone": muted, "muted": "1"}, {"phone": other}],
+    )
+    flags = {m["phone"]: m["muted"] for m in api.query(meid)["members"]}
+    assert flags == {creator: False, muted: True, other: False}  # at once, while ringing
+    api.wait_for(meid, _answered)
+    assert api.post({"action": "muteAllMeetingMembers", "confid": meid}).code == "0"
+    flags = {m["phone"]: m["muted"] for m in api.query(meid)["members"]}
+    assert flags == {creator: False, muted: True, other: True}
+    assert api.post({"action": "unmuteAllMeetingMembers", "confid": meid}).code == "0"
+    assert not any(m["muted"] for m in api.query(meid)["members"])
+    hold = {"action": "holdMeetingMember", "confid": meid}
+    assert api.post({**hold, "phone": other}).code == "0"
+    assert api.post({**hold, "phone": "13900000000"}).code == "-304"
+    unhold = {"action": "unholdMeetingMember", "confid": meid, "phone": other}
+    assert api.post(unhold).code == "0"
+    prompt = {"action": "playMeetingPrompt", "confid": meid}
+    if shutil.which("espeak-ng"):
+        assert api.post({**prompt, "text": "welcome"}).code == "0"
+        assert api.post({**prompt, "text": "欢迎", "phone": other, "loop": "1"}).code == "0"
+    assert api.post({**prompt, "text": "x", "phone": "13900000000"}).code == "-304"
+    assert api.post({**prompt}).code == "-101"
+    assert api.post({**prompt, "url": "ftp://example.invalid/a.wav"}).code == "-101"
+    assert api.post({**prompt, "url": "http://127.0.0.1:9/a.wav"}).code == "-101"
+    assert api.post({**prompt, "text": "a\u0007b"}).code == "-101"
+    time.sleep(1.0)
+    assert api.post({"action": "destroyMeeting", "confid": meid}).code == "0"
+    meeting = api.wait_for(meid, _finished, timeout=20)
+    assert meeting["recordings"][0]["seconds"] >= 1
