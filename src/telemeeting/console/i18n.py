@@ -1,8 +1,8 @@
 """The console's two languages: English and Simplified Chinese.
 
 Pages are written in English and `_()` looks each text up in the Chinese table, falling back to
-English for a text without a translation (never an error). The language is the session's choice
-once the user switched, else the `lang` cookie (before login), else the best `Accept-Language`.
+English for a text without a translation (never an error). The language is the one
+the user switched to (a cookie), else the best of the browser's `Accept-Language`.
 """
 
 from __future__ import annotations
@@ -180,10 +180,10 @@ def negotiate(accept_language: str | None) -> str:
     return best
 
 
-def choose(session_language: str | None, cookie: str | None, accept_language: str | None) -> str:
-    for choice in (session_language, cookie):
-        if choice in LANGUAGES:
-            return choice
+def choose(cookie: str | None, accept_language: str | None) -> str:
+    """The switch's choice (a cookie), else the best of the browser's languages."""
+    if cookie in LANGUAGES:
+        return cookie
     return negotiate(accept_language)
 
 

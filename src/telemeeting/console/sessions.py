@@ -115,10 +115,6 @@ class SessionStore:
         async with self._db.unit_of_work() as uow:
             await SessionRepository(uow.connection).delete(session_id_of(secret))
 
-    async def set_language(self, session: Session, language: str) -> None:
-        async with self._db.unit_of_work() as uow:
-            await SessionRepository(uow.connection).set_language(session.id, language)
-
 
 def _session(row: SessionRow) -> Session:
     return Session(row.id, Principal(row.kind, row.principal), row.csrf, row.language)

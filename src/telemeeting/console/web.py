@@ -160,7 +160,7 @@ class Guard:
     def language_of(request: Request) -> str:
         """The switch's cookie, else the browser's Accept-Language."""
         return i18n.choose(
-            None, request.cookies.get(i18n.LANGUAGE_COOKIE), request.headers.get("accept-language")
+            request.cookies.get(i18n.LANGUAGE_COOKIE), request.headers.get("accept-language")
         )
 
     def _to_login(self, request: Request, ctx: Context) -> Response:

@@ -108,7 +108,6 @@ _ADD_SESSION = Statement(
     "VALUES (:id, :kind, :principal, :csrf, :language, :created_at, :seen_at)"
 )
 _TOUCH_SESSION = Statement("UPDATE console_sessions SET seen_at = :seen_at WHERE id = :id")
-_SET_LANGUAGE = Statement("UPDATE console_sessions SET language = :language WHERE id = :id")
 _DELETE_SESSION = Statement("DELETE FROM console_sessions WHERE id = :id")
 _DELETE_PRINCIPAL = Statement(
     "DELETE FROM console_sessions WHERE kind = :kind AND principal = :principal"
@@ -129,9 +128,6 @@ class SessionRepository:
 
     async def touch(self, session_id: str, seen_at: float) -> None:
         await self._db.execute(_TOUCH_SESSION, {"id": session_id, "seen_at": seen_at})
-
-    async def set_language(self, session_id: str, language: str) -> None:
-        await self._db.execute(_SET_LANGUAGE, {"id": session_id, "language": language})
 
     async def delete(self, session_id: str) -> None:
         await self._db.execute(_DELETE_SESSION, {"id": session_id})
