@@ -105,6 +105,8 @@ class Conference:
                 del self.rooms[room]
             self._layout = None
             media = self.media.get(room)
+            if media is not None:
+                media.held.discard(key)
             if media is not None and member.joined and members and media.beep & BEEP_ON_LEAVE:
                 media.sounds.append(Sound(Player(leave_beep()), exclude=key))
 
@@ -146,11 +148,13 @@ class Conference:
         member = self.get(room, key)
         if member is None:
             return
-        self.room_media(room)  # held members are served by the room's extras
+        media = self.room_media(room)  # held members are served by the room's extras
         if held and member.hold is None:
             member.hold = Player(hold_music(), loop=True)
+            media.held.add(key)
         elif not held:
             member.hold = None
+            media.held.discard(key)
 
     def end_room(self, room: str) -> Recorder | None:
         """The meeting is over: forget its extras; its recording, closed, if one ran."""
@@ -250,6 +254,8 @@ class Conference:
         """Sounds, hold music, recordings and talkers of the rooms that have them (sounds and
         music in place on `heard`; `said` is what each member sent this tick)."""
         for name, media in self.media.items():
+            if not media.busy:
+                continue
             index = self._room_index.get(name) if name in self.rooms else None
             if index is not None and sums is not None:
                 first = int(starts[index])

@@ -29,6 +29,16 @@ class RoomMedia:
     sounds: list[Sound] = field(default_factory=list)
     #: `speakerevents`: who is talking, reported as it changes.
     speakers: SpeakerDetector | None = None
+    #: Members on hold (they hear music instead of the room).
+    held: set[str] = field(default_factory=set)
+
+    @property
+    def busy(self) -> bool:
+        """Anything for the tick to do: a room that only has settings (beeps to come) costs
+        nothing per tick."""
+        return bool(self.sounds or self.held) or (
+            self.recorder is not None or self.speakers is not None
+        )
 
     @property
     def needs_mixing(self) -> bool:
