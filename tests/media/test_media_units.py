@@ -243,3 +243,47 @@ def test_a_held_member_hears_music_and_is_not_heard() -> None:
     assert np.abs(music.astype(np.int32) - expected).max() < 2000
     conference.hold("r", "held", False)
     assert conference.get("r", "held").hold is None  # type: ignore[union-attr]
+
+
+def test_a_prompt_for_one_member_and_a_loop_replaced_by_the_next_prompt(tmp_path: Path) -> None:
+    from telemeeting.telephony.media.sounds import Player, Sound, tone
+
+    conference = Conference()
+    streams = {key: _Quiet() for key in "ab"}
+    for key, stream in streams.items():
+        conference.add("r", key, stream)
+        conference.join("r", key)
+    wav = tmp_path / "p.wav"
+    conference.start_recording("r", "rec", wav)
+    conference.play("r", Sound(Player(tone([1000.0], 0.2)), only="a"))
+    for _ in range(10):
+        conference.tick()
+    assert _rms(streams["a"].samples()) > 1000 and _rms(streams["b"].samples()) == 0
+    conference.play("r", Sound(Player(tone([700.0], 0.1), loop=True)))
+    for _ in range(30):  # 0.6 s: the 0.1 s prompt played six times
+        conference.tick()
+    assert _rms(streams["b"].samples()[-1600:]) > 1000
+    conference.play("r", Sound(Player(tone([500.0], 0.1))))  # replaces the loop
+    for _ in range(20):
+        conference.tick()
+    assert _rms(streams["b"].samples()[-800:]) == 0  # over, and the loop did not come back
+    conference.end_room("r")
+    recorded = read_wav_samples(wav)
+    assert _rms(recorded[: 10 * 160]) == 0  # a's own prompt is not in the recording
+    assert _rms(recorded[10 * 160 : 40 * 160]) > 1000  # the prompt to everyone is
+
+
+def test_the_leave_beep_is_heard_by_those_who_stay() -> None:
+    conference = Conference()
+    conference.room_media("r").beep = 2
+    streams = {key: _Quiet() for key in "ab"}
+    for key, stream in streams.items():
+        conference.add("r", key, stream)
+        conference.join("r", key)
+    for _ in range(5):
+        conference.tick()
+    assert _rms(streams["a"].samples()) == 0  # beep 2: no join beeps
+    conference.remove("r", "b")
+    for _ in range(10):
+        conference.tick()
+    assert _rms(streams["a"].samples()) > 1000
