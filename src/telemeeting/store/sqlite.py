@@ -56,8 +56,6 @@ def _translated(exc: sqlite3.Error) -> Exception:
     return exc
 
 
-
-
 def _connect(path: str) -> sqlite3.Connection:
     connection = sqlite3.connect(
         path, isolation_level=None, check_same_thread=False, cached_statements=512
@@ -136,7 +134,10 @@ class SqliteEngine:
         when another process held the write lock for the whole lock wait: nothing was written."""
         deadline = time.monotonic() + self._lock_wait
         try:
-            await asyncio.wait_for(self._turn.acquire(), max(0.0, deadline - time.monotonic()))
+            # asyncio.timeout, not wait_for: on 3.11 wait_for returns the lock, swallowing a
+            # cancellation that arrives as it is granted, and a cancelled role then never ends.
+            async with asyncio.timeout(self._lock_wait):
+                await self._turn.acquire()
         except TimeoutError as exc:  # the request ahead is still waiting for the lock
             raise DatabaseUnavailable(_LOCKED) from exc
         try:
