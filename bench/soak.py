@@ -494,7 +494,13 @@ class Options(BenchOptions):
     seed: int
 
 
+#: The server's settings beyond _common.served's: no web console (its fixed port may be taken by
+#: another server on the machine, and the soak does not measure it).
+SERVER_ENV = {"TELEMEETING_CONSOLE_PORT": "0"}
+
+
 def soak_target(target: str, opts: Options, workdir: Path) -> Result:
+    os.environ.update(SERVER_ENV)  # served() passes our environment on to the server
     with target_database(target, opts.pg_admin_dsn, workdir) as db_url:
         account = cli_json("account", "create", "--name", "soak", db=db_url)
         app = cli_json("app", "create", "--account", account["sid"], "--env", "sandbox", db=db_url)
