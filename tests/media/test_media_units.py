@@ -287,3 +287,9 @@ def test_the_leave_beep_is_heard_by_those_who_stay() -> None:
     for _ in range(10):
         conference.tick()
     assert _rms(streams["a"].samples()) > 1000
+
+
+def test_every_order_kind_fits_the_orders_table() -> None:
+    from telemeeting.telephony import orders
+
+    assert all(len(kind) <= 16 for kind in orders._KINDS)  # orders.kind is VARCHAR(16)

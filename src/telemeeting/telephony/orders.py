@@ -113,7 +113,7 @@ _KINDS: dict[str, type[Order]] = {
     "hang_up": HangUp,
     "set_muted": SetMuted,
     "end_meeting": EndMeeting,
-    "configure_meeting": ConfigureMeeting,
+    "meeting_media": ConfigureMeeting,  # kinds fit orders.kind, VARCHAR(16)
     "start_recording": StartRecording,
     "stop_recording": StopRecording,
     "hold_member": HoldMember,
