@@ -1,9 +1,14 @@
-"""The ASGI app: one route for `/{version}/sid/{accountSID}/{func}/{funcURL}` (spec §1)."""
+"""The ASGI app: one route for `/{version}/sid/{accountSID}/{func}/{funcURL}` (spec §1).
+
+Action requests go straight to `ApiEndpoint` on plain ASGI (api/raw.py: the hot path);
+everything else (health, metrics, recordings, stray paths) through Starlette's router.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import re
+import time
 from datetime import UTC, datetime
 
 import structlog
@@ -11,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Scope
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from telemeeting.api.account import ACCOUNT_HANDLERS
 from telemeeting.api.actions import HANDLERS, MUTATING
@@ -19,15 +24,13 @@ from telemeeting.api.admission import AdmissionControl
 from telemeeting.api.health import READYZ_PATH, Readiness
 from telemeeting.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from telemeeting.api.idempotency import IdempotencyGate, body_hash, parse_key
-from telemeeting.api.metrics import ACTION_KEY, METRICS_PATH, Metrics
-from telemeeting.api.recordings import PATH as RECORDINGS_PATH
-from telemeeting.api.recordings import RecordingDownload
+from telemeeting.api.metrics import ACTION_KEY, METRICS_PATH, UNKNOWN, Metrics, status_code
+from telemeeting.api.raw import ApiRequest, BodyTooLarge, send_json
 from telemeeting.bootstrap import Platform
 from telemeeting.domain import errors
 from telemeeting.network import client_address
 from telemeeting.service.acceptance import Acceptance
 from telemeeting.service.billing import may_dial
-from telemeeting.service.recordings import RecordingLinks
 from telemeeting.store.connection import DatabaseUnavailable
 from telemeeting.store.idempotency import Claim, IdempotencyKey
 from telemeeting.wire import actions as wa
@@ -48,7 +51,9 @@ _API_PREFIXES = tuple(f"/{version}/sid/" for version in sorted(VERSIONS))
 #: The actions that dial: refused with -204 when a billed account has nothing left to spend.
 _DIALLING = frozenset({wa.CREATE_MEETING, wa.INVITE})
 HEALTHZ_PATH = "/healthz"
+_IDEMPOTENCY_HEADER = IDEMPOTENCY_HEADER.lower()
 _HEALTHY = b'{"status":"ok"}'
+_JSON = {"Content-Type": CONTENT_TYPE}
 _PATH = re.compile(r"/(?P<version>[^/]+)/sid/(?P<sid>[^/]+)/(?P<func>[^/]+)/(?P<func_url>[^/]+)")
 
 _DOMAIN_STATUS: dict[type[errors.DomainError], Status] = {
@@ -61,30 +66,22 @@ _DOMAIN_STATUS: dict[type[errors.DomainError], Status] = {
 }
 
 
+#: An answer: HTTP status and the serialized envelope.
+Answer = tuple[int, bytes]
+
+
 def _respond(
     status: Status, request_id: str = "", http_status: int = 200, **extra: object
-) -> Response:
-    return Response(
-        dump(envelope(status, request_id, **extra)),
-        status_code=http_status,
-        media_type=None,
-        headers={"Content-Type": CONTENT_TYPE},
-    )
+) -> Answer:
+    return http_status, dump(envelope(status, request_id, **extra))
 
 
-async def _read_body(request: Request) -> bytes:
+async def _read_body(request: ApiRequest) -> bytes:
     """The body, refusing (-101) anything over 64 KiB without reading it all."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise WireError(Status.INVALID_PARAMETER, "body over 64 KiB")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise WireError(Status.INVALID_PARAMETER, "body over 64 KiB")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    try:
+        return await request.body(MAX_BODY_BYTES)
+    except BodyTooLarge as exc:
+        raise WireError(Status.INVALID_PARAMETER, "body over 64 KiB") from exc
 
 
 #: Pauses between attempts to free an Idempotency-Key while the database is unavailable.
@@ -105,33 +102,35 @@ async def _release(gate: IdempotencyGate, key: IdempotencyKey) -> None:
     await gate.release(key)
 
 
-def _query_sign(request: Request) -> str | None:
-    sign = request.query_params.get("Sign")
-    if sign is None:  # lenient about the key's case; the value is what is checked
-        sign = next((v for k, v in request.query_params.items() if k.lower() == "sign"), None)
-    return sign
-
-
 class ApiEndpoint:
     """The whole request pipeline, in the order of spec §3."""
 
-    def __init__(self, platform: Platform) -> None:
+    def __init__(self, platform: Platform, metrics: Metrics | None = None) -> None:
         self.platform = platform
+        self._metrics = metrics
         settings = platform.settings.server
         self._sandbox_port = settings.sandbox_port
         self._by_host = settings.environment_by == "host"
         self._idempotency = IdempotencyGate(platform.db)
 
-    def environment(self, request: Request) -> str:
+    def environment(self, request: ApiRequest) -> str:
         if self._by_host:
-            host = request.headers.get("host", "").split(":")[0]
+            host = (request.header("host") or "").split(":")[0]
             return SANDBOX if host.split(".")[0].lower() == SANDBOX else PRODUCTION
-        server = request.scope.get("server")
-        port = server[1] if server else None
-        return SANDBOX if port == self._sandbox_port else PRODUCTION
+        return SANDBOX if request.server_port == self._sandbox_port else PRODUCTION
 
-    async def __call__(self, request: Request) -> Response:
-        match = _PATH.fullmatch(request.url.path)  # `$` would allow a trailing newline
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer one request to an API path; count and time it when it is an action request
+        (a POST), by action and statusCode."""
+        started = time.perf_counter()
+        http_status, body = await self.answer(ApiRequest(scope, receive))
+        await send_json(send, http_status, body)
+        if self._metrics is not None and scope["method"] == "POST":
+            action = scope.get(ACTION_KEY, UNKNOWN)
+            self._metrics.observe(action, status_code(body), time.perf_counter() - started)
+
+    async def answer(self, request: ApiRequest) -> Answer:
+        match = _PATH.fullmatch(request.path)  # `$` would allow a trailing newline
         served = actions_at(match["version"], match["func"], match["func_url"]) if match else None
         if match is None or served is None:
             return _respond(Status.INVALID_ACTION, http_status=404)
@@ -141,40 +140,39 @@ class ApiEndpoint:
         try:
             return await self._handle(request, match["sid"], served, now)
         except WireError as exc:
-            log.info("api.refused", code=exc.status.code, detail=exc.detail, path=request.url.path)
+            log.info("api.refused", code=exc.status.code, detail=exc.detail, path=request.path)
             return _respond(exc.status)
         except errors.DomainError as exc:
             status = _DOMAIN_STATUS.get(type(exc), Status.INVALID_PARAMETER)
-            log.info("api.refused", code=status.code, detail=str(exc), path=request.url.path)
+            log.info("api.refused", code=status.code, detail=str(exc), path=request.path)
             return _respond(status)
         except DatabaseUnavailable as exc:
             # Not our bug but the database's absence: one line (no traceback to flood the log
             # with while it lasts) and the retryable answer; nothing of the request was kept.
-            log.warning("api.database_unavailable", detail=str(exc), path=request.url.path)
+            log.warning("api.database_unavailable", detail=str(exc), path=request.path)
             return _respond(Status.DATABASE_UNAVAILABLE)
         except Exception:
             incident = self.platform.request_ids.next(now)
-            log.exception("api.internal_error", request_id=incident, path=request.url.path)
+            log.exception("api.internal_error", request_id=incident, path=request.path)
             return _respond(Status.INTERNAL_ERROR, incident)
 
     async def _handle(
-        self, request: Request, sid: str, served: frozenset[str], now: datetime
-    ) -> Response:
+        self, request: ApiRequest, sid: str, served: frozenset[str], now: datetime
+    ) -> Answer:
         platform = self.platform
         caller = await platform.authenticator.account(
-            sid, request.headers.get("authorization"), _query_sign(request), now
+            sid, request.header("authorization"), request.query("Sign"), now
         )
         body = parse_body(await _read_body(request))
         action = body.get("action")
         if action is None or action == "":
             raise WireError(Status.MISSING_PARAMETER, "action is required")
         if not isinstance(action, str) or action not in served:
-            raise WireError(Status.INVALID_ACTION, f"{action!r} on {request.url.path}")
+            raise WireError(Status.INVALID_ACTION, f"{action!r} on {request.path}")
         request.scope[ACTION_KEY] = action  # the label of this request's metrics
         appid = required(body, "appid")
-        peer = request.client.host if request.client else ""
         client_ip = client_address(
-            peer, request.headers.get("x-forwarded-for"), platform.trusted_proxies
+            request.client_host, request.header("x-forwarded-for"), platform.trusted_proxies
         )
         app = await platform.authenticator.app(caller, appid, self.environment(request), client_ip)
         if not platform.limiter.allow(caller.account.sid):
@@ -205,8 +203,8 @@ class ApiEndpoint:
         return _respond(Status.OK, request_id, **extra)
 
     @staticmethod
-    def _idempotency_key(request: Request, action: str, sid: str) -> IdempotencyKey | None:
-        value = request.headers.get(IDEMPOTENCY_HEADER)
+    def _idempotency_key(request: ApiRequest, action: str, sid: str) -> IdempotencyKey | None:
+        value = request.header(_IDEMPOTENCY_HEADER)
         if value is None or action not in MUTATING:
             return None
         return IdempotencyKey(sid, parse_key(value))
@@ -218,31 +216,39 @@ async def healthz(_request: Request) -> Response:
     return Response(_HEALTHY, media_type="application/json")
 
 
+async def not_found(_request: Request) -> Response:
+    """A path that is no API path: the envelope's -3, as the real platform answers."""
+    http_status, body = _respond(Status.INVALID_ACTION, http_status=404)
+    return Response(body, status_code=http_status, media_type=None, headers=_JSON)
+
+
 def is_api_request(scope: Scope) -> bool:
     """A request for an action (what admission control counts); not a health check, not a 404."""
     return scope["method"] == "POST" and scope["path"].startswith(_API_PREFIXES)
-
-
-def _recordings(platform: Platform) -> RecordingDownload:
-    return RecordingDownload(platform.db, RecordingLinks.from_settings(platform.settings))
 
 
 def create_app(platform: Platform) -> ASGIApp:
     """The API role's ASGI app. It starts nothing: `serve` starts the process's roles (the
     carrier, dispatcher and clock need not live where the API does)."""
     metrics = Metrics(platform)
-    endpoint = metrics.measured(ApiEndpoint(platform).__call__, is_api_request)
-    app = Starlette(
+    endpoint = ApiEndpoint(platform, metrics)
+    others = Starlette(
         routes=[
             # GET (and HEAD); other methods: 404 -3. None is counted by admission control.
             Route(HEALTHZ_PATH, healthz, methods=["GET"]),
             Route(READYZ_PATH, Readiness(platform).respond, methods=["GET"]),
             Route(METRICS_PATH, metrics.respond, methods=["GET"]),
-            Route(RECORDINGS_PATH, _recordings(platform).respond, methods=["GET"]),  # issue 14
-            # Every method reaches the endpoint, which answers 404 and 405 itself.
-            Route("/{path:path}", endpoint, methods=_ALL_METHODS),
+            # Any other path, by any method: 404 -3.
+            Route("/{path:path}", not_found, methods=_ALL_METHODS),
         ],
     )
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(_API_PREFIXES):
+            await endpoint(scope, receive, send)  # it answers 404 and 405 itself
+        else:
+            await others(scope, receive, send)
+
     limit = platform.settings.server.max_in_flight
     admission = AdmissionControl(app, limit, is_api_request)
     metrics.watch(admission)

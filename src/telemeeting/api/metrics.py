@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 import structlog
@@ -30,7 +30,6 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.utils import floatToGoString
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Scope
 
 from telemeeting.bootstrap import ROLES, Platform
 from telemeeting.callbacks.dispatcher import LatencyHistogram
@@ -51,9 +50,6 @@ STORE_MAX_AGE_SECONDS = 1.0
 #: A database slower than this leaves its figures out of the scrape (`telemeeting_store_up 0`).
 STORE_TIMEOUT_SECONDS = 2.0
 _STATUS_PREFIX = b'{"statusCode":"'
-
-Endpoint = Callable[[Request], Awaitable[Response]]
-
 
 class Admission(Protocol):
     """What is read of admission control (`api.admission.AdmissionControl`)."""
@@ -291,21 +287,6 @@ class Metrics:
         if histogram is None:
             histogram = self._timed[action] = self._latency.labels(action)
         histogram.observe(seconds)
-
-    def measured(self, endpoint: Endpoint, counts: Callable[[Scope], bool]) -> Endpoint:
-        """`endpoint`, counting and timing by action and statusCode each answer to a request
-        that `counts` (action requests, as admission control counts them; not stray paths)."""
-
-        async def measured_endpoint(request: Request) -> Response:
-            if not counts(request.scope):
-                return await endpoint(request)
-            started = time.perf_counter()
-            response = await endpoint(request)
-            action = request.scope.get(ACTION_KEY, UNKNOWN)
-            self.observe(action, status_code(response.body), time.perf_counter() - started)
-            return response
-
-        return measured_endpoint
 
     async def respond(self, request: Request) -> Response:
         await self.figures.refresh()
