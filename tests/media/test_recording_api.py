@@ -23,13 +23,10 @@ PHONES = ["13800000001", "13800000002", "13800000003"]
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[Server, Api, Path]]:
+def served(fresh_db: str, tmp_path: Path) -> Iterator[tuple[Server, Api, Path]]:
+    """A server of its own on SQLite and on PostgreSQL (recordings and speakers are tables)."""
     directory = tmp_path / "recordings"
-    server = start_server(
-        f"sqlite+aiosqlite:///{tmp_path / 'tm.db'}",
-        tmp_path,
-        {"TELEMEETING_RECORDINGS_DIRECTORY": str(directory)},
-    )
+    server = start_server(fresh_db, tmp_path, {"TELEMEETING_RECORDINGS_DIRECTORY": str(directory)})
     try:
         yield server, Api(server, server.new_tenant()), directory
     finally:

@@ -45,8 +45,8 @@ def test_attack_hangover_and_at_most_two_reports_a_second() -> None:
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[Server, Api]]:
-    server = start_server(f"sqlite+aiosqlite:///{tmp_path / 'tm.db'}", tmp_path)
+def served(fresh_db: str, tmp_path: Path) -> Iterator[tuple[Server, Api]]:
+    server = start_server(fresh_db, tmp_path)
     try:
         yield server, Api(server, server.new_tenant())
     finally:
