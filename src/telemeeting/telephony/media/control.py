@@ -1,6 +1,6 @@
 """Carrying out the in-call media orders on a Conference, the same for SIP and the simulator.
 
-Encoding a finished recording to MP3 takes real CPU (about a second per hour of audio), so it
+Encoding a finished recording to MP3 takes real CPU (about 4 s per hour of audio), so it
 runs in a worker thread: the 20 ms tick must never wait for it.
 """
 
