@@ -26,11 +26,14 @@ from telemeeting.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from telemeeting.api.idempotency import IdempotencyGate, body_hash, parse_key
 from telemeeting.api.metrics import ACTION_KEY, METRICS_PATH, UNKNOWN, Metrics, status_code
 from telemeeting.api.raw import ApiRequest, BodyTooLarge, send_json
+from telemeeting.api.recordings import PATH as RECORDINGS_PATH
+from telemeeting.api.recordings import RecordingDownload
 from telemeeting.bootstrap import Platform
 from telemeeting.domain import errors
 from telemeeting.network import client_address
 from telemeeting.service.acceptance import Acceptance
 from telemeeting.service.billing import may_dial
+from telemeeting.service.recordings import RecordingLinks
 from telemeeting.store.connection import DatabaseUnavailable
 from telemeeting.store.idempotency import Claim, IdempotencyKey
 from telemeeting.wire import actions as wa
@@ -227,6 +230,10 @@ def is_api_request(scope: Scope) -> bool:
     return scope["method"] == "POST" and scope["path"].startswith(_API_PREFIXES)
 
 
+def _recordings(platform: Platform) -> RecordingDownload:
+    return RecordingDownload(platform.db, RecordingLinks.from_settings(platform.settings))
+
+
 def create_app(platform: Platform) -> ASGIApp:
     """The API role's ASGI app. It starts nothing: `serve` starts the process's roles (the
     carrier, dispatcher and clock need not live where the API does)."""
@@ -238,6 +245,7 @@ def create_app(platform: Platform) -> ASGIApp:
             Route(HEALTHZ_PATH, healthz, methods=["GET"]),
             Route(READYZ_PATH, Readiness(platform).respond, methods=["GET"]),
             Route(METRICS_PATH, metrics.respond, methods=["GET"]),
+            Route(RECORDINGS_PATH, _recordings(platform).respond, methods=["GET"]),  # issue 14
             # Any other path, by any method: 404 -3.
             Route("/{path:path}", not_found, methods=_ALL_METHODS),
         ],
