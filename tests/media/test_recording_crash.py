@@ -76,3 +76,19 @@ def test_links_are_signed_per_recording_and_expire() -> None:
     assert not links.valid("a" * 32, "-1", sig, now=0)
     other = RecordingLinks.from_settings(load_settings(recordings={"secret": "s3cret"}))
     assert not other.valid("a" * 32, "2000", sig, now=1999)  # another secret
+
+
+def test_a_recording_nobody_writes_any_more_is_abandoned(tmp_path: Path) -> None:
+    from telemeeting.service.recordings import abandoned
+    from telemeeting.store.recordings import StoredRecording
+
+    wav = tmp_path / "r.wav"
+    now = time.time()
+    young = StoredRecording("r", "m", "a", now - 5, None, str(wav))
+    old = StoredRecording("r", "m", "a", now - 600, None, str(wav))
+    assert not abandoned(young, now)  # its node may not have started it yet
+    assert abandoned(old, now)  # no file at all
+    wav.write_bytes(b"RIFF")
+    assert not abandoned(old, now)  # written just now
+    os.utime(wav, (now - 120, now - 120))
+    assert abandoned(old, now)

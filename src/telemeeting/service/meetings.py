@@ -183,6 +183,9 @@ class MeetingService:
                 raise errors.InvalidRequest("the meeting has not started")
             repository = RecordingRepository(uow.connection)
             current = recordings.running(await repository.for_meeting(meeting.id))
+            if on and current is not None and recordings.abandoned(current, now):
+                await repository.stop(current.id, now)  # its node died: start afresh
+                current = None
             order: Order
             if on:
                 if current is not None:

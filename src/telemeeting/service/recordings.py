@@ -10,6 +10,7 @@ knowing about links, and a link stops working at E.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import secrets
@@ -86,6 +87,18 @@ def new_recording(
 
 def running(recordings: Sequence[StoredRecording]) -> StoredRecording | None:
     return next((r for r in recordings if r.stopped_at is None), None)
+
+
+def abandoned(recording: StoredRecording, now: float) -> bool:
+    """A running recording nobody writes any more: its media node died (the meeting went to
+    another node, which does not record it). It may be stopped and a new one started."""
+    if now - recording.started_at < ABANDONED_SECONDS:
+        return False  # maybe not started on its node yet
+    wav = Path(recording.path)
+    try:
+        return now - wav.stat().st_mtime > ABANDONED_SECONDS
+    except OSError:
+        return finished(wav) is None
 
 
 def end_of(recording: StoredRecording, meeting: Meeting) -> float | None:
@@ -187,6 +200,10 @@ async def purge(db: Database, settings: Settings, now: float | None = None) -> P
             await repository.delete(recording.id)
     encoded = 0
     directory = Path(settings.recordings.directory)
+    for prompt in sorted((directory / "prompts").glob("*.pcm")):  # rendered again when needed
+        with contextlib.suppress(OSError):
+            if prompt.stat().st_mtime < before:
+                prompt.unlink()
     if directory.is_dir():
         for wav in sorted(directory.glob("*.wav")):
             try:
