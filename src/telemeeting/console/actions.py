@@ -102,13 +102,21 @@ class ConsoleActions:
             if place is None or not user.may_see(place["account_sid"]):
                 raise NotFound("Meeting not found.")
             app = await uow.apps.get(place["app_id"])
-            meeting = await uow.meetings.read(place["app_id"], place["meid"])
+        if app is None:
+            raise NotFound("Meeting not found.")
+        return app, await self.read_meeting(app, place["meid"], meeting_id)
+
+    async def read_meeting(self, app: App, meid: str, meeting_id: str) -> Meeting:
+        """The meeting as it is now, for a user already allowed to see it (the live stream
+        reads it every poll: one statement, no lock)."""
+        async with self._db.reader() as uow:
+            meeting = await uow.meetings.read(app.appid, meid)
             if meeting is not None and meeting.id != meeting_id:
                 # An older meeting whose room number a newer one reuses: by id instead.
                 meeting = await uow.meetings.get(meeting_id, ALL_LEGS)
-        if meeting is None or app is None:
+        if meeting is None:
             raise NotFound("Meeting not found.")
-        return app, meeting
+        return meeting
 
     # ---- meetings -----------------------------------------------------------------------
 

@@ -2,7 +2,8 @@
 
 The stream polls the database, not this process's memory: the meeting's calls may be carried
 by a media node in another process or on another machine, and the database is what they all
-write. Each poll is one or two cheap reads; an update is sent only when the rendered members or
+write. Who may watch is checked once, when the stream opens; then each poll is two reads (the
+meeting with its legs, its events), and an update is sent only when the rendered members or
 events changed, so a browser sees a change within `POLL_SECONDS` plus its own render time.
 
 A stream ends by itself after `STREAM_SECONDS` (EventSource reconnects at once): no connection
@@ -23,7 +24,8 @@ from starlette.responses import Response, StreamingResponse
 from telemeeting.console.actions import ConsoleActions
 from telemeeting.console.pages import members_of
 from telemeeting.console.web import Context
-from telemeeting.domain.model import MeetingState
+from telemeeting.domain.model import Meeting, MeetingState
+from telemeeting.store.records import App
 
 log = structlog.get_logger(__name__)
 
@@ -43,20 +45,23 @@ class LiveMeeting:
 
     async def stream(self, request: Request, ctx: Context) -> Response:
         meeting_id = request.path_params["meeting_id"]
-        await self._actions.meeting(ctx.user, meeting_id)  # 404 before the stream starts
+        app, meeting = await self._actions.meeting(ctx.user, meeting_id)  # 404 before it starts
         return StreamingResponse(
-            self._updates(request, ctx, meeting_id),
+            self._updates(request, ctx, app, meeting),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
 
-    async def _updates(self, request: Request, ctx: Context, meeting_id: str) -> AsyncIterator[str]:
+    async def _updates(
+        self, request: Request, ctx: Context, app: App, first: Meeting
+    ) -> AsyncIterator[str]:
         yield f"retry: {RETRY_MILLISECONDS}\n\n"
         started = last_sent = time.monotonic()
         previous = ""
+        meeting_id, meid = first.id, first.meid
         while time.monotonic() - started < STREAM_SECONDS:
             try:
-                _app, meeting = await self._actions.meeting(ctx.user, meeting_id)
+                meeting = await self._actions.read_meeting(app, meid, meeting_id)
                 events = await self._events_of(ctx, meeting_id)
             except Exception:  # the database is away: end; EventSource reconnects
                 log.warning("console.live_read_failed", meeting_id=meeting_id, exc_info=True)
