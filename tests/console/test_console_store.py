@@ -82,3 +82,20 @@ def test_operator_create_cli(sqlite_db: str) -> None:
     assert short.exit_code == 1 and "at least 8" in short.stderr
     listed = runner.invoke(cli, ["operator", "list", "--json", "--db", sqlite_db])
     assert '"ops"' in listed.stdout
+
+
+async def test_disabling_an_operator_ends_their_sessions(db: Database) -> None:
+    from telemeeting.console.operators import set_operator_enabled
+    from telemeeting.console.sessions import Principal, SessionStore
+    from telemeeting.store.console import OPERATOR
+
+    await create_operator(db, "bob", "bobs password", actor="root")
+    sessions = SessionStore(db, idle_seconds=600)
+    secret, _ = await sessions.open(Principal(OPERATOR, "bob"), "en")
+    assert await sessions.find(secret) is not None
+    disabled = await set_operator_enabled(db, "bob", False, actor="root")
+    assert not disabled.enabled
+    assert await sessions.find(secret) is None
+    assert await verify_operator(db, "bob", "bobs password") is None
+    with pytest.raises(AdminError):
+        await set_operator_enabled(db, "nobody", False, actor="root")
