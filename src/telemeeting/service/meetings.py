@@ -155,11 +155,13 @@ class MeetingService:
 
     async def query_meeting(self, app: App, request: actions.MeetingRef) -> dict[str, Any]:
         async with self._db.reader() as uow:
-            meeting = await uow.meetings.read(app.appid, request.confid)
-            if meeting is None:
+            found = await uow.meetings.read_with_media(app.appid, request.confid)
+            if found is None:
                 raise errors.MeetingNotFound(request.confid)
-            recorded = await RecordingRepository(uow.connection).for_meeting(meeting.id)
-            talking = await SpeakerRepository(uow.connection).talking(meeting.id)
+            meeting, talking = found.meeting, found.talking
+            recorded = []  # one statement more only for a meeting that was recorded
+            if found.recorded:
+                recorded = await RecordingRepository(uow.connection).for_meeting(meeting.id)
         described = self._describe(meeting)
         if talking is not None:  # **extension**: meetings with speaker events
             for leg, view in zip(meeting.legs, described["members"], strict=True):

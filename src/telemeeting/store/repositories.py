@@ -16,6 +16,7 @@ from typing import Any
 from telemeeting.domain.model import EndReason, Leg, LegState, Meeting, MeetingState
 from telemeeting.store.connection import Connection, Row
 from telemeeting.store.records import Account, App, StoredEvent
+from telemeeting.store.speakers import parse_talking
 from telemeeting.store.sql import Dialect, Statement, insert_columns, update_columns
 
 _MEETING_FIELDS = tuple(
@@ -25,6 +26,9 @@ _MEETING_COLUMNS = (*_MEETING_FIELDS, "next_seq", "leg_count", "owner")
 _MEETING_FIELD_COUNT = len(_MEETING_FIELDS)
 _LEG_FIELDS = tuple(f.name for f in dataclasses.fields(Leg))
 _LEG_COLUMNS = (*_LEG_FIELDS, "meeting_id", "position")
+#: Where `MeetingRepository._READ`'s two media columns and then the leg's columns start.
+_READ_MEDIA = len(_MEETING_COLUMNS)
+_READ_LEGS = _READ_MEDIA + 2
 _LEG_FIELD_COUNT = len(_LEG_FIELDS)
 _LEG_STATE = _LEG_FIELDS.index("state")
 _LEG_END = _LEG_FIELDS.index("end_reason")
@@ -155,6 +159,17 @@ def live_legs_of(phones: Sequence[str]) -> LegSelection:
 _MEETING_SELECT = f"SELECT {', '.join(_MEETING_COLUMNS)} FROM meetings"
 
 
+@dataclass(frozen=True)
+class MeetingRead:
+    """A meeting as queries show it, with its in-call media state."""
+
+    meeting: Meeting
+    #: The legs talking now; None for a meeting without speaker events.
+    talking: frozenset[str] | None
+    #: Whether the meeting has ever been recorded.
+    recorded: bool
+
+
 class MeetingRepository:
     """Loads meetings (with the selected legs) under a row lock, saves only what changed."""
 
@@ -166,8 +181,12 @@ class MeetingRepository:
     _FIND_LOCKED = Statement(_FIND, postgres=f"{_FIND} FOR UPDATE")
     _FIND_UNLOCKED = Statement(_FIND)
     # A meeting with every leg in one statement: one snapshot without a transaction.
+    # The meeting's in-call media state rides along as two scalar subqueries, so a query of a
+    # meeting that never recorded and has no speaker events stays one statement (a round trip).
     _READ = Statement(
         f"SELECT {', '.join('m.' + c for c in _MEETING_COLUMNS)}, "
+        "(SELECT s.legs FROM speakers s WHERE s.meeting_id = m.id), "
+        "EXISTS (SELECT 1 FROM recordings r WHERE r.meeting_id = m.id), "
         f"{', '.join('l.' + c for c in _LEG_COLUMNS)} "
         "FROM meetings m LEFT JOIN legs l ON l.meeting_id = m.id "
         "WHERE m.id = (SELECT id FROM meetings WHERE app_id = :app_id AND meid = :meid "
@@ -208,17 +227,25 @@ class MeetingRepository:
 
     async def read(self, app_id: str, meid: str) -> Meeting | None:
         """Like `find` with every leg, unlocked and untracked, in one statement (for reads)."""
+        found = await self.read_with_media(app_id, meid)
+        return found.meeting if found is not None else None
+
+    async def read_with_media(self, app_id: str, meid: str) -> MeetingRead | None:
+        """`read`, and whether the meeting has speaker events (who talks) or recordings."""
         rows = await self._db.fetch(self._READ, {"app_id": app_id, "meid": meid})
         if not rows:
             return None
         first = tuple(rows[0])
-        meeting = await self._load(first[: len(_MEETING_COLUMNS)], NO_LEGS, track=False)
+        meeting = await self._load(first[:_READ_MEDIA], NO_LEGS, track=False)
         assert meeting is not None
         for row in rows:
-            values = tuple(row)[len(_MEETING_COLUMNS) :]
+            values = tuple(row)[_READ_LEGS:]
             if values[0] is not None:
                 meeting.legs.append(_leg(values))
-        return meeting
+        talking, recorded = first[_READ_MEDIA], first[_READ_MEDIA + 1]
+        return MeetingRead(
+            meeting, None if talking is None else parse_talking(str(talking)), bool(recorded)
+        )
 
     async def room_taken(self, app_id: str, meid: str) -> bool:
         found = await self._db.scalar(self._ROOM_TAKEN, {"app_id": app_id, "meid": meid})

@@ -10,6 +10,11 @@ _SET = Statement("UPDATE speakers SET legs = :legs, at = :at WHERE meeting_id = 
 _GET = Statement("SELECT legs FROM speakers WHERE meeting_id = :meeting_id")
 
 
+def parse_talking(legs: str) -> frozenset[str]:
+    """The leg ids of a `speakers.legs` value (comma-separated, "" when nobody talks)."""
+    return frozenset(leg for leg in legs.split(",") if leg)
+
+
 class SpeakerRepository:
     def __init__(self, connection: Connection) -> None:
         self._db = connection
@@ -26,4 +31,4 @@ class SpeakerRepository:
         row = await self._db.fetchone(_GET, {"meeting_id": meeting_id})
         if row is None:
             return None
-        return frozenset(leg for leg in str(row[0]).split(",") if leg)
+        return parse_talking(str(row[0]))
