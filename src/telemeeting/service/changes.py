@@ -17,7 +17,7 @@ from telemeeting.service.recordings import RecordingLinks, add_tapes
 from telemeeting.store.orders import StoredOrder
 from telemeeting.store.outbox import PENDING, STORED
 from telemeeting.store.records import App, StoredEvent
-from telemeeting.store.unit_of_work import ORDERS_CHANNEL, PUSHES_CHANNEL, UnitOfWork
+from telemeeting.store.unit_of_work import UnitOfWork
 from telemeeting.telephony.orders import DialOrder, EndMeeting, HangUp, Order, encode, kind_of
 from telemeeting.wire.environments import PRODUCTION
 from telemeeting.wire.phones import parse_phone
@@ -106,14 +106,12 @@ async def record_change(
             ],
             pushed,
         )
-        if pushed:
-            await uow.notify(PUSHES_CHANNEL)
+        if pushed:  # other processes: the database's trigger NOTIFYs (migration 0011)
             uow.after_commit(wakeups.pushes)
     await uow.meetings.save(meeting)
     if orders:
         stored = [StoredOrder(0, o.meeting_id, kind_of(o), encode(o)) for o in orders]
         await uow.orders.add(stored, time.time() if now is None else now)
-        await uow.notify(ORDERS_CHANNEL)
         uow.after_commit(wakeups.orders)
     await billing.record_cdrs(uow, meeting, app, billing.cdr_pushes(pushes), charges)
 

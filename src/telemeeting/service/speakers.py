@@ -19,7 +19,7 @@ from telemeeting.store.outbox import PENDING, STORED
 from telemeeting.store.records import StoredEvent
 from telemeeting.store.repositories import legs_with_ids
 from telemeeting.store.speakers import SpeakerRepository
-from telemeeting.store.unit_of_work import PUSHES_CHANNEL, Database
+from telemeeting.store.unit_of_work import Database
 from telemeeting.telephony.driver import SpeakersReport
 from telemeeting.wire import callbacks
 from telemeeting.wire.envelope import dump
@@ -66,8 +66,7 @@ class SpeakerEvents:
                 attempts=0,
             )
             await uow.events.add_all([event], pushed)
-            if pushed:
-                await uow.notify(PUSHES_CHANNEL)
+            if pushed:  # other processes: the database's trigger NOTIFYs (migration 0011)
                 uow.after_commit(self._recorder.wakeups.pushes)
             await SpeakerRepository(uow.connection).set(meeting.id, report.leg_ids, report.at)
             await uow.meetings.save(meeting)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections.abc import AsyncIterator, Callable
 from functools import cached_property
 from typing import Protocol
@@ -24,20 +23,14 @@ from telemeeting.store.repositories import (
     EventRepository,
     MeetingRepository,
 )
-from telemeeting.store.sql import Dialect, Statement
+from telemeeting.store.sql import Dialect
 from telemeeting.store.sqlite import SqliteEngine
 from telemeeting.store.sqlite_watch import CommitWatcher
 
-#: Channels woken on PostgreSQL when a transaction stored carrier orders or pushes.
+#: Channels woken on PostgreSQL when a transaction stored carrier orders or pushes: by the
+#: triggers of migration 0011, which spell the names out too.
 ORDERS_CHANNEL = "telemeeting_orders"
 PUSHES_CHANNEL = "telemeeting_pushes"
-
-
-@functools.cache
-def _notify_statement(count: int) -> Statement:
-    """`SELECT pg_notify(:c0, ''), pg_notify(:c1, '')…`: every wake-up of a transaction at once."""
-    calls = ", ".join(f"pg_notify(:c{index}, '')" for index in range(count))
-    return Statement(f"SELECT {calls}")
 
 
 class _Engine(Protocol):
@@ -57,7 +50,6 @@ class UnitOfWork:
         self.connection = connection
         self.dialect = dialect
         self._after_commit: list[Callable[[], None]] = []
-        self._notified: set[str] = set()
 
     # Repositories are made on first use: most requests need one or two of them.
     @cached_property
@@ -109,19 +101,6 @@ class UnitOfWork:
         if hook not in self._after_commit:
             self._after_commit.append(hook)
 
-    async def notify(self, channel: str) -> None:
-        """Wake the listeners of `channel` in every process when this transaction commits
-        (PostgreSQL delivers NOTIFY only on commit); on SQLite there is only this process.
-        The notifications are sent together just before the commit (one round trip)."""
-        if self.dialect is Dialect.POSTGRES:
-            self._notified.add(channel)
-
-    async def _send_notifications(self) -> None:
-        if self._notified:
-            channels = sorted(self._notified)
-            params = {f"c{index}": channel for index, channel in enumerate(channels)}
-            await self.connection.execute(_notify_statement(len(channels)), params)
-
 
 class Database:
     """The store: units of work for writes, readers for consistent reads."""
@@ -145,7 +124,6 @@ class Database:
         async with self._engine.writer() as connection:
             uow = UnitOfWork(connection, self.dialect)
             yield uow
-            await uow._send_notifications()
         for hook in uow._after_commit:
             hook()
 

@@ -1,6 +1,7 @@
-"""`serve --workers 2` on SQLite: an API worker's carrier orders reach the media role in the
-parent process at once, not at the media role's one-second safety poll (SQLite has no NOTIFY;
-store/sqlite_watch.py watches the file's commit counter instead)."""
+"""`serve --workers 2`: an API worker's carrier orders reach the media role in the parent
+process at once, not at the media role's one-second safety poll: on PostgreSQL by the NOTIFY of
+the orders table's trigger (migration 0011), on SQLite, which has no NOTIFY, by the watch on the
+file's commit counter (store/sqlite_watch.py)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ from pathlib import Path
 from tests.servers import Api, start_server
 
 
-def test_an_invite_through_a_worker_is_dialled_at_once(sqlite_db: str, tmp_path: Path) -> None:
-    server = start_server(sqlite_db, tmp_path)
+def test_an_invite_through_a_worker_is_dialled_at_once(fresh_db: str, tmp_path: Path) -> None:
+    server = start_server(fresh_db, tmp_path)
     server.stop()  # the plain start provisions nothing; restart with two API workers
-    server = start_server(sqlite_db, tmp_path, extra_args=("--workers", "2"))
+    server = start_server(fresh_db, tmp_path, extra_args=("--workers", "2"))
     try:
         api = Api(server, server.new_tenant())
         meid = api.create_meeting(maxmembers="20")

@@ -1,0 +1,96 @@
+"""PostgreSQL's triggers (migration 0011) announce new orders and new pushes to every process:
+a listener on another connection is woken when a transaction that inserted them commits, not
+before, and sandbox events (stored, never pushed) wake no dispatcher."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from telemeeting.domain.model import Meeting
+from telemeeting.service import admin
+from telemeeting.store.orders import StoredOrder
+from telemeeting.store.outbox import PENDING, STORED
+from telemeeting.store.records import StoredEvent
+from telemeeting.store.unit_of_work import ORDERS_CHANNEL, PUSHES_CHANNEL, Database
+from tests.servers import create_pg_database, drop_pg_database
+
+pytestmark = pytest.mark.postgres
+
+WAIT = 2.0
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    url = create_pg_database()
+    yield url
+    drop_pg_database(url)
+
+
+@pytest.fixture
+async def pg(pg_url: str) -> AsyncIterator[Database]:
+    database = Database(pg_url)
+    await database.migrate()
+    yield database
+    await database.dispose()
+
+
+async def _meeting(db: Database) -> Meeting:
+    account = await admin.create_account(db)
+    app = await admin.create_app(db, account_sid=account.sid, env="production")
+    meeting = Meeting.open(
+        app_id=app.appid, meid="1", now=time.time(), max_members=5, max_duration=60, name="m"
+    )
+    async with db.unit_of_work() as uow:
+        await uow.meetings.add(meeting)
+    return meeting
+
+
+def _event(meeting: Meeting, seq: int, delivery: str) -> StoredEvent:
+    return StoredEvent(
+        id=f"{seq:032x}",
+        meeting_id=meeting.id,
+        seq=seq,
+        leg_id=None,
+        app_id=meeting.app_id,
+        kind="MeetingState",
+        body="{}",
+        created_at=time.time(),
+        delivery=delivery,
+        attempts=0,
+    )
+
+
+async def test_an_order_insert_wakes_other_connections_at_commit(pg: Database) -> None:
+    meeting = await _meeting(pg)
+    woken = asyncio.Event()
+    listener = Database(pg.url)  # another engine: its own LISTEN connection, like a process
+    try:
+        await listener.listen(ORDERS_CHANNEL, woken.set)
+        async with pg.unit_of_work() as uow:
+            await uow.orders.add([StoredOrder(0, meeting.id, "hang_up", "{}")], time.time())
+            await asyncio.sleep(0.3)
+            assert not woken.is_set()  # NOTIFY is delivered at commit, not before
+        await asyncio.wait_for(woken.wait(), WAIT)
+    finally:
+        await listener.dispose()
+
+
+async def test_only_pushes_due_for_delivery_wake_the_dispatchers(pg: Database) -> None:
+    meeting = await _meeting(pg)
+    woken = asyncio.Event()
+    listener = Database(pg.url)
+    try:
+        await listener.listen(PUSHES_CHANNEL, woken.set)
+        async with pg.unit_of_work() as uow:
+            await uow.events.add_all([_event(meeting, 1, STORED)], pushed=False)
+        await asyncio.sleep(0.5)
+        assert not woken.is_set()  # a sandbox event is stored, never pushed
+        async with pg.unit_of_work() as uow:
+            await uow.events.add_all([_event(meeting, 2, PENDING)], pushed=True)
+        await asyncio.wait_for(woken.wait(), WAIT)
+    finally:
+        await listener.dispose()
