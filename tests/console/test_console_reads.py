@@ -3,30 +3,18 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-
-import pytest
 
 from telemeeting.domain.model import Meeting
-from telemeeting.service import admin
 from telemeeting.store.cdrs import NewCdr
 from telemeeting.store.console import HOLDER, AuditEntry, AuditRepository
-from telemeeting.store.console_reads import ConsoleReads
+from telemeeting.store.console_reads import CdrFilter, ConsoleReads, EventFilter, MeetingFilter
 from telemeeting.store.records import StoredEvent
 from telemeeting.store.unit_of_work import Database
-
-
-@pytest.fixture
-async def db(fresh_db: str) -> AsyncIterator[Database]:
-    database = Database(fresh_db)
-    await database.migrate()
-    yield database
-    await database.dispose()
+from tests.servers import new_app
 
 
 async def _tenant(db: Database, meetings: int) -> tuple[str, str]:
-    account = await admin.create_account(db)
-    app = await admin.create_app(db, account_sid=account.sid, env="production")
+    app = await new_app(db)
     now = time.time()
     for index in range(meetings):
         meeting = Meeting.open(
@@ -58,7 +46,7 @@ async def _tenant(db: Database, meetings: int) -> tuple[str, str]:
             await uow.cdrs.add(
                 [
                     NewCdr(
-                        account.sid,
+                        app.account_sid,
                         app.appid,
                         "production",
                         meeting.id,
@@ -71,7 +59,7 @@ async def _tenant(db: Database, meetings: int) -> tuple[str, str]:
                     )
                 ]
             )
-    return account.sid, app.appid
+    return app.account_sid, app.appid
 
 
 async def test_listings_are_scoped_filtered_and_paged(db: Database) -> None:
@@ -89,22 +77,23 @@ async def test_listings_are_scoped_filtered_and_paged(db: Database) -> None:
         assert [row["name"] for row in page.rows] == ["会议2", "会议1"]
         rest = await reads.meetings(mine, offset=2, limit=2)
         assert [row["name"] for row in rest.rows] == ["会议0"] and not rest.more
-        assert (await reads.meetings(mine, state="ended")).rows == []
-        assert len((await reads.meetings(mine, env="production", app_id=my_app)).rows) == 3
-        assert (await reads.meetings(mine, since=time.time() + 3600)).rows == []
+        assert (await reads.meetings(mine, MeetingFilter(state="ended"))).rows == []
+        of_my_app = MeetingFilter(env="production", app_id=my_app)
+        assert len((await reads.meetings(mine, of_my_app)).rows) == 3
+        assert (await reads.meetings(mine, MeetingFilter(since=time.time() + 3600))).rows == []
         assert len((await reads.meetings("")).rows) == 4
 
         place = await reads.meeting_place(page.rows[0]["id"])
         assert place is not None and place["account_sid"] == mine
         assert await reads.meeting_place("nope") is None
 
-        dead = await reads.events(mine, state="dead")
+        dead = await reads.events(mine, EventFilter(state="dead"))
         assert len(dead.rows) == 1 and dead.rows[0]["account_sid"] == mine
-        assert (await reads.events(theirs, event_id=dead.rows[0]["id"])).rows == []
+        assert (await reads.events(theirs, EventFilter(event_id=dead.rows[0]["id"]))).rows == []
 
-        cdrs = await reads.cdrs(mine, called="138")
+        cdrs = await reads.cdrs(mine, CdrFilter(called="138"))
         assert len(cdrs.rows) == 3 and "用户忙" in cdrs.rows[0]["body"]
-        assert (await reads.cdrs(theirs, app_id=my_app)).rows == []
+        assert (await reads.cdrs(theirs, CdrFilter(app_id=my_app))).rows == []
         assert [app["appid"] for app in await reads.apps(mine)] == [my_app]
         assert len((await reads.accounts()).rows) == 2
 

@@ -32,7 +32,7 @@ from telemeeting.store.console import (
     OperatorRepository,
     SessionRepository,
 )
-from telemeeting.store.console_reads import ConsoleReads
+from telemeeting.store.console_reads import ConsoleReads, EventFilter
 from telemeeting.store.records import Account, App
 from telemeeting.store.repositories import ALL_LEGS
 from telemeeting.wire import actions
@@ -185,7 +185,9 @@ class ConsoleActions:
 
     async def redeliver(self, user: Principal, event_id: str) -> None:
         async with self._db.reader() as uow:
-            page = await ConsoleReads(uow.connection).events(user.scope, event_id=event_id)
+            page = await ConsoleReads(uow.connection).events(
+                user.scope, EventFilter(event_id=event_id)
+            )
         if not page.rows:
             raise NotFound("Not found")
         event = page.rows[0]

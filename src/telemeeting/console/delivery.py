@@ -24,7 +24,7 @@ from telemeeting.console.listing import (
 )
 from telemeeting.console.web import Context, Renderer, read_form, text
 from telemeeting.store.attempts import AttemptRepository
-from telemeeting.store.console_reads import ConsoleReads, Page
+from telemeeting.store.console_reads import CdrFilter, ConsoleReads, EventFilter, Page
 from telemeeting.store.outbox import STATES as PUSH_STATES
 from telemeeting.store.unit_of_work import Database
 from telemeeting.wire.environments import ENVIRONMENTS
@@ -66,7 +66,7 @@ class DeliveryPages:
         async with self._db.reader() as uow:
             reads = ConsoleReads(uow.connection)
             page = await reads.events(
-                ctx.user.scope, state=state, app_id=app_id, offset=offset, limit=PAGE_SIZE
+                ctx.user.scope, EventFilter(state=state, app_id=app_id), offset, PAGE_SIZE
             )
             attempts = await AttemptRepository(uow.connection, uow.dialect).of_events(
                 [row["id"] for row in page.rows]
@@ -85,7 +85,9 @@ class DeliveryPages:
     async def push(self, request: Request, ctx: Context) -> Response:
         event_id = request.path_params["event_id"]
         async with self._db.reader() as uow:
-            page = await ConsoleReads(uow.connection).events(ctx.user.scope, event_id=event_id)
+            page = await ConsoleReads(uow.connection).events(
+                ctx.user.scope, EventFilter(event_id=event_id)
+            )
             if not page.rows:
                 raise NotFound("Not found")
             attempts = await AttemptRepository(uow.connection, uow.dialect).of_events([event_id])
@@ -153,15 +155,9 @@ class DeliveryPages:
         called = query.get("called", "")[:64].strip()
         since, until = date_range(query, self._zone)
         async with self._db.reader() as uow:
+            where = CdrFilter(app_id=app_id, env=env, called=called, since=since, until=until)
             page = await ConsoleReads(uow.connection).cdrs(
-                ctx.user.scope,
-                app_id=app_id,
-                env=env,
-                called=called,
-                since=since,
-                until=until,
-                offset=offset_of(query) if paged else 0,
-                limit=limit,
+                ctx.user.scope, where, offset_of(query) if paged else 0, limit
             )
         for row in page.rows:
             row["cdr"] = json_object(row["body"])

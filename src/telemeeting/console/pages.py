@@ -27,25 +27,11 @@ from telemeeting.console.listing import (
 from telemeeting.console.sessions import COOKIE_NAME, LoginThrottle
 from telemeeting.console.web import Context, Guard, read_form, text
 from telemeeting.domain.model import Meeting, MeetingState
-from telemeeting.store.console_reads import ConsoleReads, Page
+from telemeeting.store.console_reads import ConsoleReads, EventFilter, MeetingFilter, Page
 from telemeeting.store.unit_of_work import Database
 from telemeeting.wire.environments import ENVIRONMENTS
 
 MEETING_STATES = tuple(state.value for state in MeetingState)
-#: CSV columns: the CDR's own fields (wire/callbacks.py cdr_body) and its charge.
-CDR_COLUMNS = (
-    "requestid",
-    "appid",
-    "meid",
-    "caller",
-    "called",
-    "calledstime",
-    "calledetime",
-    "duration",
-    "oriamount",
-    "stateDesc",
-    "customParm",
-)
 
 
 class Pages:
@@ -134,16 +120,8 @@ class Pages:
         offset = offset_of(query)
         async with self._db.reader() as uow:
             reads = ConsoleReads(uow.connection)
-            page = await reads.meetings(
-                ctx.user.scope,
-                state=state,
-                app_id=app_id,
-                env=env,
-                since=since,
-                until=until,
-                offset=offset,
-                limit=PAGE_SIZE,
-            )
+            where = MeetingFilter(state=state, app_id=app_id, env=env, since=since, until=until)
+            page = await reads.meetings(ctx.user.scope, where, offset=offset, limit=PAGE_SIZE)
             apps = await reads.apps(ctx.user.scope)
         filters = {k: query.get(k, "") for k in ("state", "env", "app", "from", "to")}
         return ctx.render(
@@ -174,7 +152,7 @@ class Pages:
     async def meeting_events(self, ctx: Context, meeting_id: str) -> list[dict[str, Any]]:
         async with self._db.reader() as uow:
             page = await ConsoleReads(uow.connection).events(
-                ctx.user.scope, meeting_id=meeting_id, limit=200
+                ctx.user.scope, EventFilter(meeting_id=meeting_id), limit=200
             )
         return [with_body(row) for row in page.rows]
 

@@ -8,7 +8,7 @@ must know every parameter's type from the statement itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from telemeeting.store.connection import Connection, as_dict
@@ -27,6 +27,35 @@ class Page:
     offset: int
     limit: int
     more: bool
+
+
+@dataclass(frozen=True)
+class Window:
+    """What meetings and CDRs are both narrowed by. Each filter class names its fields once,
+    as the statement's parameters; a field left at its default filters nothing."""
+
+    app_id: str = ""
+    env: str = ""
+    since: float = NO_START
+    until: float = NO_END
+
+
+@dataclass(frozen=True)
+class MeetingFilter(Window):
+    state: str = ""
+
+
+@dataclass(frozen=True)
+class CdrFilter(Window):
+    called: str = ""
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    state: str = ""
+    app_id: str = ""
+    meeting_id: str = ""
+    event_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -106,26 +135,9 @@ class ConsoleReads:
         )
 
     async def meetings(
-        self,
-        sid: str,
-        *,
-        state: str = "",
-        app_id: str = "",
-        env: str = "",
-        since: float = NO_START,
-        until: float = NO_END,
-        offset: int = 0,
-        limit: int = 50,
+        self, sid: str, where: MeetingFilter | None = None, offset: int = 0, limit: int = 50
     ) -> Page:
-        params = {
-            "sid": sid,
-            "state": state,
-            "app_id": app_id,
-            "env": env,
-            "since": since,
-            "until": until,
-        }
-        return await self._page(_MEETINGS, params, offset, limit)
+        return await self._page(_MEETINGS, sid, where or MeetingFilter(), offset, limit)
 
     async def meeting_place(self, meeting_id: str) -> dict[str, Any] | None:
         """Which app, environment and account a meeting belongs to (None: no such meeting)."""
@@ -133,46 +145,14 @@ class ConsoleReads:
         return as_dict(row) if row else None
 
     async def events(
-        self,
-        sid: str,
-        *,
-        state: str = "",
-        app_id: str = "",
-        meeting_id: str = "",
-        event_id: str = "",
-        offset: int = 0,
-        limit: int = 50,
+        self, sid: str, where: EventFilter | None = None, offset: int = 0, limit: int = 50
     ) -> Page:
-        params = {
-            "sid": sid,
-            "state": state,
-            "app_id": app_id,
-            "meeting_id": meeting_id,
-            "event_id": event_id,
-        }
-        return await self._page(_EVENTS, params, offset, limit)
+        return await self._page(_EVENTS, sid, where or EventFilter(), offset, limit)
 
     async def cdrs(
-        self,
-        sid: str,
-        *,
-        app_id: str = "",
-        env: str = "",
-        called: str = "",
-        since: float = NO_START,
-        until: float = NO_END,
-        offset: int = 0,
-        limit: int = 50,
+        self, sid: str, where: CdrFilter | None = None, offset: int = 0, limit: int = 50
     ) -> Page:
-        params = {
-            "sid": sid,
-            "app_id": app_id,
-            "env": env,
-            "called": called,
-            "since": since,
-            "until": until,
-        }
-        return await self._page(_CDRS, params, offset, limit)
+        return await self._page(_CDRS, sid, where or CdrFilter(), offset, limit)
 
     async def apps(self, sid: str) -> list[dict[str, Any]]:
         rows = [as_dict(row) for row in await self._db.fetch(_APPS, {"sid": sid})]
@@ -181,15 +161,23 @@ class ConsoleReads:
         return rows
 
     async def accounts(self, offset: int = 0, limit: int = 50) -> Page:
-        page = await self._page(_ACCOUNTS, {}, offset, limit)
+        page = await self._page(_ACCOUNTS, "", None, offset, limit)
         for row in page.rows:
             row["enabled"] = bool(row["enabled"])
         return page
 
     async def _page(
-        self, statement: Statement, params: dict[str, Any], offset: int, limit: int
+        self,
+        statement: Statement,
+        sid: str,
+        where: Window | EventFilter | None,
+        offset: int,
+        limit: int,
     ) -> Page:
-        """One more row than asked for tells whether a next page exists."""
-        rows = await self._db.fetch(statement, {**params, "offset": offset, "limit": limit + 1})
+        """One page of `statement` in scope `sid`, its filters the fields of the dataclass
+        `where` (None: none); one more row than asked for tells whether a next page exists."""
+        filters = asdict(where) if where is not None else {}
+        params = {**filters, "sid": sid, "offset": offset, "limit": limit + 1}
+        rows = await self._db.fetch(statement, params)
         found = [as_dict(row) for row in rows]
         return Page(found[:limit], offset, limit, len(found) > limit)
