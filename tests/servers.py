@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,6 +26,7 @@ import httpx
 import pytest
 
 from telemeeting.service import admin
+from telemeeting.store.records import App
 from telemeeting.store.unit_of_work import Database
 from telemeeting.wire.auth import format_timestamp, make_authorization, make_sign
 
@@ -99,6 +100,25 @@ def with_database(url: str, work: Callable[[Database], Awaitable[T]]) -> T:
             await db.dispose()
 
     return asyncio.run(run())
+
+
+@contextlib.asynccontextmanager
+async def migrated_database(url: str) -> AsyncIterator[Database]:
+    """The database at `url` with every migration applied, disposed of on leaving: what each
+    store test's `db` fixture opens."""
+    database = Database(url)
+    await database.migrate()
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+async def new_app(db: Database, env: str = "production", **options: Any) -> App:
+    """An app of a new account of its own (`options` as admin.create_app takes them), so that
+    tests sharing a database never see each other's rows."""
+    account = await admin.create_account(db)
+    return await admin.create_app(db, account_sid=account.sid, env=env, **options)
 
 
 # ---- the CLI and the server ----------------------------------------------------------------
@@ -200,9 +220,24 @@ class Server:
                 self.process.wait(timeout=5)
 
 
+def both_listeners_answer(server: Server) -> None:
+    """Raises httpx.TransportError until the production and the sandbox listener both answer."""
+    httpx.get(f"{server.production_url}/", timeout=1)
+    httpx.get(f"{server.sandbox_url}/", timeout=1)
+
+
 def start_server(
-    db: str, tmp_dir: Path, env: dict[str, str] | None = None, extra_args: tuple[str, ...] = ()
+    db: str,
+    tmp_dir: Path,
+    env: dict[str, str] | None = None,
+    extra_args: tuple[str, ...] = (),
+    *,
+    preexec_fn: Callable[[], None] | None = None,
+    ready: Callable[[Server], None] = both_listeners_answer,
 ) -> Server:
+    """`telemeeting serve` on free loopback ports, returned once `ready` stops raising
+    httpx.TransportError (60 s at most). `preexec_fn` runs in the child before it starts (a
+    lowered resource limit, say), so that every variant starts, waits and fails alike."""
     port, sandbox_port = free_port(), free_port()
     log_path = tmp_dir / f"server-{port}.log"
     full_env = {**os.environ, **FAST_SIM, **(env or {})}
@@ -225,6 +260,7 @@ def start_server(
             stdout=log,
             stderr=subprocess.STDOUT,
             env=full_env,
+            preexec_fn=preexec_fn,
         )
     server = Server(db, port, sandbox_port, process, log_path, env or {})
     deadline = time.monotonic() + 60
@@ -232,8 +268,7 @@ def start_server(
         if process.poll() is not None:
             raise AssertionError(f"server exited early:\n{server.log()}")
         try:
-            httpx.get(f"{server.production_url}/", timeout=1)
-            httpx.get(f"{server.sandbox_url}/", timeout=1)
+            ready(server)
             return server
         except httpx.TransportError:
             time.sleep(0.1)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Awaitable, Callable, Iterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from tests.servers import (
     database_url,
     drop_pg_database,
     free_port,
+    migrated_database,
     start_server,
     with_database,
 )
@@ -76,6 +78,13 @@ def start_console(tmp: Path, env: dict[str, str] | None = None, kind: str = "sql
     )
     with_database(url, lambda db: create_operator(db, *OPERATOR, actor="tests"))
     return Console(server, f"http://127.0.0.1:{port}")
+
+
+@pytest.fixture
+async def db(fresh_db: str) -> AsyncIterator[Database]:
+    """A migrated database of each kind, for the store-level console tests (no server)."""
+    async with migrated_database(fresh_db) as database:
+        yield database
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +144,18 @@ def log_in_operator(page: Any, name: str = OPERATOR[0], password: str = OPERATOR
     form.locator("input[name=password]").fill(password)
     form.locator("[data-action=login]").click()
     page.wait_for_url(re.compile(r".*/$"))
+
+
+def reload_until(page: Any, url: str, selector: str, seconds: float) -> None:
+    """Open `url` again until `selector` is on it or `seconds` pass: what the server does in the
+    background (a push given up, a redelivery) shows on the next load, not on the open page.
+    The caller's own assertions then say what is missing."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        page.goto(url)
+        if page.locator(selector).count():
+            return
+        time.sleep(0.2)
 
 
 def csrf_of(page: Any) -> str:

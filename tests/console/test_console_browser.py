@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from tests.console.conftest import (
     csrf_of,
     log_in_holder,
     log_in_operator,
+    reload_until,
     screenshot_path,
 )
 from tests.receiver import Receiver
@@ -200,12 +200,7 @@ def test_a_dead_push_shows_its_attempts_and_is_redelivered(console: Console, pag
         api.tenant.production_app = app
         meid = api.create_meeting(env="production", meetingname="推送")
         log_in_holder(page, tenant)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            page.goto(f"/pushes?state=dead&app={app}")
-            if page.locator("#pushes tr[data-delivery=dead]").count():
-                break
-            time.sleep(0.3)
+        reload_until(page, f"/pushes?state=dead&app={app}", "#pushes tr[data-delivery=dead]", 20)
         first = page.locator("#pushes tr[data-delivery=dead]").last
         event_id = str(first.get_attribute("data-event"))
         first.locator("a").first.click()
@@ -219,12 +214,7 @@ def test_a_dead_push_shows_its_attempts_and_is_redelivered(console: Console, pag
         receiver.mode = "ok"
         page.locator("[data-action=redeliver]").click()
         receiver.wait_for(lambda pushes: any(p.event_id == event_id for p in pushes))
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            page.goto(f"/pushes/{event_id}")
-            if page.locator('[data-event][data-delivery="delivered"]').count():
-                break
-            time.sleep(0.2)
+        reload_until(page, f"/pushes/{event_id}", '[data-event][data-delivery="delivered"]', 10)
         assert page.locator('#attempts tr[data-status="200"]').count() == 1
 
         # Every other dead event of the app, at once.

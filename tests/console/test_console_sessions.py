@@ -17,6 +17,7 @@ from telemeeting.console.sessions import (
 )
 from telemeeting.store.console import HOLDER, OPERATOR, SessionRepository
 from telemeeting.store.unit_of_work import Database
+from tests.servers import migrated_database
 
 
 class Clock:
@@ -29,10 +30,9 @@ class Clock:
 
 @pytest.fixture
 async def db(sqlite_db: str) -> AsyncIterator[Database]:
-    database = Database(sqlite_db)
-    await database.migrate()
-    yield database
-    await database.dispose()
+    """SQLite alone, not conftest's `db` on both kinds: this logic does not depend on the kind."""
+    async with migrated_database(sqlite_db) as database:
+        yield database
 
 
 async def test_a_session_ends_when_idle_and_on_close(db: Database) -> None:

@@ -4,27 +4,18 @@ delivery attempt kept by the outbox's settle (the console's Pushes page shows th
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 from typer.testing import CliRunner
 
 from telemeeting.cli import cli
 from telemeeting.console.operators import create_operator, verify_operator
-from telemeeting.service import admin
 from telemeeting.service.admin import AdminError
 from telemeeting.store.attempts import AttemptRepository
 from telemeeting.store.console import AuditRepository, OperatorRepository
 from telemeeting.store.outbox import DEAD, PENDING, Delivery, Outcome
 from telemeeting.store.unit_of_work import Database
-
-
-@pytest.fixture
-async def db(fresh_db: str) -> AsyncIterator[Database]:
-    database = Database(fresh_db)
-    await database.migrate()
-    yield database
-    await database.dispose()
+from tests.servers import new_app
 
 
 async def test_operator_password_is_hashed_and_checked(db: Database) -> None:
@@ -47,8 +38,7 @@ async def test_operator_password_is_hashed_and_checked(db: Database) -> None:
 
 
 async def test_settle_keeps_every_attempt(db: Database) -> None:
-    account = await admin.create_account(db)
-    app = await admin.create_app(db, account_sid=account.sid, env="production")
+    app = await new_app(db)
     delivery = Delivery(
         "ev1", "m1", 1, "CallState", "{}", 1, time.time(), "http://x/", "s", app.appid
     )

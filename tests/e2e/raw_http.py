@@ -4,12 +4,9 @@ byte, to a real `telemeeting serve` on 127.0.0.0/8 (never another address)."""
 from __future__ import annotations
 
 import json
-import os
 import resource
 import selectors
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -17,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from telemeeting.wire.auth import make_authorization, make_sign
-from tests.servers import FAST_SIM, Api, Server, free_port, now_timestamp
+from tests.servers import Api, Server, now_timestamp, start_server
 
 
 def connect(port: int, source: str = "127.0.0.1", timeout: float = 5) -> socket.socket:
@@ -129,42 +126,14 @@ def query_body(api: Api, meid: str) -> bytes:
 def start_limited_server(
     db: str, tmp_dir: Path, nofile: int, env: dict[str, str] | None = None
 ) -> Server:
-    """`telemeeting serve` with RLIMIT_NOFILE lowered to `nofile` in the child only."""
-    port, sandbox_port = free_port(), free_port()
-    log_path = tmp_dir / f"server-{port}.log"
+    """`telemeeting serve` with RLIMIT_NOFILE lowered to `nofile` in the child only; ready once
+    the production listener's /healthz answers."""
 
     def lower_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
 
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "telemeeting",
-                "serve",
-                "--db",
-                db,
-                "--port",
-                str(port),
-                "--sandbox-port",
-                str(sandbox_port),
-                "--no-demo",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **FAST_SIM, **(env or {})},
-            preexec_fn=lower_limit,
-        )
-    server = Server(db, port, sandbox_port, process, log_path, env or {})
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited early:\n{server.log()}")
-        try:
-            httpx.get(f"{server.production_url}/healthz", timeout=1)
-            return server
-        except httpx.TransportError:
-            time.sleep(0.1)
-    server.stop()
-    raise AssertionError(f"server did not start:\n{server.log()}")
+    return start_server(db, tmp_dir, env, preexec_fn=lower_limit, ready=_healthz_answers)
+
+
+def _healthz_answers(server: Server) -> None:
+    httpx.get(f"{server.production_url}/healthz", timeout=1)

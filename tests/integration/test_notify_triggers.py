@@ -6,41 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from telemeeting.domain.model import Meeting
-from telemeeting.service import admin
 from telemeeting.store.orders import StoredOrder
 from telemeeting.store.outbox import PENDING, STORED
 from telemeeting.store.records import StoredEvent
 from telemeeting.store.unit_of_work import ORDERS_CHANNEL, PUSHES_CHANNEL, Database
-from tests.servers import create_pg_database, drop_pg_database
+from tests.servers import new_app
 
 pytestmark = pytest.mark.postgres
 
 WAIT = 2.0
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    url = create_pg_database()
-    yield url
-    drop_pg_database(url)
-
-
-@pytest.fixture
-async def pg(pg_url: str) -> AsyncIterator[Database]:
-    database = Database(pg_url)
-    await database.migrate()
-    yield database
-    await database.dispose()
-
-
 async def _meeting(db: Database) -> Meeting:
-    account = await admin.create_account(db)
-    app = await admin.create_app(db, account_sid=account.sid, env="production")
+    app = await new_app(db)
     meeting = Meeting.open(
         app_id=app.appid, meid="1", now=time.time(), max_members=5, max_duration=60, name="m"
     )
@@ -64,13 +46,13 @@ def _event(meeting: Meeting, seq: int, delivery: str) -> StoredEvent:
     )
 
 
-async def test_an_order_insert_wakes_other_connections_at_commit(pg: Database) -> None:
-    meeting = await _meeting(pg)
+async def test_an_order_insert_wakes_other_connections_at_commit(pg_db: Database) -> None:
+    meeting = await _meeting(pg_db)
     woken = asyncio.Event()
-    listener = Database(pg.url)  # another engine: its own LISTEN connection, like a process
+    listener = Database(pg_db.url)  # another engine: its own LISTEN connection, like a process
     try:
         await listener.listen(ORDERS_CHANNEL, woken.set)
-        async with pg.unit_of_work() as uow:
+        async with pg_db.unit_of_work() as uow:
             await uow.orders.add([StoredOrder(0, meeting.id, "hang_up", "{}")], time.time())
             await asyncio.sleep(0.3)
             assert not woken.is_set()  # NOTIFY is delivered at commit, not before
@@ -79,17 +61,17 @@ async def test_an_order_insert_wakes_other_connections_at_commit(pg: Database) -
         await listener.dispose()
 
 
-async def test_only_pushes_due_for_delivery_wake_the_dispatchers(pg: Database) -> None:
-    meeting = await _meeting(pg)
+async def test_only_pushes_due_for_delivery_wake_the_dispatchers(pg_db: Database) -> None:
+    meeting = await _meeting(pg_db)
     woken = asyncio.Event()
-    listener = Database(pg.url)
+    listener = Database(pg_db.url)
     try:
         await listener.listen(PUSHES_CHANNEL, woken.set)
-        async with pg.unit_of_work() as uow:
+        async with pg_db.unit_of_work() as uow:
             await uow.events.add_all([_event(meeting, 1, STORED)], pushed=False)
         await asyncio.sleep(0.5)
         assert not woken.is_set()  # a sandbox event is stored, never pushed
-        async with pg.unit_of_work() as uow:
+        async with pg_db.unit_of_work() as uow:
             await uow.events.add_all([_event(meeting, 2, PENDING)], pushed=True)
         await asyncio.wait_for(woken.wait(), WAIT)
     finally:

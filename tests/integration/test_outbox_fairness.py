@@ -5,34 +5,20 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from telemeeting.domain.model import Meeting
-from telemeeting.service import admin
 from telemeeting.store.outbox import DEAD, DELIVERED, PENDING, Delivery, Outcome, host_key
 from telemeeting.store.records import StoredEvent
 from telemeeting.store.unit_of_work import Database
-from tests.servers import create_pg_database, drop_pg_database
+from tests.servers import new_app
 
 LEASE = 30.0
 
 
-@pytest.fixture
-async def db(fresh_db: str) -> AsyncIterator[Database]:
-    database = Database(fresh_db)
-    await database.migrate()
-    yield database
-    await database.dispose()
-
-
 async def _app(db: Database, callback_url: str) -> str:
-    account = await admin.create_account(db)
-    app = await admin.create_app(
-        db, account_sid=account.sid, env="production", callback_url=callback_url
-    )
-    return app.appid
+    return (await new_app(db, callback_url=callback_url)).appid
 
 
 _meids = iter(range(100000, 999999))
@@ -173,25 +159,10 @@ async def test_a_leased_event_is_not_claimed_twice(db: Database) -> None:
     assert not {d.event_id for d in first} & {d.event_id for d in second}
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    url = create_pg_database()
-    yield url
-    drop_pg_database(url)
-
-
-@pytest.fixture
-async def pg_db(pg_url: str) -> AsyncIterator[Database]:
-    """PostgreSQL only: SQLite serialises claims with its one writer, so there is no overlap."""
-    database = Database(pg_url)
-    await database.migrate()
-    yield database
-    await database.dispose()
-
-
 @pytest.mark.postgres
 async def test_concurrent_claims_skip_each_others_rows(pg_db: Database) -> None:
-    """Several dispatchers on PostgreSQL: a claim passes over rows another one is leasing."""
+    """Several dispatchers on PostgreSQL: a claim passes over rows another one is leasing
+    (PostgreSQL only: SQLite serialises claims with its one writer, so there is no overlap)."""
     db = pg_db
     appid = await _app(db, "http://127.0.0.1:9001/cb")
     await _seed(db, appid, legs=20)

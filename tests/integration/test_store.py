@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import inspect
@@ -16,20 +15,11 @@ from telemeeting.store.database import create_engine, migrate
 from telemeeting.store.records import StoredEvent
 from telemeeting.store.repositories import ALL_LEGS, NO_LEGS, legs_with_ids, live_legs_of
 from telemeeting.store.unit_of_work import Database
-
-
-@pytest.fixture
-async def db(fresh_db: str) -> AsyncIterator[Database]:
-    database = Database(fresh_db)
-    await database.migrate()
-    yield database
-    await database.dispose()
+from tests.servers import new_app
 
 
 async def _app(db: Database) -> str:
-    account = await admin.create_account(db)
-    app = await admin.create_app(db, account_sid=account.sid, env="sandbox")
-    return app.appid
+    return (await new_app(db, "sandbox")).appid
 
 
 def _meeting(appid: str, meid: str = "100") -> Meeting:
