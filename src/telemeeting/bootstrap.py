@@ -210,7 +210,8 @@ def build_platform(
     wakeups = Wakeups()
     placement = Placement(db, node_id, MEDIA in roles, settings.cluster.lease_seconds, clock)
     recorder = ChangeRecorder.from_settings(settings, wakeups)
-    records = CallRecords(db, clock, recorder)
+    directory = Directory(db)
+    records = CallRecords(db, clock, recorder, directory)
     speakers = SpeakerEvents(db, recorder, clock)
     media = (
         MediaRole(db, node_id, carrier(settings, clock), records, clock, speakers)
@@ -228,7 +229,7 @@ def build_platform(
         roles=roles,
         node_id=node_id,
         service=MeetingService(db, settings, clock, placement, recorder),
-        authenticator=Authenticator(Directory(db), settings),
+        authenticator=Authenticator(directory, settings),
         limiter=RateLimiter(settings.limits.requests_per_second, settings.limits.burst),
         request_ids=RequestIdGenerator(settings.zone),
         trusted_proxies=parse_networks(settings.server.trusted_proxies),
