@@ -211,6 +211,13 @@ class SqliteEngine:
         finally:
             self._readers.append(connection)
 
+    async def data_version(self) -> int:
+        """SQLite's commit counter as the writer sees it: it moves only when another
+        connection (another process) commits, never for this process's own commits. Read
+        between requests' turns, never while a COMMIT runs in its thread."""
+        async with self._turn:
+            return int(self._writer.raw.execute("PRAGMA data_version").fetchone()[0])
+
     async def dispose(self) -> None:
         async with self._turn:
             pass

@@ -4,10 +4,14 @@ With `serve --workers N` (or `--roles` split over processes) the API processes w
 pushes that the media and dispatcher roles of another process must pick up. In-process hooks
 cannot reach them, and the roles' safety-net poll is a second long, so a dial would wait up to a
 second. SQLite counts commits: `PRAGMA data_version` on a connection changes whenever another
-connection has committed. Polling it costs a few microseconds, so a watcher polls it every
-`POLL_SECONDS` and wakes every listener when it moved. It cannot tell channels apart, so a
-listener may be woken by a commit that was not for it; the roles treat a wake-up as "look
-again", which makes that harmless.
+connection has committed, and not for that connection's own commits. Read on the process's one
+writer connection (`SqliteEngine.data_version`), it moves only when another process wrote;
+polling it costs a few microseconds, so a watcher polls it every `POLL_SECONDS` and wakes every
+listener when it moved. (Read on a connection of its own, it would also move for every local
+commit, and each wake-up makes the media and dispatcher roles look for work in a write
+transaction of their own, colliding with other processes' writers for nothing.) It cannot tell
+channels apart, so a listener may be woken by a commit that was not for it; the roles treat a
+wake-up as "look again", which makes that harmless.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import structlog
 
@@ -26,10 +30,12 @@ POLL_SECONDS = 0.02
 
 
 class CommitWatcher:
-    """Calls the registered wake-ups after any other connection commits to the file."""
+    """Calls the registered wake-ups after another process commits to the file."""
 
-    def __init__(self, path: str, interval: float = POLL_SECONDS) -> None:
-        self._path = path
+    def __init__(
+        self, version: Callable[[], Awaitable[int]], interval: float = POLL_SECONDS
+    ) -> None:
+        self._version = version
         self._interval = interval
         self._wakes: list[Callable[[], None]] = []
         self._task: asyncio.Task[None] | None = None
@@ -41,22 +47,18 @@ class CommitWatcher:
             self._task = asyncio.get_running_loop().create_task(self._poll())
 
     async def _poll(self) -> None:
-        connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-        try:
-            seen = connection.execute("PRAGMA data_version").fetchone()[0]
-            while True:
-                await asyncio.sleep(self._interval)
-                try:
-                    version = connection.execute("PRAGMA data_version").fetchone()[0]
-                except sqlite3.Error as exc:  # a moment's lock or I/O error: try again later
-                    log.warning("sqlite.watch_failed", error=str(exc))
-                    continue
-                if version != seen:
-                    seen = version
-                    for wake in self._wakes:
-                        wake()
-        finally:
-            connection.close()
+        seen = await self._version()
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                version = await self._version()
+            except sqlite3.Error as exc:  # a moment's I/O error: try again later
+                log.warning("sqlite.watch_failed", error=str(exc))
+                continue
+            if version != seen:
+                seen = version
+                for wake in self._wakes:
+                    wake()
 
     async def close(self) -> None:
         if self._task is not None:

@@ -111,9 +111,9 @@ class Database:
         self._watcher: CommitWatcher | None = None
         if database.is_sqlite(self.url):
             path = database.sqlite_path(self.url)
-            self._engine = SqliteEngine(path)
+            engine = self._engine = SqliteEngine(path)
             if path not in ("", ":memory:"):  # another process can share only a file
-                self._watcher = CommitWatcher(path)
+                self._watcher = CommitWatcher(engine.data_version)
         else:
             self._engine = PostgresEngine(self.url, pool_size)
         self.dialect = self._engine.dialect
