@@ -7,7 +7,6 @@ everything else (health, metrics, recordings, stray paths) through Starlette's r
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from datetime import UTC, datetime
 
@@ -38,7 +37,7 @@ from telemeeting.store.connection import DatabaseUnavailable
 from telemeeting.store.idempotency import Claim, IdempotencyKey
 from telemeeting.wire import actions as wa
 from telemeeting.wire.body import MAX_BODY_BYTES, parse_body
-from telemeeting.wire.endpoints import CALL, VERSION, VERSIONS, actions_at
+from telemeeting.wire.endpoints import CALL, PATH_PATTERN, VERSION, VERSIONS, actions_at, prefix
 from telemeeting.wire.envelope import CONTENT_TYPE, dump, envelope
 from telemeeting.wire.environments import PRODUCTION, SANDBOX
 from telemeeting.wire.params import required
@@ -50,14 +49,13 @@ __all__ = ["FUNC", "VERSION", "create_app", "healthz", "is_api_request"]
 #: The meeting API's path parts (bench/ builds its baseline app from them).
 FUNC = CALL
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"]
-_API_PREFIXES = tuple(f"/{version}/sid/" for version in sorted(VERSIONS))
+_API_PREFIXES = tuple(prefix(version) for version in sorted(VERSIONS))
 #: The actions that dial: refused with -204 when a billed account has nothing left to spend.
 _DIALLING = frozenset({wa.CREATE_MEETING, wa.INVITE})
 HEALTHZ_PATH = "/healthz"
 _IDEMPOTENCY_HEADER = IDEMPOTENCY_HEADER.lower()
 _HEALTHY = b'{"status":"ok"}'
 _JSON = {"Content-Type": CONTENT_TYPE}
-_PATH = re.compile(r"/(?P<version>[^/]+)/sid/(?P<sid>[^/]+)/(?P<func>[^/]+)/(?P<func_url>[^/]+)")
 
 _DOMAIN_STATUS: dict[type[errors.DomainError], Status] = {
     errors.MeetingNotFound: Status.MEETING_NOT_FOUND,
@@ -133,7 +131,7 @@ class ApiEndpoint:
             self._metrics.observe(action, status_code(body), time.perf_counter() - started)
 
     async def answer(self, request: ApiRequest) -> Answer:
-        match = _PATH.fullmatch(request.path)  # `$` would allow a trailing newline
+        match = PATH_PATTERN.fullmatch(request.path)  # `$` would allow a trailing newline
         served = actions_at(match["version"], match["func"], match["func_url"]) if match else None
         if match is None or served is None:
             return _respond(Status.INVALID_ACTION, http_status=404)
