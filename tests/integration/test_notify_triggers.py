@@ -13,6 +13,7 @@ from telemeeting.domain.model import Meeting
 from telemeeting.store.orders import StoredOrder
 from telemeeting.store.outbox import PENDING, STORED
 from telemeeting.store.records import StoredEvent
+from telemeeting.store.sql import Statement
 from telemeeting.store.unit_of_work import ORDERS_CHANNEL, PUSHES_CHANNEL, Database
 from tests.servers import new_app
 
@@ -73,6 +74,33 @@ async def test_only_pushes_due_for_delivery_wake_the_dispatchers(pg_db: Database
         assert not woken.is_set()  # a sandbox event is stored, never pushed
         async with pg_db.unit_of_work() as uow:
             await uow.events.add_all([_event(meeting, 2, PENDING)], pushed=True)
+        await asyncio.wait_for(woken.wait(), WAIT)
+    finally:
+        await listener.dispose()
+
+
+async def test_the_listen_connection_comes_back_after_its_backend_is_killed(
+    pg_db: Database,
+) -> None:
+    """A PostgreSQL restart or a terminated backend must not leave a process deaf to other
+    processes' orders (store/pg_listen.py): it listens again on a new connection."""
+    meeting = await _meeting(pg_db)
+    woken = asyncio.Event()
+    listener = Database(pg_db.url)
+    try:
+        await listener.listen(ORDERS_CHANNEL, woken.set)
+        async with pg_db.unit_of_work() as uow:
+            await uow.connection.execute(
+                Statement(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid != pg_backend_pid() "
+                    "AND query LIKE 'LISTEN%'"
+                )
+            )
+        await asyncio.wait_for(woken.wait(), WAIT)  # back: told to look again
+        woken.clear()
+        async with pg_db.unit_of_work() as uow:
+            await uow.orders.add([StoredOrder(0, meeting.id, "hang_up", "{}")], time.time())
         await asyncio.wait_for(woken.wait(), WAIT)
     finally:
         await listener.dispose()

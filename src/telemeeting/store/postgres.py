@@ -15,6 +15,7 @@ import asyncpg
 import structlog
 
 from telemeeting.store.connection import Conflict, DatabaseUnavailable, Params, Row
+from telemeeting.store.pg_listen import Listener
 from telemeeting.store.sql import Dialect, Statement
 
 _DIALECT = Dialect.POSTGRES
@@ -132,7 +133,7 @@ class PostgresEngine:
         self._dsn = asyncpg_dsn(url)
         self._pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
-        self._listener: asyncpg.Connection | None = None
+        self._listener = Listener(self._dsn)
 
     async def _get_pool(self) -> asyncpg.Pool:
         if self._pool is None:
@@ -198,18 +199,15 @@ class PostgresEngine:
             yield PostgresConnection(raw)
 
     async def listen(self, channel: str, wake: Callable[[], None]) -> None:
-        """Call `wake` whenever someone commits a `pg_notify(channel)` (on one own connection)."""
-        if self._listener is None:
-            try:
-                self._listener = await asyncpg.connect(self._dsn)
-            except (OSError, asyncpg.PostgresError) as exc:
-                raise DatabaseUnavailable(str(exc)) from exc
-        await self._listener.add_listener(channel, lambda *_: wake())
+        """Call `wake` whenever someone commits a `pg_notify(channel)` (on one own connection,
+        opened again when it is lost: store/pg_listen.py)."""
+        try:
+            await self._listener.add(channel, wake)
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise DatabaseUnavailable(str(exc)) from exc
 
     async def dispose(self) -> None:
-        if self._listener is not None:
-            await self._listener.close()
-            self._listener = None
+        await self._listener.close()
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
