@@ -257,8 +257,10 @@ def test_a_sqlite_database_locked_past_the_wait_gives_the_retryable_answer(
         tenant = server.new_tenant()
         api = Api(server, tenant)
         meid = api.create_meeting(meetingname="before the lock")
-        holder = sqlite3.connect(sqlite_path(url), isolation_level=None, timeout=0)
-        holder.execute("BEGIN IMMEDIATE")  # an operator's long write, in another process
+        # An operator's long write, in another process. It waits a moment for the lock itself:
+        # the server writes now and then on its own (heartbeats, the rate limit's share).
+        holder = sqlite3.connect(sqlite_path(url), isolation_level=None, timeout=5)
+        holder.execute("BEGIN IMMEDIATE")
         replies: list[Any] = []
 
         def invite() -> None:
