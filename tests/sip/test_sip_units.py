@@ -17,7 +17,7 @@ from telemeeting.telephony.sip.reasons import reason_for_status
 from telemeeting.telephony.sip.routes import RouteTable
 from telemeeting.telephony.sip.transaction import ClientTransaction
 from telemeeting.telephony.sip.ua import UserAgent
-from telemeeting.telephony.sip.uri import NameAddr, SipUri
+from telemeeting.telephony.sip.uri import NameAddr, SipUri, escape_user
 from tests.sip.conftest import Route
 
 RESPONSE = (
@@ -280,3 +280,26 @@ async def test_user_agent_answers_outside_dialogs():
     finally:
         sock.close()
         ua.close()
+
+
+@pytest.mark.parametrize(
+    ("user", "escaped"),
+    [
+        ("13800138000", "13800138000"),
+        ("+8601053189990", "+8601053189990"),
+        ("*99#", "*99%23"),
+        ("1@evil.example", "1%40evil.example"),
+        ("1>;x=1\r\nVia: y", "1%3E%3Bx%3D1%0D%0AVia%3A%20y"),
+        ("张", "%E5%BC%A0"),
+    ],
+)
+def test_uri_user_parts_are_escaped(user: str, escaped: str) -> None:
+    """RFC 3261 §25.1: what the user part may not carry is %-escaped, so a number can never
+    end the URI or the header early (the API admits digits only; this is the second wall)."""
+    assert escape_user(user) == escaped
+    table = RouteTable([Route(".*", "sip:{number}@127.0.0.1:5070")])
+    route = table.find(user)
+    assert route is not None
+    target = route.target_for(user)
+    assert target == f"sip:{escaped}@127.0.0.1:5070"
+    assert SipUri.parse(target).host == "127.0.0.1"

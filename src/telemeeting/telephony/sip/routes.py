@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+from telemeeting.telephony.sip.uri import escape_user
+
 
 class RouteSettings(Protocol):
     """What config.SipRoute provides; plain objects with these attributes work too."""
@@ -44,7 +46,9 @@ class Route:
     credentials: Credentials | None = None
 
     def target_for(self, number: str) -> str:
-        return self.target.replace("{number}", number)
+        """The Request-URI for `number`: the route's template with the number escaped as a
+        URI user part (RFC 3261), so the number can never add parameters or headers."""
+        return self.target.replace("{number}", escape_user(number))
 
 
 class RouteTable:

@@ -25,7 +25,7 @@ from telemeeting.telephony.sip.routes import Credentials
 from telemeeting.telephony.sip.transaction import ClientTransaction
 from telemeeting.telephony.sip.transport import Addr
 from telemeeting.telephony.sip.ua import ALLOW, UserAgent
-from telemeeting.telephony.sip.uri import SipUri
+from telemeeting.telephony.sip.uri import SipUri, escape_user
 
 log = structlog.get_logger(__name__)
 
@@ -63,7 +63,8 @@ class OutgoingCall:
         self.state = CallState.CALLING
         self.call_id = ua.new_call_id()
         self.local_tag = ua.new_tag()
-        self.from_header = f"<sip:{caller_id or 'anonymous'}@{ua.host}>;tag={self.local_tag}"
+        user = escape_user(caller_id) if caller_id else "anonymous"
+        self.from_header = f"<sip:{user}@{ua.host}>;tag={self.local_tag}"
         self.remote_media: sdp.MediaDescription | None = None
         self.early_media = False
         self.dialog: Dialog | None = None

@@ -2,9 +2,28 @@
 
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass, field
 
 from telemeeting.telephony.sip.errors import SipParseError
+
+#: What a SIP URI's user part carries as it is: RFC 3261 §25.1's `unreserved` and, of its
+#: `user-unreserved`, only `+`; every other character is sent %-escaped (its UTF-8 bytes in
+#: hex), which the grammar allows for any character. `;`, `?`, `/`, `&`, `=`, `$` and `,` are
+#: legal unescaped, but parsers (ours too) read `;` and `?` as the start of parameters.
+_USER_SAFE = frozenset(string.ascii_letters + string.digits + "-_.!~*'()+")
+
+
+def escape_user(text: str) -> str:
+    """`text` as a URI's user part. Numbers reach here validated to digits by the API; the
+    escaping is what keeps anything else (a trunk's `{number}` template fed by a future
+    caller, a configured caller id) from ending the URI or the header early."""
+    if all(char in _USER_SAFE for char in text):
+        return text
+    return "".join(
+        char if char in _USER_SAFE else "".join(f"%{byte:02X}" for byte in char.encode())
+        for char in text
+    )
 
 
 @dataclass
