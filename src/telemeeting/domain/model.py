@@ -20,6 +20,7 @@ from telemeeting.domain.events import (
     MeetingClosed,
     MeetingStarted,
 )
+from telemeeting.wire import states
 
 
 def new_id() -> str:
@@ -27,16 +28,20 @@ def new_id() -> str:
 
 
 class MeetingState(StrEnum):
-    BOOKED = "booked"
-    ACTIVE = "active"
-    ENDED = "ended"
+    """A meeting's state; the names are the contract's (wire/states.py)."""
+
+    BOOKED = states.BOOKED
+    ACTIVE = states.ACTIVE
+    ENDED = states.ENDED
 
 
 class LegState(StrEnum):
-    CALLOUT = "callout"
-    ALERTING = "alerting"
-    ANSWER = "answer"
-    DISCONNECT = "disconnect"
+    """A leg's call state; the names are the contract's (wire/states.py)."""
+
+    CALLOUT = states.CALLOUT
+    ALERTING = states.ALERTING
+    ANSWER = states.ANSWER
+    DISCONNECT = states.DISCONNECT
 
 
 _ORDER = {LegState.CALLOUT: 0, LegState.ALERTING: 1, LegState.ANSWER: 2, LegState.DISCONNECT: 3}
