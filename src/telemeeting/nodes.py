@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from telemeeting.bootstrap import API, Platform, build_platform
 from telemeeting.config import Settings
+from telemeeting.runtime import settle_garbage_collector
 
 log = structlog.get_logger(__name__)
 
@@ -47,6 +48,7 @@ async def serve_roles(
         with contextlib.suppress(Exception):
             await platform.stop()
         raise
+    settle_garbage_collector()
     try:
         if API in roles and sockets:
             api = api_layers(create_app(platform), settings.server, platform.trusted_proxies)
