@@ -35,6 +35,7 @@ from telemeeting.client.models import (
     Member,
     Party,
     PushEvent,
+    Recording,
 )
 
 __all__ = [
@@ -57,6 +58,7 @@ __all__ = [
     "Party",
     "PushEvent",
     "RateLimitError",
+    "Recording",
     "RetryPolicy",
     "TeleMeetingError",
     "TransportError",

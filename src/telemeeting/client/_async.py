@@ -110,6 +110,10 @@ class AsyncClient:
         max_members: int | None = None,
         custom_parm: str | None = None,
         idempotency_key: str | None = None,
+        record: bool | None = None,
+        beep: int | None = None,
+        end_on_creator_leave: bool | None = None,
+        speaker_events: bool | None = None,
     ) -> CreatedMeeting:
         """createMeeting; `book_time` books it (dialling starts then) instead of starting now."""
         envelope = await self._send(
@@ -125,6 +129,10 @@ class AsyncClient:
                 max_members=max_members,
                 custom_parm=custom_parm,
                 idempotency_key=idempotency_key,
+                record=record,
+                beep=beep,
+                end_on_creator_leave=end_on_creator_leave,
+                speaker_events=speaker_events,
             )
         )
         return CreatedMeeting(meid=str(envelope.get("meid", "")), request_id=envelope["requestId"])
@@ -161,6 +169,54 @@ class AsyncClient:
         self, meid: str, phone: str, *, idempotency_key: str | None = None
     ) -> Accepted:
         call = self._calls.on_member(wa.UNMUTE_MEMBER, meid, phone, idempotency_key)
+        return Accepted((await self._send(call))["requestId"])
+
+    # ---- in-call media (**extensions**, issue 14) --------------------------------------------
+
+    async def start_recording(self, meid: str, *, idempotency_key: str | None = None) -> Accepted:
+        """startMeetingRecording: record the meeting's mix (MeetingError -101 if it records)."""
+        call = self._calls.on_meeting(wa.START_RECORDING, meid, idempotency_key)
+        return Accepted((await self._send(call))["requestId"])
+
+    async def stop_recording(self, meid: str, *, idempotency_key: str | None = None) -> Accepted:
+        """stopMeetingRecording: the recording becomes an MP3 (see Meeting.recordings)."""
+        call = self._calls.on_meeting(wa.STOP_RECORDING, meid, idempotency_key)
+        return Accepted((await self._send(call))["requestId"])
+
+    async def mute_all(self, meid: str, *, idempotency_key: str | None = None) -> Accepted:
+        """muteAllMeetingMembers: everyone but the creator."""
+        call = self._calls.on_meeting(wa.MUTE_ALL, meid, idempotency_key)
+        return Accepted((await self._send(call))["requestId"])
+
+    async def unmute_all(self, meid: str, *, idempotency_key: str | None = None) -> Accepted:
+        call = self._calls.on_meeting(wa.UNMUTE_ALL, meid, idempotency_key)
+        return Accepted((await self._send(call))["requestId"])
+
+    async def hold_member(
+        self, meid: str, phone: str, *, idempotency_key: str | None = None
+    ) -> Accepted:
+        """holdMeetingMember: music on hold; neither hears nor is heard."""
+        call = self._calls.on_member(wa.HOLD_MEMBER, meid, phone, idempotency_key)
+        return Accepted((await self._send(call))["requestId"])
+
+    async def unhold_member(
+        self, meid: str, phone: str, *, idempotency_key: str | None = None
+    ) -> Accepted:
+        call = self._calls.on_member(wa.UNHOLD_MEMBER, meid, phone, idempotency_key)
+        return Accepted((await self._send(call))["requestId"])
+
+    async def play_prompt(
+        self,
+        meid: str,
+        *,
+        text: str | None = None,
+        url: str | None = None,
+        phone: str | None = None,
+        loop: bool = False,
+        idempotency_key: str | None = None,
+    ) -> Accepted:
+        """playMeetingPrompt: `text` (spoken) or `url` (a WAV), to everyone or to `phone`."""
+        call = self._calls.play_prompt(meid, text, url, phone, loop, idempotency_key)
         return Accepted((await self._send(call))["requestId"])
 
     async def kick_member(

@@ -148,6 +148,10 @@ class Calls:
         max_members: int | None,
         custom_parm: str | None,
         idempotency_key: str | None,
+        record: bool | None = None,
+        beep: int | None = None,
+        end_on_creator_leave: bool | None = None,
+        speaker_events: bool | None = None,
     ) -> Call:
         params: dict[str, Any] = {}
         optional = {
@@ -161,6 +165,14 @@ class Calls:
             "CustomParm": custom_parm,
         }
         params.update({key: value for key, value in optional.items() if value is not None})
+        flags = {  # **extensions** (issue 14)
+            "record": record,
+            "endoncreatorleave": end_on_creator_leave,
+            "speakerevents": speaker_events,
+        }
+        params.update({key: "1" if on else "0" for key, on in flags.items() if on is not None})
+        if beep is not None:
+            params["beep"] = str(beep)
         if parties is not None:
             params["parties"] = parties_to_wire(parties)
         if book_time is not None:
@@ -208,6 +220,29 @@ class Calls:
             wa.TELEMEETING,
             {"confid": meid, "phone": phone},
             idempotent=idempotency_key is not None or action != wa.KICK_MEMBER,
+            headers=_idempotency_headers(idempotency_key),
+        )
+
+    def play_prompt(
+        self,
+        meid: str,
+        text: str | None,
+        url: str | None,
+        phone: str | None,
+        loop: bool,
+        idempotency_key: str | None,
+    ) -> Call:
+        if (text is None) == (url is None):
+            raise ValueError("give exactly one of text and url")
+        params: dict[str, Any] = {"confid": meid}
+        params.update({k: v for k, v in (("text", text), ("url", url), ("phone", phone)) if v})
+        if loop:
+            params["loop"] = "1"
+        return Call(
+            wa.PLAY_PROMPT,
+            wa.TELEMEETING,
+            params,
+            idempotent=idempotency_key is not None,
             headers=_idempotency_headers(idempotency_key),
         )
 

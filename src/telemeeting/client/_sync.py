@@ -108,6 +108,10 @@ class Client:
         max_members: int | None = None,
         custom_parm: str | None = None,
         idempotency_key: str | None = None,
+        record: bool | None = None,
+        beep: int | None = None,
+        end_on_creator_leave: bool | None = None,
+        speaker_events: bool | None = None,
     ) -> CreatedMeeting:
         """createMeeting; `book_time` books it (dialling starts then) instead of starting now."""
         envelope = self._send(
@@ -123,6 +127,10 @@ class Client:
                 max_members=max_members,
                 custom_parm=custom_parm,
                 idempotency_key=idempotency_key,
+                record=record,
+                beep=beep,
+                end_on_creator_leave=end_on_creator_leave,
+                speaker_events=speaker_events,
             )
         )
         return CreatedMeeting(meid=str(envelope.get("meid", "")), request_id=envelope["requestId"])
@@ -158,6 +166,52 @@ class Client:
     ) -> Accepted:
         call = self._calls.on_member(wa.UNMUTE_MEMBER, meid, phone, idempotency_key)
         return Accepted(self._send(call)["requestId"])
+
+    # ---- in-call media (**extensions**, issue 14) --------------------------------------------
+
+    def start_recording(self, meid: str, *, idempotency_key: str | None = None) -> Accepted:
+        """startMeetingRecording: record the meeting's mix (MeetingError -101 if it records)."""
+        call = self._calls.on_meeting(wa.START_RECORDING, meid, idempotency_key)
+        return Accepted((self._send(call))["requestId"])
+
+    def stop_recording(self, meid: str, *, idempotency_key: str | None = None) -> Accepted:
+        """stopMeetingRecording: the recording becomes an MP3 (see Meeting.recordings)."""
+        call = self._calls.on_meeting(wa.STOP_RECORDING, meid, idempotency_key)
+        return Accepted((self._send(call))["requestId"])
+
+    def mute_all(self, meid: str, *, idempotency_key: str | None = None) -> Accepted:
+        """muteAllMeetingMembers: everyone but the creator."""
+        call = self._calls.on_meeting(wa.MUTE_ALL, meid, idempotency_key)
+        return Accepted((self._send(call))["requestId"])
+
+    def unmute_all(self, meid: str, *, idempotency_key: str | None = None) -> Accepted:
+        call = self._calls.on_meeting(wa.UNMUTE_ALL, meid, idempotency_key)
+        return Accepted((self._send(call))["requestId"])
+
+    def hold_member(self, meid: str, phone: str, *, idempotency_key: str | None = None) -> Accepted:
+        """holdMeetingMember: music on hold; neither hears nor is heard."""
+        call = self._calls.on_member(wa.HOLD_MEMBER, meid, phone, idempotency_key)
+        return Accepted((self._send(call))["requestId"])
+
+    def unhold_member(
+        self, meid: str, phone: str, *, idempotency_key: str | None = None
+    ) -> Accepted:
+        call = self._calls.on_member(wa.UNHOLD_MEMBER, meid, phone, idempotency_key)
+        return Accepted((self._send(call))["requestId"])
+
+    def play_prompt(
+        self,
+        meid: str,
+        *,
+        text: str | None = None,
+        url: str | None = None,
+        phone: str | None = None,
+        loop: bool = False,
+        idempotency_key: str | None = None,
+    ) -> Accepted:
+        """playMeetingPrompt: `text` (spoken) or `url` (a WAV), to everyone or to `phone`."""
+        call = self._calls.play_prompt(meid, text, url, phone, loop, idempotency_key)
+        return Accepted((self._send(call))["requestId"])
 
     def kick_member(self, meid: str, phone: str, *, idempotency_key: str | None = None) -> Accepted:
         call = self._calls.on_member(wa.KICK_MEMBER, meid, phone, idempotency_key)

@@ -144,10 +144,10 @@ def _echo_json(value: Any) -> None:
     typer.echo(json.dumps(value, ensure_ascii=False))
 
 
-def _parse_party(text: str) -> Party:
+def _parse_party(text: str, muted: bool = False) -> Party:
     """`PHONE` or `NAME=PHONE`; the phone may carry `,extension`."""
     name, sep, phone = text.rpartition("=")
-    return Party(phone=phone.strip(), name=name.strip() if sep else "")
+    return Party(phone=phone.strip(), name=name.strip() if sep else "", muted=muted)
 
 
 def _time(moment: datetime | None) -> str:
@@ -165,6 +165,8 @@ def meeting_table(
     table = Table(title=title or f"meeting {meeting.meid} · {meeting.state}", title_justify="left")
     columns = ["name", "phone", "state", "stateDesc", "joined", "left"]
     columns += ["carrier"] if notes is not None else ["muted"]
+    speaking = any(member.speaking is not None for member in meeting.members)
+    columns += ["speaking"] if speaking else []
     for column in columns:
         table.add_column(column, no_wrap=column in ("phone", "state", "joined", "left"))
     for member in meeting.members:
@@ -180,6 +182,8 @@ def meeting_table(
             cells.append(Text(notes.get(member.phone, ""), style="dim"))
         else:
             cells.append("yes" if member.muted else "")
+        if speaking:
+            cells.append("talking" if member.speaking else "")
         table.add_row(*cells)
     return table
 
@@ -199,6 +203,9 @@ def _event_row(event: MeetingEvent) -> tuple[str, str, str, str, str]:
     if isinstance(typed, CallRecord):
         what = f"CDR {typed.state_desc}, {typed.duration} s"
         return str(event.seq), event.type, typed.called, what, _time(typed.end_time)
+    if isinstance(typed, MeetingStateChange) and typed.state == "speakers":
+        what = "talking: " + (", ".join(typed.speakers) or "nobody")
+        return str(event.seq), event.type, typed.meid, what, _time(typed.timestamp)
     if isinstance(typed, MeetingStateChange):
         what = f"meeting {typed.state}" + (f" ({typed.reason})" if typed.reason else "")
         return str(event.seq), event.type, typed.meid, what, _time(typed.timestamp)
@@ -224,6 +231,20 @@ def create_meeting(
     party: Annotated[
         list[str] | None, typer.Option("--party", help="PHONE or NAME=PHONE; repeatable")
     ] = None,
+    muted_party: Annotated[
+        list[str] | None,
+        typer.Option("--muted-party", help="A party that joins muted; repeatable"),
+    ] = None,
+    record: Annotated[bool, typer.Option("--record", help="Record from the start")] = False,
+    beep: Annotated[
+        int | None, typer.Option(min=0, max=3, help="0 none, 1 join, 2 leave, 3 both")
+    ] = None,
+    end_on_creator_leave: Annotated[
+        bool, typer.Option("--end-on-creator-leave", help="End when the creator hangs up")
+    ] = False,
+    speaker_events: Annotated[
+        bool, typer.Option("--speaker-events", help="Push who is talking")
+    ] = False,
     confid: Annotated[str | None, typer.Option(help="Room number you want")] = None,
     max_members: Annotated[int | None, typer.Option("--max-members")] = None,
     book_time: Annotated[
@@ -243,10 +264,16 @@ def create_meeting(
 ) -> None:
     """Create a meeting; prints its meid (pass it to the other commands)."""
     with _client(account_sid, auth_token, app_id, base_url, timeout, as_json) as client:
+        parties = [_parse_party(p) for p in party or ()]
+        parties += [_parse_party(p, muted=True) for p in muted_party or ()]
         created = client.create_meeting(
             name,
             creator=creator,
-            parties=[_parse_party(p) for p in party] if party else None,
+            parties=parties or None,
+            record=record or None,
+            beep=beep,
+            end_on_creator_leave=end_on_creator_leave or None,
+            speaker_events=speaker_events or None,
             confid=confid,
             max_members=max_members,
             book_time=book_time,
@@ -336,6 +363,10 @@ def query(
         f"max {meeting.max_members}"
     )
     out.print(meeting_table(meeting, title="members"))
+    for recording in meeting.recordings:
+        when = f"{recording.raw.get('start', '')} – {recording.raw.get('end') or 'recording'}"
+        size = f"{recording.seconds} s, {recording.bytes} bytes" if recording.ready else "not ready"
+        out.print(f"recording {when} ({size}): {recording.url}")
 
 
 @client_cli.command("events")
@@ -389,6 +420,76 @@ client_cli.command("unmute", help="Unmute a joined member.")(
     _member_action("unmute_member", "unmuted")
 )
 client_cli.command("kick", help="Hang up a joined member.")(_member_action("kick_member", "kicked"))
+client_cli.command("hold", help="Put a joined member on hold (music).")(
+    _member_action("hold_member", "on hold")
+)
+client_cli.command("unhold", help="Take a member off hold.")(
+    _member_action("unhold_member", "back in the meeting")
+)
+
+
+def _meeting_action(action: str, done: str) -> Any:
+    def command(
+        meid: Annotated[str, typer.Argument(help="The meeting")],
+        idempotency_key: IdempotencyOption = None,
+        account_sid: SidOption = None,
+        auth_token: TokenOption = None,
+        app_id: AppOption = None,
+        base_url: BaseUrlOption = LOCAL_SANDBOX_URL,
+        timeout: TimeoutOption = 10.0,
+        as_json: JsonOption = False,
+    ) -> None:
+        with _client(account_sid, auth_token, app_id, base_url, timeout, as_json) as client:
+            accepted = getattr(client, action)(meid, idempotency_key=idempotency_key)
+        if as_json:
+            _echo_json({"requestId": accepted.request_id})
+            return
+        _out().print(f"meeting {meid}: {done}; requestId {accepted.request_id}")
+
+    return command
+
+
+client_cli.command("record", help="Start recording a meeting.")(
+    _meeting_action("start_recording", "recording")
+)
+client_cli.command("stop-recording", help="Stop recording (the MP3 link: query).")(
+    _meeting_action("stop_recording", "recording stopped")
+)
+client_cli.command("mute-all", help="Mute everyone but the creator.")(
+    _meeting_action("mute_all", "everyone but the creator muted")
+)
+client_cli.command("unmute-all", help="Unmute everyone but the creator.")(
+    _meeting_action("unmute_all", "everyone unmuted")
+)
+
+
+@client_cli.command("prompt")
+def prompt(
+    meid: Annotated[str, typer.Argument(help="The meeting")],
+    text: Annotated[str | None, typer.Option(help="Text to speak (espeak-ng)")] = None,
+    url: Annotated[str | None, typer.Option(help="URL of a WAV to play")] = None,
+    phone: Annotated[str | None, typer.Option(help="Only this member hears it")] = None,
+    loop: Annotated[bool, typer.Option("--loop", help="Repeat until the next prompt")] = False,
+    idempotency_key: IdempotencyOption = None,
+    account_sid: SidOption = None,
+    auth_token: TokenOption = None,
+    app_id: AppOption = None,
+    base_url: BaseUrlOption = LOCAL_SANDBOX_URL,
+    timeout: TimeoutOption = 10.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Play a prompt to the meeting (or to one member): --text or --url."""
+    if (text is None) == (url is None):
+        _err().print("give exactly one of --text and --url")
+        raise typer.Exit(2)
+    with _client(account_sid, auth_token, app_id, base_url, timeout, as_json) as client:
+        accepted = client.play_prompt(
+            meid, text=text, url=url, phone=phone, loop=loop, idempotency_key=idempotency_key
+        )
+    if as_json:
+        _echo_json({"requestId": accepted.request_id})
+        return
+    _out().print(f"prompt playing in {meid}: requestId {accepted.request_id}")
 
 
 @client_cli.command("balance")
@@ -534,7 +635,9 @@ def demo(
 
 
 def _run_demo(client: Client, out: Console, seconds: float, poll: float) -> Meeting:
-    created = client.create_meeting("telemeeting demo", custom_parm="demo")
+    created = client.create_meeting(
+        "telemeeting demo", custom_parm="demo", record=True, speaker_events=True
+    )
     meid = created.meid
     out.print(f"[bold]meeting {meid}[/bold] created on {client.base_url}")
     invited = client.invite(meid, [party for party, _ in DEMO_PARTIES], custom_parm="demo")
@@ -572,4 +675,27 @@ def _run_demo(client: Client, out: Console, seconds: float, poll: float) -> Meet
     out.print(meeting_table(final, title=title, notes=_demo_notes()))
     history = list(client.iter_meeting_events(meid))
     out.print(events_table(history, title=f"event history ({len(history)} events)"))
+    _show_media(client, out, meid, history)
     return final
+
+
+def _show_media(client: Client, out: Console, meid: str, history: list[MeetingEvent]) -> None:
+    """The demo's extensions: who talked when, and the meeting's recording (ready within a
+    moment of the end: it is encoded to MP3 then)."""
+    changes = [
+        typed
+        for event in history
+        for typed in event.events
+        if isinstance(typed, MeetingStateChange) and typed.state == "speakers"
+    ]
+    out.print(f"[bold]speaker changes:[/bold] {len(changes)}")
+    for change in changes:
+        out.print(f"  {_time(change.timestamp)}  {', '.join(change.speakers) or '(silence)'}")
+    deadline = time.monotonic() + 10
+    meeting = client.query_meeting(meid)
+    while not all(r.ready for r in meeting.recordings) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        meeting = client.query_meeting(meid)
+    for recording in meeting.recordings:
+        state = f"{recording.seconds} s, {recording.bytes} bytes" if recording.ready else "encoding"
+        out.print(f"[bold]recording[/bold] ({state}): {recording.url}")

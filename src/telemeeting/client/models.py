@@ -49,11 +49,13 @@ def _text(data: Mapping[str, Any], key: str) -> str:
 
 @dataclass(frozen=True)
 class Party:
-    """One person to dial. `extension` is sent as DTMF after the callee answers (spec §6.2)."""
+    """One person to dial. `extension` is sent as DTMF after the callee answers (spec §6.2);
+    `muted` (**extension**) makes the party join muted."""
 
     phone: str
     name: str = ""
     extension: str = ""
+    muted: bool = False
 
     def __post_init__(self) -> None:
         if self.extension and "," in self.phone:
@@ -68,6 +70,8 @@ class Party:
         entry = {"phone": self.wire_phone}
         if self.name:
             entry["name"] = self.name
+        if self.muted:
+            entry["muted"] = "1"
         return entry
 
     @classmethod
@@ -83,6 +87,7 @@ class Party:
                 phone=_text(value, "phone"),
                 name=_text(value, "name"),
                 extension=_text(value, "extension"),
+                muted=_text(value, "muted").lower() in ("1", "true"),
             )
         if isinstance(value, tuple | list) and len(value) == 2:
             name, phone = value
@@ -128,6 +133,8 @@ class Member:
     join_time: datetime | None
     leave_time: datetime | None
     muted: bool
+    #: **extension**: talking now (meetings with speaker events only; None elsewhere).
+    speaking: bool | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -157,6 +164,37 @@ class Member:
             join_time=parse_wire_time(data.get("jointime"), zone),
             leave_time=parse_wire_time(data.get("leavetime"), zone),
             muted=bool(data.get("muted", False)),
+            speaking=data["speaking"] if isinstance(data.get("speaking"), bool) else None,
+            raw=dict(data),
+        )
+
+
+@dataclass(frozen=True)
+class Recording:
+    """**extension**: one recording of a meeting (queryMeeting's `recordings`). `url` is a
+    signed download link (it expires); `seconds` and `bytes` are 0 until the MP3 is written;
+    `end` is None while it records."""
+
+    url: str
+    start: datetime | None
+    end: datetime | None
+    seconds: int
+    bytes: int
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def ready(self) -> bool:
+        """The MP3 is written: `url` serves it."""
+        return self.bytes > 0
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any], zone: ZoneInfo = DEFAULT_ZONE) -> Recording:
+        return cls(
+            url=_text(data, "url"),
+            start=parse_wire_time(data.get("start"), zone),
+            end=parse_wire_time(data.get("end"), zone),
+            seconds=int(data.get("seconds") or 0),
+            bytes=int(data.get("bytes") or 0),
             raw=dict(data),
         )
 
@@ -172,6 +210,8 @@ class Meeting:
     end_time: datetime | None
     max_members: int
     members: tuple[Member, ...]
+    #: **extension**: the meeting's recordings, oldest first (empty when never recorded).
+    recordings: tuple[Recording, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -198,6 +238,7 @@ class Meeting:
             end_time=parse_wire_time(data.get("endtime"), zone),
             max_members=int(data.get("maxmembers") or 0),
             members=tuple(Member.from_wire(m, zone) for m in data.get("members") or ()),
+            recordings=tuple(Recording.from_wire(r, zone) for r in data.get("recordings") or ()),
             raw=dict(data),
         )
 
@@ -326,12 +367,14 @@ class Balance:
 
 @dataclass(frozen=True)
 class MeetingStateChange:
-    """The meeting started or ended (`?MeetingState`, an extension of the contract)."""
+    """The meeting started or ended (`?MeetingState`, an extension of the contract), or, with
+    speaker events, who is talking now (`state` "speakers", `speakers` their phones)."""
 
     meid: str
     state: str
     reason: str
     timestamp: datetime | None
+    speakers: tuple[str, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     kind = callbacks.MEETING_STATE
@@ -345,6 +388,7 @@ class MeetingStateChange:
             state=_text(data, "state"),
             reason=_text(data, "reason"),
             timestamp=parse_wire_time(data.get("timestamp"), zone),
+            speakers=tuple(str(phone) for phone in data.get("speakers") or ()),
             raw=dict(data),
         )
 
