@@ -15,13 +15,18 @@ import socket
 import subprocess
 import time
 import wave
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 
 from telemeeting.telephony.driver import LegReport, Progress
+
+if TYPE_CHECKING:
+    from tests.servers import Api
 
 HOST = "127.0.0.1"
 SCENARIOS = Path(__file__).parent / "scenarios"
@@ -292,3 +297,56 @@ snd_path {self.dir / "rec"}
                 self.process.kill()
                 self.process.wait(3)
         self.logfile.close()
+
+
+def numbers_of(peers: dict[str, tuple[str, float]]) -> dict[str, str]:
+    """Each peer's phone number from a test's `{name: (number, tone)}` table."""
+    return {name: number for name, (number, _) in peers.items()}
+
+
+def recordings_toml(tmp_path: Path) -> str:
+    """A `[recordings]` section keeping the test's recordings in its own directory."""
+    return f'[recordings]\ndirectory = "{tmp_path / "recordings"}"\n\n'
+
+
+def phones_config(
+    path: Path, peers: list[Baresip], numbers: dict[str, str], extra: str = ""
+) -> Path:
+    """A server config whose SIP routes send each phone's number to that baresip peer, on free
+    SIP and RTP ports; `extra` is more TOML (e.g. a `[recordings]` directory)."""
+    (sip_port,) = free_ports(1)
+    (rtp_base,) = free_ports(1, span=40)
+    routes = "".join(
+        f'[[sip.routes]]\nmatch = "^{numbers[p.name]}$"\ntarget = "{p.uri}"\n\n' for p in peers
+    )
+    path.write_text(
+        f'[sip]\nlocal_host = "127.0.0.1"\nlocal_port = {sip_port}\n'
+        f"rtp_port_min = {rtp_base}\nrtp_port_max = {rtp_base + 39}\n\n{extra}{routes}"
+    )
+    return path
+
+
+@contextlib.asynccontextmanager
+async def serving_phones(
+    tmp_path: Path, peers: list[Baresip], numbers: dict[str, str], extra: str = ""
+) -> AsyncIterator[Api]:
+    """The peers ready, a real `telemeeting serve` (SQLite) routing their numbers to them, and a
+    tenant's Api on it; the peers and the server are stopped on leaving, whatever happened."""
+    from tests.servers import Api, start_server  # tests.servers is heavy; only real-phone tests
+
+    server = None
+    try:
+        await asyncio.gather(*(peer.ready() for peer in peers))
+        config = phones_config(tmp_path / "telemeeting.toml", peers, numbers, extra)
+        server = await asyncio.to_thread(
+            start_server,
+            f"sqlite+aiosqlite:///{tmp_path / 'tm.db'}",
+            tmp_path,
+            None,
+            ("--config", str(config)),
+        )
+        yield Api(server, await asyncio.to_thread(server.new_tenant))
+    finally:
+        await asyncio.gather(*(peer.stop() for peer in peers))
+        if server is not None:
+            server.stop()

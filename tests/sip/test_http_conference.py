@@ -8,8 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import Api, member, start_server
-from tests.sip.peers import Baresip, band_levels, free_ports, read_wav, write_tone
+from tests.servers import member
+from tests.sip.peers import (
+    Baresip,
+    band_levels,
+    numbers_of,
+    read_wav,
+    serving_phones,
+    write_tone,
+)
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.baresip]
 
@@ -20,19 +27,6 @@ PEERS = {
     "carol": ("13800000003", 880.0),
 }
 FREQUENCIES = [tone for _, tone in PEERS.values()]
-
-
-def _config(path: Path, peers: list[Baresip]) -> Path:
-    (sip_port,) = free_ports(1)
-    (rtp_base,) = free_ports(1, span=40)
-    routes = "".join(
-        f'[[sip.routes]]\nmatch = "^{PEERS[p.name][0]}$"\ntarget = "{p.uri}"\n\n' for p in peers
-    )
-    path.write_text(
-        f'[sip]\nlocal_host = "127.0.0.1"\nlocal_port = {sip_port}\n'
-        f"rtp_port_min = {rtp_base}\nrtp_port_max = {rtp_base + 39}\n\n{routes}"
-    )
-    return path
 
 
 def _levels(peer: Baresip, start: float, end: float | None = None) -> dict[float, float]:
@@ -47,18 +41,7 @@ async def test_conference_through_the_api(tmp_path: Path) -> None:
         wav = tmp_path / f"{name}.wav"
         write_tone(wav, tone)
         peers.append(Baresip(tmp_path, name, wav))
-    server = None
-    try:
-        await asyncio.gather(*(peer.ready() for peer in peers))
-        config = _config(tmp_path / "telemeeting.toml", peers)
-        server = await asyncio.to_thread(
-            start_server,
-            f"sqlite+aiosqlite:///{tmp_path / 'tm.db'}",
-            tmp_path,
-            None,
-            ("--config", str(config)),
-        )
-        api = Api(server, await asyncio.to_thread(server.new_tenant))
+    async with serving_phones(tmp_path, peers, numbers_of(PEERS)) as api:
         phones = [number for number, _ in PEERS.values()]
         meid = await asyncio.to_thread(
             api.create_meeting, "production", parties=[{"phone": p} for p in phones]
@@ -100,10 +83,6 @@ async def test_conference_through_the_api(tmp_path: Path) -> None:
             if e["type"] == "CallState" and e["body"]["state"] == "disconnect"
         ]
         assert sorted(disconnects) == sorted(phones)  # exactly one terminal event per leg
-    finally:
-        await asyncio.gather(*(peer.stop() for peer in peers))
-        if server is not None:
-            server.stop()
 
     # Before the mute (0.5–2.5 s after answer): each hears the other two, not itself.
     for peer in peers:

@@ -10,9 +10,17 @@ from typing import Any
 
 import pytest
 
-from tests.servers import Api, member, start_server
-from tests.sip.peers import Baresip, band_levels, read_wav, write_tone
-from tests.sip.test_recording import PEERS, RATE, _answered, _config
+from tests.servers import member
+from tests.sip.peers import (
+    Baresip,
+    band_levels,
+    numbers_of,
+    read_wav,
+    recordings_toml,
+    serving_phones,
+    write_tone,
+)
+from tests.sip.test_recording import PEERS, RATE, _answered
 
 pytestmark = [pytest.mark.timeout(150), pytest.mark.baresip]
 
@@ -33,19 +41,8 @@ async def test_join_muted_mute_all_and_the_creator_ending_the_meeting(tmp_path: 
         peers.append(Baresip(tmp_path, name, wav))
     alice, bob, carol = peers
     phones = {name: number for name, (number, _) in PEERS.items()}
-    server = None
     marks: dict[str, float] = {}
-    try:
-        await asyncio.gather(*(peer.ready() for peer in peers))
-        config = _config(tmp_path / "telemeeting.toml", peers)
-        server = await asyncio.to_thread(
-            start_server,
-            f"sqlite+aiosqlite:///{tmp_path / 'tm.db'}",
-            tmp_path,
-            None,
-            ("--config", str(config)),
-        )
-        api = Api(server, await asyncio.to_thread(server.new_tenant))
+    async with serving_phones(tmp_path, peers, numbers_of(PEERS), recordings_toml(tmp_path)) as api:
 
         async def post(action: str, **params: Any) -> None:
             reply = await asyncio.to_thread(
@@ -87,10 +84,6 @@ async def test_join_muted_mute_all_and_the_creator_ending_the_meeting(tmp_path: 
             "production",
             15,
         )
-    finally:
-        await asyncio.gather(*(peer.stop() for peer in peers))
-        if server is not None:
-            server.stop()
 
     # The meeting ended by emptying (no EndMeeting order): its recording was finished anyway.
     assert meeting["recordings"][0]["seconds"] >= 7

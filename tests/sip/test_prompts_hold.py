@@ -18,9 +18,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.servers import Api, start_server
-from tests.sip.peers import Baresip, band_levels, read_wav, write_tone
-from tests.sip.test_recording import PEERS, RATE, _answered, _config
+from tests.sip.peers import (
+    Baresip,
+    band_levels,
+    numbers_of,
+    read_wav,
+    recordings_toml,
+    serving_phones,
+    write_tone,
+)
+from tests.sip.test_recording import PEERS, RATE, _answered
 
 pytestmark = [pytest.mark.timeout(150), pytest.mark.baresip]
 
@@ -69,20 +76,11 @@ async def test_prompts_and_hold_with_real_phones(tmp_path: Path) -> None:
         write_tone(wav, tone, seconds=40)
         peers.append(Baresip(tmp_path, name, wav))
     phones = {name: number for name, (number, _) in PEERS.items()}
-    server = None
     marks: dict[str, float] = {}
     with _serve(site) as base:
-        try:
-            await asyncio.gather(*(peer.ready() for peer in peers))
-            config = _config(tmp_path / "telemeeting.toml", peers)
-            server = await asyncio.to_thread(
-                start_server,
-                f"sqlite+aiosqlite:///{tmp_path / 'tm.db'}",
-                tmp_path,
-                None,
-                ("--config", str(config)),
-            )
-            api = Api(server, await asyncio.to_thread(server.new_tenant))
+        async with serving_phones(
+            tmp_path, peers, numbers_of(PEERS), recordings_toml(tmp_path)
+        ) as api:
 
             async def post(action: str, **params: Any) -> str:
                 reply = await asyncio.to_thread(
@@ -121,10 +119,6 @@ async def test_prompts_and_hold_with_real_phones(tmp_path: Path) -> None:
             assert await post("destroyMeeting") == "0"
             for peer in peers:
                 await peer.wait_event("CALL_CLOSED", timeout=15)
-        finally:
-            await asyncio.gather(*(peer.stop() for peer in peers))
-            if server is not None:
-                server.stop()
 
     def span(start: str, end: str) -> tuple[float, float]:
         base = marks["answered"]

@@ -17,8 +17,15 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.servers import Api, start_server
-from tests.sip.peers import Baresip, band_levels, free_ports, read_wav, write_tone
+from tests.sip.peers import (
+    Baresip,
+    band_levels,
+    numbers_of,
+    read_wav,
+    recordings_toml,
+    serving_phones,
+    write_tone,
+)
 
 pytestmark = [pytest.mark.timeout(150), pytest.mark.baresip]
 
@@ -29,20 +36,6 @@ PEERS = {
     "carol": ("13800000003", 880.0),
 }
 BEEP = 1200.0  # the join beep's second note (sounds.join_beep)
-
-
-def _config(path: Path, peers: list[Baresip]) -> Path:
-    (sip_port,) = free_ports(1)
-    (rtp_base,) = free_ports(1, span=40)
-    routes = "".join(
-        f'[[sip.routes]]\nmatch = "^{PEERS[p.name][0]}$"\ntarget = "{p.uri}"\n\n' for p in peers
-    )
-    path.write_text(
-        f'[sip]\nlocal_host = "127.0.0.1"\nlocal_port = {sip_port}\n'
-        f"rtp_port_min = {rtp_base}\nrtp_port_max = {rtp_base + 39}\n\n"
-        f'[recordings]\ndirectory = "{path.parent / "recordings"}"\n\n{routes}'
-    )
-    return path
 
 
 def _decode(mp3: bytes, tmp_path: Path) -> np.ndarray:
@@ -84,19 +77,8 @@ async def test_recording_and_join_beeps_with_real_phones(tmp_path: Path) -> None
         wav = tmp_path / f"{name}.wav"
         write_tone(wav, tone, seconds=30)
         peers.append(Baresip(tmp_path, name, wav))
-    server = None
     phones = [number for number, _ in PEERS.values()]
-    try:
-        await asyncio.gather(*(peer.ready() for peer in peers))
-        config = _config(tmp_path / "telemeeting.toml", peers)
-        server = await asyncio.to_thread(
-            start_server,
-            f"sqlite+aiosqlite:///{tmp_path / 'tm.db'}",
-            tmp_path,
-            None,
-            ("--config", str(config)),
-        )
-        api = Api(server, await asyncio.to_thread(server.new_tenant))
+    async with serving_phones(tmp_path, peers, numbers_of(PEERS), recordings_toml(tmp_path)) as api:
         started = time.monotonic()
         meid = await asyncio.to_thread(
             api.create_meeting,
@@ -134,10 +116,6 @@ async def test_recording_and_join_beeps_with_real_phones(tmp_path: Path) -> None
             env="production",
             func_url="MeetingQuery.wx",
         )
-    finally:
-        await asyncio.gather(*(peer.stop() for peer in peers))
-        if server is not None:
-            server.stop()
 
     mix = _decode(response.content, tmp_path)
     assert abs(len(mix) / RATE - length) <= 1.0, (len(mix) / RATE, length)

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from tests.servers import Api, member, start_server
-from tests.sip.peers import Baresip, write_tone
-from tests.sip.test_recording import PEERS, _answered, _config
+from tests.servers import member
+from tests.sip.peers import Baresip, numbers_of, recordings_toml, serving_phones, write_tone
+from tests.sip.test_recording import PEERS, _answered
 
 pytestmark = [pytest.mark.timeout(150), pytest.mark.baresip]
 
@@ -23,18 +23,7 @@ async def test_speaker_events_name_the_phone_that_talks(tmp_path: Path) -> None:
         write_tone(wav, 440.0, seconds=30, level=0.25 if name == "alice" else 0.0)
         peers.append(Baresip(tmp_path, name, wav))
     phones = {name: number for name, (number, _) in PEERS.items()}
-    server = None
-    try:
-        await asyncio.gather(*(peer.ready() for peer in peers))
-        config = _config(tmp_path / "telemeeting.toml", peers)
-        server = await asyncio.to_thread(
-            start_server,
-            f"sqlite+aiosqlite:///{tmp_path / 'tm.db'}",
-            tmp_path,
-            None,
-            ("--config", str(config)),
-        )
-        api = Api(server, await asyncio.to_thread(server.new_tenant))
+    async with serving_phones(tmp_path, peers, numbers_of(PEERS), recordings_toml(tmp_path)) as api:
         meid = await asyncio.to_thread(
             api.create_meeting,
             "production",
@@ -72,10 +61,6 @@ async def test_speaker_events_name_the_phone_that_talks(tmp_path: Path) -> None:
             env="production",
             func_url="MeetingQuery.wx",
         )
-    finally:
-        await asyncio.gather(*(peer.stop() for peer in peers))
-        if server is not None:
-            server.stop()
 
     found: list[dict[str, Any]] = [
         e["body"]
