@@ -87,6 +87,8 @@ class Leg:
     ended_at: float | None = None
     end_reason: EndReason | None = None
     muted: bool = False
+    #: On hold (issue 14, extension): hears music, neither hears nor is heard by the meeting.
+    held: bool = False
 
     @property
     def live(self) -> bool:
@@ -325,6 +327,11 @@ class Meeting:
     def set_muted(self, phone: str, muted: bool) -> Leg:
         leg = self.joined_member(phone)
         leg.muted = muted
+        return leg
+
+    def set_held(self, phone: str, held: bool) -> Leg:
+        leg = self.joined_member(phone)
+        leg.held = held
         return leg
 
     def kick(self, phone: str, now: float) -> Leg:

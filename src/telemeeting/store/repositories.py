@@ -357,6 +357,7 @@ def _leg(values: tuple[Any, ...]) -> Leg:
     leg.state = _LEG_STATES[values[_LEG_STATE]]
     leg.end_reason = _END_REASONS[values[_LEG_END]] if values[_LEG_END] else None
     leg.muted = bool(leg.muted)
+    leg.held = bool(leg.held)
     return leg
 
 

@@ -113,6 +113,7 @@ class LegRow(Base):
     ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     end_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
     muted: Mapped[bool] = mapped_column(Boolean, default=False)
+    held: Mapped[bool] = mapped_column(Boolean, default=False)
 
     __table_args__ = (
         Index("ix_legs_meeting_state", "meeting_id", "state"),
