@@ -6,11 +6,14 @@ decodes, mixes (N-1) and encodes all rooms in one numpy pass, and sends each mem
 Rooms with a `RoomMedia` (recording, beeps, prompts) get their extras between mixing and
 encoding: their sounds are added, their mix recorded. A member's stream is anything with the
 `MemberStream` methods: an RTP leg, or a simulated party (synthetic.py) on the same code path.
+A room that spans media nodes also has cascade links (cascade.py): each tick they bring the
+other nodes' sums, heard by every member and recorded, and carry this node's sum away.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +23,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from telemeeting.telephony.media import g711
+from telemeeting.telephony.media import cascade, g711
 from telemeeting.telephony.media.g711 import FRAME_SAMPLES
 from telemeeting.telephony.media.mixer import mix_rooms_and_sums
 from telemeeting.telephony.media.recorder import Recorder
@@ -76,6 +79,10 @@ class Conference:
         self.max_lateness = 0.0
         self._layout: tuple[list[Member], npt.NDArray[np.intp], npt.NDArray[np.intp]] | None = None
         self._room_index: dict[str, int] = {}
+        #: Per room, its cascade links by peer node (rooms of a meeting that spans nodes).
+        self.links: dict[str, dict[str, cascade.CascadeStream]] = {}
+        #: Time the tick spent on cascade links (reading, summing, sending), in seconds.
+        self.cascade_seconds = 0.0
 
     def add(self, room: str, key: str, stream: MemberStream) -> Member:
         member = Member(stream, key=key)
@@ -109,6 +116,17 @@ class Conference:
                 media.held.discard(key)
             if media is not None and member.joined and members and media.beep & BEEP_ON_LEAVE:
                 media.sounds.append(Sound(Player(leave_beep()), exclude=key))
+
+    def link(self, room: str, peer: str, stream: cascade.CascadeStream) -> None:
+        """From the next tick on, `room` exchanges its audio with node `peer` over `stream`."""
+        self.links.setdefault(room, {})[peer] = stream
+
+    def unlink(self, room: str, peer: str) -> cascade.CascadeStream | None:
+        links = self.links.get(room)
+        stream = links.pop(peer, None) if links is not None else None
+        if links is not None and not links:
+            del self.links[room]
+        return stream
 
     # room features ------------------------------------------------------------------------
     def room_media(self, room: str) -> RoomMedia:
@@ -202,10 +220,13 @@ class Conference:
     def tick(self) -> None:
         self.ticks += 1
         members, starts, room_of = self._members_in_rows()
+        peers = self._cascade_in() if self.links else None
         if not members:
             if self.media:
                 empty = np.zeros((0, FRAME_SAMPLES), np.int16)
-                self._extras(members, empty, None, starts, empty)
+                self._extras(members, empty, None, starts, empty, peers)
+            if self.links:
+                self._cascade_out(None)
             return
         payloads: list[bytes] = []
         speaking: list[bool] = []
@@ -231,9 +252,12 @@ class Conference:
         count = len(members)
         codes = np.frombuffer(b"".join(payloads), np.uint8).reshape(count, FRAME_SAMPLES)
         frames = g711.decode_frames(codes, np.array(alaw_in))
-        heard, sums = mix_rooms_and_sums(frames, np.array(speaking), starts, room_of)
+        extra = self._peer_rows(peers, len(starts)) if peers else None
+        heard, sums = mix_rooms_and_sums(frames, np.array(speaking), starts, room_of, extra)
         if self.media:
-            self._extras(members, heard, sums, starts, frames)
+            self._extras(members, heard, sums, starts, frames, peers)
+        if self.links:
+            self._cascade_out(sums)
         alaw_out = np.array([m.stream.payload_type == g711.PCMA for m in members])
         encoded = g711.encode_frames(heard, alaw_out).tobytes()
         for row, member in enumerate(members):
@@ -243,6 +267,34 @@ class Conference:
             else:
                 member.stream.write_payload(None)
 
+    def _cascade_in(self) -> dict[str, npt.NDArray[np.int32]]:
+        started = time.perf_counter()
+        peers = cascade.gather(self.links)
+        self.cascade_seconds += time.perf_counter() - started
+        return peers
+
+    def _peer_rows(
+        self, peers: dict[str, npt.NDArray[np.int32]], rooms: int
+    ) -> npt.NDArray[np.int32] | None:
+        """The peers' audio as one row per local room (zero where a room has no links)."""
+        extra: npt.NDArray[np.int32] | None = None
+        for room, frame in peers.items():
+            index = self._room_index.get(room)
+            if index is not None:
+                if extra is None:
+                    extra = np.zeros((rooms, FRAME_SAMPLES), np.int32)
+                extra[index] = frame
+        return extra
+
+    def _cascade_out(self, sums: npt.NDArray[np.int32] | None) -> None:
+        """Each linked room's local sum (never what peers sent) to its peer nodes."""
+        started = time.perf_counter()
+        for room, by_peer in self.links.items():
+            index = self._room_index.get(room) if room in self.rooms else None
+            local = sums[index] if sums is not None and index is not None else None
+            cascade.send_local(by_peer.values(), local)
+        self.cascade_seconds += time.perf_counter() - started
+
     def _extras(
         self,
         members: list[Member],
@@ -250,9 +302,11 @@ class Conference:
         sums: npt.NDArray[np.int32] | None,
         starts: npt.NDArray[np.intp],
         said: npt.NDArray[np.int16],
+        peers: dict[str, npt.NDArray[np.int32]] | None = None,
     ) -> None:
         """Sounds, hold music, recordings and talkers of the rooms that have them (sounds and
-        music in place on `heard`; `said` is what each member sent this tick)."""
+        music in place on `heard`; `said` is what each member sent this tick; `peers` what
+        other nodes sent for cascaded rooms, part of the recorded mix)."""
         for name, media in self.media.items():
             if not media.busy:
                 continue
@@ -263,6 +317,8 @@ class Conference:
                 mix = sums[index].copy()
             else:
                 rows, mix = range(0), np.zeros(FRAME_SAMPLES, np.int32)
+            if peers is not None and name in peers:
+                mix += peers[name]  # the full mix: this node's members and the other nodes'
             if media.sounds:
                 for sound in list(media.sounds):
                     frame = sound.player.next_frame()

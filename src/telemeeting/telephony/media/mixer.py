@@ -39,14 +39,20 @@ def mix_rooms_and_sums(
     speaking: npt.NDArray[np.bool_],
     starts: npt.NDArray[np.intp],
     room_of: npt.NDArray[np.intp],
+    extra: npt.NDArray[np.int32] | None = None,
 ) -> tuple[Frames, npt.NDArray[np.int32]]:
-    """`mix_rooms`, and each room's whole mix (everyone who speaks, unclipped int32): what a
-    recording of the room holds, at no extra cost (the sums are made anyway)."""
+    """`mix_rooms`, and each room's local mix (everyone here who speaks, unclipped int32): what
+    a recording of the room holds and what a cascade link sends, at no extra cost (the sums are
+    made anyway). `extra` (rooms, 160), if given, is heard by every member of its room on top
+    of the others (the audio that cascade links bring from other nodes); it is not in the sums
+    returned, so a node never sends a peer's audio back out (cascade.py)."""
     heard = frames.astype(np.int32)
     heard[~speaking] = 0
     sums = np.add.reduceat(heard, starts, axis=0)
     out = sums[room_of]
     out -= heard
+    if extra is not None:
+        out += extra[room_of]
     np.clip(out, -32768, 32767, out=out)
     return out.astype(np.int16), sums
 

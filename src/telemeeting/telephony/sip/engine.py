@@ -27,6 +27,12 @@ from telemeeting.telephony.driver import (
     SpeakersReport,
 )
 from telemeeting.telephony.media import sdp
+from telemeeting.telephony.media.cascade_control import (
+    CascadeEndpoint,
+    CascadeLinks,
+    CloseCascade,
+    OpenCascade,
+)
 from telemeeting.telephony.media.conference import TICK_SECONDS, Conference, Member
 from telemeeting.telephony.media.control import MediaControl
 from telemeeting.telephony.media.dtmf import valid_digits
@@ -90,6 +96,8 @@ class SipEngine:
         self._ua = UserAgent(local_host, local_port, t1)
         self.conference = Conference()
         self.control = MediaControl(self.conference)
+        #: Links to other media nodes for meetings that span them (issue 16).
+        self.cascades = CascadeLinks(self.conference, self._ports, local_host)
         self._legs: dict[str, _Leg] = {}
         #: Meetings on this node in which someone has answered (they end when they empty).
         self._joined: set[str] = set()
@@ -157,7 +165,17 @@ class SipEngine:
         for leg in [leg for leg in self._legs.values() if leg.order.meeting_id == meeting_id]:
             await self.hang_up(meeting_id, leg.order.leg_id)
         self._joined.discard(meeting_id)
+        self.cascades.close_meeting(meeting_id)
         self.control.end_meeting(meeting_id)
+
+    async def open_cascade(self, order: OpenCascade) -> CascadeEndpoint:
+        """Reserve (and, given the peer's end, connect) a link of a meeting to another media
+        node; this node's end, for the peer (media/cascade_control.py)."""
+        await self.start()
+        return await self.cascades.open(order)
+
+    async def close_cascade(self, order: CloseCascade) -> None:
+        self.cascades.close(order)
 
     async def media(self, order: MediaOrder) -> None:
         await self.start()
@@ -166,6 +184,7 @@ class SipEngine:
     async def close(self) -> None:
         for leg in list(self._legs.values()):
             await self.hang_up(leg.order.meeting_id, leg.order.leg_id)
+        self.cascades.close_all()
         await self.control.close()
         if self._teardowns:
             await asyncio.wait(self._teardowns, timeout=_CLOSE_SECONDS)
