@@ -6,7 +6,9 @@ Every key is documented in docs/configuration.md.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import socket
 import tomllib
 from pathlib import Path
@@ -119,6 +121,34 @@ class SipRoute(BaseModel):
     password: str = ""
 
 
+class SipDialIn(BaseModel):
+    """**extension** (issue 15): a number callers dial to join meetings."""
+
+    #: The called number as the trunk sends it (the Request-URI's user part, else the To's).
+    number: str
+    #: A meeting number this dial-in number always joins (callers then key only the PIN);
+    #: empty: the IVR asks for the meeting number.
+    meid: str = ""
+
+    @field_validator("number")
+    @classmethod
+    def _number(cls, value: str) -> str:
+        if not _DIALIN_NUMBER.fullmatch(value):
+            raise ValueError("a dial-in number is 1-32 of 0-9, +, *, #")
+        return value
+
+    @field_validator("meid")
+    @classmethod
+    def _meid(cls, value: str) -> str:
+        if value and not _DIALIN_MEID.fullmatch(value):
+            raise ValueError("a dial-in meid is 1-32 digits")
+        return value
+
+
+_DIALIN_NUMBER = re.compile(r"[0-9+*#]{1,32}")
+_DIALIN_MEID = re.compile(r"[0-9]{1,32}")
+
+
 class SipSettings(BaseModel):
     local_host: str = "127.0.0.1"
     local_port: int = 5060
@@ -127,6 +157,34 @@ class SipSettings(BaseModel):
     #: An unanswered call is cancelled after this long (then 未应答|无应答).
     ring_timeout_seconds: float = 30.0
     routes: list[SipRoute] = Field(default_factory=list)
+    #: **extension** (issue 15): numbers callers dial in on.
+    dialin: list[SipDialIn] = Field(default_factory=list)
+    #: Addresses and CIDRs whose INVITEs are accepted (the trunk, the edge proxy); every other
+    #: INVITE gets 403. Empty: no inbound call is accepted.
+    trusted_sources: list[str] = Field(default_factory=list)
+    #: The IVR's language: "zh" (Mandarin, spoken by espeak-ng's cmn voice) or "en".
+    ivr_language: Literal["zh", "en"] = "zh"
+
+    @field_validator("trusted_sources")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            text = item.strip()
+            if not text or any(ord(c) < 32 for c in text):
+                raise ValueError(f"trusted source {item!r} is not an address or CIDR")
+            try:
+                ipaddress.ip_network(text, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"trusted source {item!r} is not an address or CIDR") from exc
+        return [item.strip() for item in value]
+
+    @field_validator("dialin")
+    @classmethod
+    def _distinct(cls, value: list[SipDialIn]) -> list[SipDialIn]:
+        numbers = [entry.number for entry in value]
+        if len(set(numbers)) != len(numbers):
+            raise ValueError("a dial-in number is listed twice")
+        return value
 
 
 class MediaSettings(BaseModel):

@@ -19,6 +19,7 @@ from telemeeting.telephony.media.jitter import JitterBuffer
 _TICK_UNITS = 160
 _DONE = object()
 _FIXED = struct.Struct("!BBH")
+_TIMESTAMP = struct.Struct("!I")
 
 
 class RtpStream(asyncio.DatagramProtocol):
@@ -45,6 +46,8 @@ class RtpStream(asyncio.DatagramProtocol):
         self.tx_packets = 0
         self.tx_events = 0
         self.last_rx = clock()
+        #: Called with (RTP timestamp, payload) for each telephone-event packet received.
+        self.on_event: Callable[[int, bytes], None] | None = None
 
     # receiving ----------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -67,6 +70,8 @@ class RtpStream(asyncio.DatagramProtocol):
             self.jitter.put(sequence, (payload_type, payload))
         elif payload_type == self.dtmf_payload_type:
             self.rx_events += 1
+            if self.on_event is not None:  # a dial-in caller's keys (telephony/ivr)
+                self.on_event(_TIMESTAMP.unpack_from(data, 4)[0], payload)
 
     def adopt_socket(self, sock: socket.socket) -> None:
         """The bound socket behind `transport`, for reading and sending without the loop."""

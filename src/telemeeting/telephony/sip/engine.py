@@ -3,6 +3,10 @@
 It owns one SIP socket, one RTP socket per leg and one 20 ms mixing clock for all its meetings.
 Reports go out in order through one queue; after the service hangs a leg up, nothing more is
 reported for it (the driver contract). Run it inside a media node (node.py), not next to HTTP.
+
+Dial-in (issue 15): an INVITE from a trusted source to a configured dial-in number is answered
+and runs the IVR (telephony/ivr); once the service admits the caller, the call becomes a leg like
+a dialled one (mute, hold, kick, RTP timeout, the meeting's end), reported answered when it joins.
 """
 
 from __future__ import annotations
@@ -10,14 +14,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import structlog
 
 from telemeeting.domain.model import EndReason
+from telemeeting.telephony.dialin import REFUSED, Admission, AdmitRequest, Admitter
 from telemeeting.telephony.driver import (
     DialOrder,
     LegReport,
@@ -26,6 +33,8 @@ from telemeeting.telephony.driver import (
     ReportSink,
     SpeakersReport,
 )
+from telemeeting.telephony.ivr.machine import SILENCE_SECONDS, Ivr, Prompt, Verdict
+from telemeeting.telephony.ivr.session import IvrSession, Samples
 from telemeeting.telephony.media import sdp
 from telemeeting.telephony.media.cascade_control import (
     CascadeEndpoint,
@@ -39,10 +48,14 @@ from telemeeting.telephony.media.dtmf import valid_digits
 from telemeeting.telephony.media.ports import PortPool
 from telemeeting.telephony.media.stream import RtpStream
 from telemeeting.telephony.orders import MediaOrder
+from telemeeting.telephony.sip.inbound import IncomingCall
+from telemeeting.telephony.sip.message import SipRequest
 from telemeeting.telephony.sip.routes import RouteSettings, RouteTable
 from telemeeting.telephony.sip.transaction import T1
-from telemeeting.telephony.sip.ua import UserAgent
+from telemeeting.telephony.sip.transport import Addr
+from telemeeting.telephony.sip.ua import UserAgent, trusted_networks
 from telemeeting.telephony.sip.uac import CallState, OutgoingCall
+from telemeeting.wire.environments import PRODUCTION
 
 log = structlog.get_logger(__name__)
 
@@ -50,13 +63,15 @@ log = structlog.get_logger(__name__)
 _WATCH_SECONDS = 0.5
 #: How long close() waits for BYEs and CANCELs to be answered.
 _CLOSE_SECONDS = 5.0
+#: A dial-in caller's number as the leg's phone; anything else (withheld, a name) is "".
+_CALLER = re.compile(r"\+?[0-9]{1,32}")
 
 
 @dataclass(eq=False)
 class _Leg:
     order: DialOrder
     task: asyncio.Task[None] | None = None
-    call: OutgoingCall | None = None
+    call: OutgoingCall | IncomingCall | None = None
     stream: RtpStream | None = None
     port: int | None = None
     member: Member | None = None
@@ -83,6 +98,11 @@ class SipEngine:
         dtmf_gap_seconds: float = 0.1,
         t1: float = T1,
         clock: Callable[[], float] = time.time,
+        dialin: Iterable[Any] = (),
+        trusted_sources: Iterable[str] = (),
+        ivr_prompts: Mapping[str, str] | None = None,
+        dialin_answer_seconds: float = 0.2,
+        ivr_silence_seconds: float = SILENCE_SECONDS,
     ) -> None:
         self.local_host = local_host
         self.ring_timeout_seconds = ring_timeout_seconds
@@ -93,7 +113,19 @@ class SipEngine:
         self._clock = clock
         self._routes = RouteTable(routes)
         self._ports = PortPool(rtp_port_min, rtp_port_max)
-        self._ua = UserAgent(local_host, local_port, t1)
+        self._ua = UserAgent(local_host, local_port, t1, trusted_networks(trusted_sources))
+        #: Dial-in numbers → the meeting number each is bound to ("" for the IVR's question).
+        self._dialin = {
+            str(_field(entry, "number")): str(_field(entry, "meid") or "") for entry in dialin
+        }
+        if self._dialin:
+            self._ua.on_invite = self._on_invite
+        self._prompt_files = dict(ivr_prompts or {})
+        self._prompts: dict[Prompt, Samples] = {}
+        self.dialin_answer_seconds = dialin_answer_seconds
+        self.ivr_silence_seconds = ivr_silence_seconds
+        self._admitter: Admitter | None = None
+        self._inbound: set[asyncio.Task[None]] = set()
         self.conference = Conference()
         self.control = MediaControl(self.conference)
         #: Links to other media nodes for meetings that span them (issue 16).
@@ -117,6 +149,8 @@ class SipEngine:
             rtp_port_min=settings.rtp_port_min,
             rtp_port_max=settings.rtp_port_max,
             routes=settings.routes,
+            dialin=settings.dialin,
+            trusted_sources=settings.trusted_sources,
             **options,
         )
 
@@ -128,6 +162,7 @@ class SipEngine:
         if self._started:
             return
         self._started = True
+        self._load_prompts()
         await self._ua.start()
         self._tasks = [
             asyncio.create_task(self.conference.run(), name="sip-mixer"),
@@ -182,6 +217,10 @@ class SipEngine:
         self.control.apply(order)
 
     async def close(self) -> None:
+        for task in list(self._inbound):  # callers still in the IVR are released
+            task.cancel()
+        if self._inbound:
+            await asyncio.wait(self._inbound, timeout=_CLOSE_SECONDS)
         for leg in list(self._legs.values()):
             await self.hang_up(leg.order.meeting_id, leg.order.leg_id)
         self.cascades.close_all()
@@ -374,7 +413,7 @@ class SipEngine:
         if leg.call is not None and leg.call.state is not CallState.TERMINATED:
             self._spawn_teardown(leg.call)
 
-    def _spawn_teardown(self, call: OutgoingCall) -> None:
+    def _spawn_teardown(self, call: OutgoingCall | IncomingCall) -> None:
         task = asyncio.create_task(call.hang_up(), name=f"sip-teardown-{call.call_id}")
         self._teardowns.add(task)
         task.add_done_callback(self._teardowns.discard)
@@ -420,3 +459,118 @@ class SipEngine:
                 log.exception("sip.report_failed", meeting_id=report.meeting_id)
             finally:
                 self._reports.task_done()
+
+    # dial-in (issue 15) ----------------------------------------------------------------------
+    def set_admitter(self, admitter: Admitter) -> None:
+        """Who decides whether a dial-in caller joins (the service, or a test)."""
+        self._admitter = admitter
+
+    def _load_prompts(self) -> None:
+        for name, path in self._prompt_files.items():
+            try:
+                self._prompts[Prompt(name)] = np.fromfile(path, dtype="<i2")
+            except (OSError, ValueError):
+                log.warning("sip.ivr_prompt_unreadable", prompt=name, path=path)
+
+    def _on_invite(self, request: SipRequest, addr: Addr) -> None:
+        """A new INVITE from a trusted source (the UA refused the others with 403)."""
+        call = IncomingCall(self._ua, request, addr)
+        if call.called not in self._dialin:
+            log.info("sip.dialin_unknown_number", called=call.called[:32], peer=addr[0])
+            self._ua.reply(request, addr, 404, "Not Found", to_tag=self._ua.new_tag())
+            return
+        try:
+            offer = call.offer()
+        except sdp.SdpError as exc:
+            log.info("sip.dialin_bad_offer", call_id=call.call_id, error=str(exc))
+            self._ua.reply(request, addr, 488, "Not Acceptable Here", to_tag=self._ua.new_tag())
+            return
+        self._ua.register_call(call.call_id, call.on_request)
+        call.trying()
+        task = asyncio.create_task(self._serve_inbound(call, offer), name=f"sip-in-{call.call_id}")
+        self._inbound.add(task)
+        task.add_done_callback(self._inbound.discard)
+
+    async def _serve_inbound(self, call: IncomingCall, offer: sdp.MediaDescription) -> None:
+        """Answer, run the IVR, and join the admitted caller to the meeting."""
+        me = asyncio.current_task()
+        assert me is not None
+        call.on_cancelled = call.on_remote_bye = lambda: _cancel(me)
+        stream: RtpStream | None = None
+        port: int | None = None
+        leg: _Leg | None = None
+        caller = call.caller if _CALLER.fullmatch(call.caller) else ""
+        try:
+            _, bound, port = await self._ports.bind(self.local_host, RtpStream)
+            stream = bound
+            self._point_stream(stream, offer)
+            session = random.getrandbits(31)
+            local_port = port
+            call.on_remote_offer = lambda again: self._answer_offer(
+                bound, local_port, session, again
+            )
+            call.ringing()
+            await asyncio.sleep(self.dialin_answer_seconds)
+            if not call.answer(sdp.answer(self.local_host, port, session, 1, offer)):
+                return
+            log.info("sip.dialin_answered", call_id=call.call_id, called=call.called)
+            ivr = Ivr(self._dialin[call.called])
+
+            async def admit(meid: str, pin: str) -> Admission:
+                return await self._admit(AdmitRequest(meid, pin, caller, call.called))
+
+            admission = await IvrSession(
+                call, stream, ivr, self._prompts, admit, self.ivr_silence_seconds
+            ).run()
+            if admission is None:
+                log.info("sip.dialin_released", call_id=call.call_id, tries=ivr.tries)
+                return
+            order = DialOrder(
+                admission.meeting_id, admission.leg_id, caller, "", caller, PRODUCTION
+            )
+            leg = _Leg(order, task=me, call=call, stream=stream, port=port, rang=True)
+            leg.muted = admission.muted
+            stream = None
+            port = None
+            self._legs[order.leg_id] = leg
+            call.on_remote_bye = lambda: self._on_remote_bye(leg)
+            if call.state is not CallState.CONFIRMED:  # gone while the service admitted them
+                self._end(leg, EndReason.NORMAL)
+                return
+            await self._answered(leg)
+        except asyncio.CancelledError:
+            if leg is None:
+                log.info("sip.dialin_caller_left", call_id=call.call_id)
+        except Exception:
+            log.exception("sip.dialin_failed", call_id=call.call_id)
+            if leg is not None:
+                self._end(leg, EndReason.FAILED)
+        finally:
+            if leg is None and call.state is not CallState.TERMINATED:
+                self._spawn_teardown(call)
+            if stream is not None:
+                stream.close()
+            if port is not None:
+                self._ports.release(port)
+
+    def _answer_offer(
+        self, stream: RtpStream, port: int, session: int, offer: sdp.MediaDescription
+    ) -> str:
+        self._point_stream(stream, offer)
+        return sdp.answer(self.local_host, port, session, 2, offer)
+
+    async def _admit(self, request: AdmitRequest) -> Admission:
+        if self._admitter is None:
+            return REFUSED
+        admission = await self._admitter(request)
+        if admission.verdict is Verdict.ADMITTED and not admission.leg_id:
+            return REFUSED
+        return admission
+
+
+def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+
+
+def _field(entry: Any, name: str) -> Any:
+    return entry.get(name) if isinstance(entry, dict) else getattr(entry, name, "")

@@ -1,12 +1,17 @@
 """The user agent core: our identity on the wire, and the dispatch of incoming requests.
 
-We only place calls. Requests inside one of our dialogs go to that call; out of dialog we answer
-OPTIONS (trunk keep-alives) with 200, refuse new INVITEs, and say 481 to anything else.
+Requests inside one of our dialogs go to that call; out of dialog we answer OPTIONS (trunk and
+proxy keep-alives) with 200 and say 481 to anything else. A new INVITE is handed to the inbound
+handler (dial-in, issue 15) only when it comes from a trusted source (`sip.trusted_sources`: the
+trunk, the edge proxy); any other gets 403, and a log line at most once a minute per address so
+that a scanner cannot flood the log.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
+import time
 from collections.abc import Callable, Iterable
 
 import structlog
@@ -21,15 +26,39 @@ ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO"
 USER_AGENT = "telemeeting"
 
 CallHandler = Callable[[SipRequest, Addr], None]
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+#: An untrusted address's refused INVITEs are logged once per this many seconds …
+REFUSAL_LOG_SECONDS = 60.0
+#: … and this many addresses are remembered (then the oldest half is forgotten).
+_REFUSALS_KEPT = 4096
+
+
+def trusted_networks(sources: Iterable[str]) -> list[Network]:
+    """config's `trusted_sources` (validated there) as networks."""
+    return [ipaddress.ip_network(source, strict=False) for source in sources]
 
 
 class UserAgent:
-    def __init__(self, host: str, port: int, t1: float = T1) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        t1: float = T1,
+        trusted: Iterable[Network] = (),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.host = host
         self.port = port
         self.t1 = t1
         self.transport: SipTransport | None = None
         self._calls: dict[str, CallHandler] = {}
+        self.trusted = list(trusted)
+        #: New INVITEs from trusted sources go here (the engine's dial-in); None refuses them.
+        self.on_invite: CallHandler | None = None
+        self.refused = 0
+        self._refusals: dict[str, float] = {}
+        self._clock = clock
 
     async def start(self) -> None:
         self.transport = await SipTransport.open(self.host, self.port, self._dispatch)
@@ -112,7 +141,36 @@ class UserAgent:
                 to_tag=self.new_tag(),
             )
         elif method == "INVITE" and ";tag=" not in (request.get("To") or "").replace(" ", ""):
-            log.info("sip.inbound_call_refused", peer=addr, uri=request.uri)
-            self.reply(request, addr, 403, "Inbound Calls Not Supported", to_tag=self.new_tag())
+            if self.on_invite is not None and self.is_trusted(addr[0]):
+                self.on_invite(request, addr)
+                return
+            self._refuse(request, addr)
         else:
             self.reply(request, addr, 481, "Call/Transaction Does Not Exist")
+
+    def is_trusted(self, host: str) -> bool:
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(address in network for network in self.trusted)
+
+    def _refuse(self, request: SipRequest, addr: Addr) -> None:
+        self.refused += 1
+        self.reply(request, addr, 403, "Forbidden", to_tag=self.new_tag())
+        now = self._clock()
+        host = addr[0]
+        last = self._refusals.get(host)
+        if last is not None and now - last < REFUSAL_LOG_SECONDS:
+            return
+        if len(self._refusals) >= _REFUSALS_KEPT:
+            for key in list(self._refusals)[: _REFUSALS_KEPT // 2]:
+                del self._refusals[key]
+        self._refusals[host] = now
+        log.warning(
+            "sip.inbound_call_refused",
+            peer=host,
+            port=addr[1],
+            uri=request.uri[:128],
+            refused_total=self.refused,
+        )

@@ -1,0 +1,1 @@
+"""Dial-in (issue 15): the IVR that asks a caller for the meeting number and PIN."""

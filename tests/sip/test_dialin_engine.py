@@ -1,0 +1,150 @@
+"""Dial-in on the SIP engine itself (issue 15), with a test admitter in place of the service:
+a baresip phone calls in, keys the meeting number and PIN as RFC 4733 events, and is mixed
+N-1 with dialled-out phones; wrong PINs release it; an untrusted source gets 403."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from telemeeting.domain.model import EndReason
+from telemeeting.telephony.dialin import Admission, AdmitRequest
+from telemeeting.telephony.driver import Progress
+from telemeeting.telephony.ivr.machine import Verdict
+from tests.sip.conftest import Route, order
+from tests.sip.peers import HOST, Baresip, band_levels, read_wav, write_tone
+
+pytestmark = [pytest.mark.timeout(90), pytest.mark.baresip]
+
+TONES = {"alice": 440.0, "bob": 660.0, "dave": 1000.0}
+DIALIN = "4000"
+
+
+class Admitter:
+    """Meeting 123 with PIN 4321 admits as leg `in1` of meeting m1; anything else is wrong."""
+
+    def __init__(self) -> None:
+        self.asked: list[AdmitRequest] = []
+
+    async def __call__(self, request: AdmitRequest) -> Admission:
+        self.asked.append(request)
+        if (request.meid, request.pin) == ("123", "4321"):
+            return Admission(Verdict.ADMITTED, "m1", f"in{len(self.asked)}")
+        return Admission(Verdict.WRONG)
+
+
+async def started(workdir: Path, names: list[str]) -> list[Baresip]:
+    peers = []
+    for name in names:
+        wav = workdir / f"{name}.wav"
+        write_tone(wav, TONES[name])
+        peers.append(Baresip(workdir, name, wav))
+    try:
+        await asyncio.gather(*(peer.ready() for peer in peers))
+    except BaseException:
+        await asyncio.gather(*(peer.stop() for peer in peers))
+        raise
+    return peers
+
+
+async def key_in(phone: Baresip, keys: str, gap: float = 0.35) -> None:
+    for key in keys:
+        await phone.command("sndcode", key)
+        await asyncio.sleep(gap)
+
+
+async def dialin_engine(make_engine, routes, trusted=(HOST,), **options):
+    engine, reports = await make_engine(
+        routes,
+        dialin=[{"number": DIALIN}],
+        trusted_sources=list(trusted),
+        dialin_answer_seconds=0.05,
+        **options,
+    )
+    admitter = Admitter()
+    engine.set_admitter(admitter)
+    return engine, reports, admitter
+
+
+async def test_caller_keys_in_and_is_mixed_with_dialled_phones(workdir, make_engine):
+    peers = await started(workdir, list(TONES))
+    alice, bob, dave = peers
+    try:
+        engine, reports, admitter = await dialin_engine(
+            make_engine, [Route(f"^{p.name}$", p.uri) for p in (alice, bob)]
+        )
+        for peer in (alice, bob):
+            await engine.dial(order(peer.name, leg=peer.name))
+        await dave.command("dial", f"sip:{DIALIN}@{HOST}:{engine.sip_port}")
+        await dave.wait_event("CALL_ESTABLISHED")
+        await key_in(dave, "123#4321#")
+        await reports.wait_for("in1", Progress.ANSWERED)
+        assert admitter.asked[0].meid == "123" and admitter.asked[0].called == DIALIN
+        assert admitter.asked[0].caller == ""  # baresip's From user is a name, not a number
+        await asyncio.sleep(3.0)
+        await engine.set_muted("m1", "in1", True)
+        await asyncio.sleep(2.5)
+        await engine.hang_up("m1", "in1")  # a kick: we send BYE
+        await dave.wait_event("CALL_CLOSED")
+        await engine.end_meeting("m1")
+    finally:
+        await asyncio.gather(*(peer.stop() for peer in peers))
+    assert reports.of("in1") == [(Progress.ANSWERED, None)]  # no report after our hang-up
+    # dave hears alice and bob once joined, not himself
+    heard = read_wav(dave.recording())
+    levels = band_levels(heard[-8000 * 4 : -8000], list(TONES.values()))
+    assert min(levels[440.0], levels[660.0]) - levels[1000.0] >= 25, levels
+    # alice hears dave while he is unmuted, and not once he is muted
+    alice_heard = read_wav(alice.recording())
+    total = len(alice_heard) / 8000
+    print("alice", total)
+    unmuted = band_levels(alice_heard[-int(8000 * 5.0) : -int(8000 * 3.0)], list(TONES.values()))
+    muted = band_levels(alice_heard[-int(8000 * 2.0) :], list(TONES.values()))
+    assert unmuted[1000.0] - unmuted[440.0] >= 25, unmuted
+    assert muted[660.0] - muted[1000.0] >= 25, muted
+
+
+async def test_three_wrong_pins_release_the_caller(workdir, make_engine):
+    (dave,) = await started(workdir, ["dave"])
+    try:
+        engine, reports, admitter = await dialin_engine(make_engine, [])
+        await dave.command("dial", f"sip:{DIALIN}@{HOST}:{engine.sip_port}")
+        await dave.wait_event("CALL_ESTABLISHED")
+        for _ in range(3):
+            await key_in(dave, "123#1111#")
+            await asyncio.sleep(0.3)
+        await dave.wait_event("CALL_CLOSED", timeout=15)
+    finally:
+        await dave.stop()
+    assert [(a.meid, a.pin) for a in admitter.asked] == [("123", "1111")] * 3
+    assert reports.reports == []
+    assert engine.active_legs() == 0
+
+
+async def test_untrusted_source_gets_403(workdir, make_engine):
+    (dave,) = await started(workdir, ["dave"])
+    try:
+        engine, reports, admitter = await dialin_engine(make_engine, [], trusted=["10.0.0.0/8"])
+        await dave.command("dial", f"sip:{DIALIN}@{HOST}:{engine.sip_port}")
+        closed = await dave.wait_event("CALL_CLOSED")
+    finally:
+        await dave.stop()
+    assert "403" in str(closed[0]), closed
+    assert admitter.asked == [] and engine.active_legs() == 0
+
+
+async def test_caller_hanging_up_after_joining_is_reported(workdir, make_engine):
+    (dave,) = await started(workdir, ["dave"])
+    try:
+        engine, reports, _ = await dialin_engine(make_engine, [])
+        await dave.command("dial", f"sip:{DIALIN}@{HOST}:{engine.sip_port}")
+        await dave.wait_event("CALL_ESTABLISHED")
+        await key_in(dave, "123#4321#")
+        await reports.wait_for("in1", Progress.ANSWERED)
+        await dave.command("hangup")
+        await reports.wait_for("in1", Progress.ENDED)
+    finally:
+        await dave.stop()
+    assert reports.of("in1") == [(Progress.ANSWERED, None), (Progress.ENDED, EndReason.NORMAL)]
