@@ -126,7 +126,7 @@ async def test_three_wrong_pins_release_the_caller(workdir, make_engine):
 async def test_untrusted_source_gets_403(workdir, make_engine):
     (dave,) = await started(workdir, ["dave"])
     try:
-        engine, reports, admitter = await dialin_engine(make_engine, [], trusted=["10.0.0.0/8"])
+        engine, _, admitter = await dialin_engine(make_engine, [], trusted=["10.0.0.0/8"])
         await dave.command("dial", f"sip:{DIALIN}@{HOST}:{engine.sip_port}")
         closed = await dave.wait_event("CALL_CLOSED")
     finally:

@@ -39,13 +39,28 @@ class LegState(StrEnum):
     """A leg's call state; the names are the contract's (wire/states.py)."""
 
     CALLOUT = states.CALLOUT
+    #: **extension** (issue 15): a dial-in caller admitted by the IVR.
+    CALLIN = states.CALLIN
     ALERTING = states.ALERTING
     ANSWER = states.ANSWER
     DISCONNECT = states.DISCONNECT
 
 
-_ORDER = {LegState.CALLOUT: 0, LegState.ALERTING: 1, LegState.ANSWER: 2, LegState.DISCONNECT: 3}
-PROGRESS_DESC = {LegState.CALLOUT: "呼出", LegState.ALERTING: "振铃", LegState.ANSWER: "接听"}
+_ORDER = {
+    LegState.CALLOUT: 0,
+    LegState.CALLIN: 0,
+    LegState.ALERTING: 1,
+    LegState.ANSWER: 2,
+    LegState.DISCONNECT: 3,
+}
+PROGRESS_DESC = {
+    LegState.CALLOUT: "呼出",
+    LegState.CALLIN: "呼入",
+    LegState.ALERTING: "振铃",
+    LegState.ANSWER: "接听",
+}
+#: A leg's `direction` (issue 15): dialled by us, or a caller who dialled in.
+OUTBOUND, INBOUND = "out", "in"
 
 
 class EndReason(Enum):
@@ -89,6 +104,9 @@ class Leg:
     muted: bool = False
     #: On hold (issue 14, extension): hears music, neither hears nor is heard by the meeting.
     held: bool = False
+    #: OUTBOUND, or INBOUND for a caller who dialled in (issue 15); `caller_id` is then the
+    #: dial-in number they called.
+    direction: str = OUTBOUND
 
     @property
     def live(self) -> bool:
@@ -142,6 +160,9 @@ class Meeting:
     ever_joined: bool = False
     #: Legs not yet disconnected, whether loaded or not: fullness and emptiness need no legs.
     live_count: int = 0
+    #: **extension** (issue 15): callers may dial in with the meeting number and this PIN.
+    dialin: bool = False
+    pin: str = ""
     #: The legs this object holds: all of them, or (for a change) only those it is about: the
     #: invited phones' live legs, the legs a carrier report names, or every live leg to end.
     legs: list[Leg] = field(default_factory=list)
@@ -255,6 +276,35 @@ class Meeting:
         if self.state is MeetingState.ACTIVE:
             self.events.extend(LegProgressed(leg.id, leg.state.value, now) for leg in legs)
         return legs
+
+    def admit_caller(
+        self, phone: str, called: str, *, request_id: str, now: float, muted: bool = False
+    ) -> Leg:
+        """A caller who dialled in and keyed the right PIN joins as a leg in `callin` (issue 15);
+        MeetingFull at maxmembers, MeetingEnded after the end (not started: BOOKED is the
+        caller's to refuse)."""
+        if self.state is MeetingState.ENDED:
+            raise errors.MeetingEnded(self.meid)
+        if self.state is MeetingState.BOOKED:
+            raise errors.InvalidRequest("the meeting has not started")
+        if self.live_count + 1 > self.max_members:
+            raise errors.MeetingFull(self.meid)
+        leg = Leg(
+            id=new_id(),
+            phone=phone,
+            name="",
+            request_id=request_id,
+            custom_parm=self.custom_parm,
+            caller_id=called,
+            created_at=now,
+            state=LegState.CALLIN,
+            muted=muted,
+            direction=INBOUND,
+        )
+        self.legs.append(leg)
+        self.live_count += 1
+        self.events.append(LegProgressed(leg.id, leg.state.value, now))
+        return leg
 
     def legs_to_dial(self) -> list[Leg]:
         """Legs not yet reported by the carrier (dialled when a booked meeting starts)."""

@@ -283,6 +283,7 @@ class MeetingRepository:
         meeting = Meeting(*tuple(row)[:_MEETING_FIELD_COUNT])
         meeting.state = MeetingState(meeting.state)
         meeting.ever_joined = bool(meeting.ever_joined)
+        meeting.dialin = bool(meeting.dialin)
         if track:
             self._meetings[meeting.id] = dict(zip(_MEETING_COLUMNS, tuple(row), strict=True))
             self._meetings[meeting.id]["ever_joined"] = meeting.ever_joined

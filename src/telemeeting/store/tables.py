@@ -79,6 +79,9 @@ class MeetingRow(Base):
     owner: Mapped[str] = mapped_column(String(128), default="", server_default="")
     #: Legs not yet disconnected: fullness and emptiness without loading the legs.
     live_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: Dial-in (issue 15): callers join with the meeting number and this PIN.
+    dialin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    pin: Mapped[str] = mapped_column(String(8), default="", server_default="")
 
     __table_args__ = (
         # A room number is unique among the app's meetings that have not ended (spec §6.1).
@@ -93,6 +96,7 @@ class MeetingRow(Base):
         Index("ix_meetings_app_meid", "app_id", "meid"),
         Index("ix_meetings_state_expires", "state", "expires_at"),
         Index("ix_meetings_state_book", "state", "book_at"),
+        Index("ix_meetings_meid_dialin", "meid", "dialin"),
     )
 
 
@@ -114,6 +118,8 @@ class LegRow(Base):
     end_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
     muted: Mapped[bool] = mapped_column(Boolean, default=False)
     held: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: "out" (dialled) or "in" (dialled in, issue 15).
+    direction: Mapped[str] = mapped_column(String(3), default="out", server_default="out")
 
     __table_args__ = (
         Index("ix_legs_meeting_state", "meeting_id", "state"),

@@ -9,7 +9,9 @@ CALLOUT = "callout"
 ALERTING = "alerting"
 ANSWER = "answer"
 DISCONNECT = "disconnect"
-LEG_STATES = (CALLOUT, ALERTING, ANSWER, DISCONNECT)
+#: **extension** (issue 15): a caller who dialled in and was admitted, not yet in the mix.
+CALLIN = "callin"
+LEG_STATES = (CALLOUT, ALERTING, ANSWER, DISCONNECT, CALLIN)
 #: A leg in one of these states will not change again unless someone acts.
 SETTLED_LEG_STATES = frozenset({ANSWER, DISCONNECT})
 
