@@ -61,6 +61,7 @@ from _common import (  # bench/ is not a package: found through sys.path above
     system_cpu_ticks,
     target_database,
 )
+from _pg_activity import PgActivity, PgCounters, PgSampler, delta
 from _raw_client import RawConnectionError, RawPool, request_bytes
 from telemeeting.client._calls import Call, Calls, RetryPolicy
 from telemeeting.client.models import Party
@@ -280,9 +281,13 @@ class Sample:
     machine_ticks: tuple[int, int]
     load1: float
     live_meetings: int
+    #: PostgreSQL's counters (WAL, checkpoints, cache, dead tuples); None on SQLite.
+    pg: PgCounters | None = None
 
 
-async def sample(pid: int, size: DatabaseSize, live_meetings: int) -> Sample:
+async def sample(
+    pid: int, size: DatabaseSize, live_meetings: int, pg: PgSampler | None = None
+) -> Sample:
     pids = _tree(pid)
     cpu = sum(process_cpu_seconds(p) or 0.0 for p in pids)
     return Sample(
@@ -294,6 +299,7 @@ async def sample(pid: int, size: DatabaseSize, live_meetings: int) -> Sample:
         system_cpu_ticks() or (0, 0),
         load_average()[0],
         live_meetings,
+        await pg.counters() if pg is not None else None,
     )
 
 
@@ -415,6 +421,8 @@ class Minute:
     machine_cpu_pct: float
     load1: float
     live_meetings: int
+    #: PostgreSQL's activity in the interval (None on SQLite).
+    pg: PgActivity | None = None
 
 
 @dataclass
@@ -433,6 +441,8 @@ class Result:
     p99_last_ms: float | None = None
     p99_max_ms: float | None = None
     db_growth_mib_per_min: float | None = None
+    #: PostgreSQL: the largest tables at the end (name, MiB with indexes, live and dead rows).
+    largest_tables: list[dict[str, float | int | str]] = field(default_factory=list)
     skipped: str = ""
 
     def summarize(self) -> None:
@@ -477,6 +487,7 @@ def _row(index: int, window: Window, before: Sample, after: Sample) -> Minute:
         machine_cpu_pct=round(busy / total * 100, 1) if total else 0.0,
         load1=after.load1,
         live_meetings=after.live_meetings,
+        pg=delta(before.pg, after.pg) if before.pg and after.pg else None,
     )
 
 
@@ -502,6 +513,9 @@ SERVER_ENV = {"TELEMEETING_CONSOLE_PORT": "0"}
 def soak_target(target: str, opts: Options, workdir: Path) -> Result:
     os.environ.update(SERVER_ENV)  # served() passes our environment on to the server
     with target_database(target, opts.pg_admin_dsn, workdir) as db_url:
+        pg = None if is_sqlite(db_url) else PgSampler(opts.pg_admin_dsn, db_url)
+        if pg is not None:
+            asyncio.run(pg.timed())
         account = cli_json("account", "create", "--name", "soak", db=db_url)
         app = cli_json("app", "create", "--account", account["sid"], "--env", "sandbox", db=db_url)
         log_path = workdir / f"server-{target}.log"
@@ -513,10 +527,12 @@ def soak_target(target: str, opts: Options, workdir: Path) -> Result:
                 account["sid"], account["auth_token"], app["appid"], base_url, ZONE, RetryPolicy(0)
             )
             size = DatabaseSize(db_url, opts.pg_admin_dsn)
-            return asyncio.run(_soak(target, opts, calls, proc.pid, size))
+            return asyncio.run(_soak(target, opts, calls, proc.pid, size, pg))
 
 
-async def _soak(target: str, opts: Options, calls: Calls, pid: int, size: DatabaseSize) -> Result:
+async def _soak(
+    target: str, opts: Options, calls: Calls, pid: int, size: DatabaseSize, pg: PgSampler | None
+) -> Result:
     port = urlsplit(calls.base_url).port or 80
     client = RawPool(HOST, port, opts.connections, REQUEST_TIMEOUT)
     try:
@@ -543,13 +559,14 @@ async def _soak(target: str, opts: Options, calls: Calls, pid: int, size: Databa
         windows = [Window() for _ in range(max(1, round(opts.minutes * 60 / opts.interval)))]
 
         async def boundary(k: int) -> None:
-            samples.append(await sample(pid, size, len(workload.pool)))
+            samples.append(await sample(pid, size, len(workload.pool), pg))
             if k > 0:  # progress (a few of the interval's requests may still be out)
                 row = _row(k - 1, windows[k - 1], samples[k - 1], samples[k])
                 log.print(
                     f"{target} {row.index}: {row.requests} requests, p50 {row.p50_ms} ms, "
                     f"p99 {row.p99_ms} ms, errors {row.errors or '-'}, RSS {row.rss_mib} MiB, "
-                    f"{row.fds} fds, DB {row.db_mib} MiB, server CPU {row.server_cpu_pct}%"
+                    f"{row.fds} fds, DB {row.db_mib} MiB, server CPU {row.server_cpu_pct}%, "
+                    f"load {row.load1}" + (f", {_pg_line(row.pg)}" if row.pg else "")
                 )
 
         await run_open_loop(
@@ -560,9 +577,20 @@ async def _soak(target: str, opts: Options, calls: Calls, pid: int, size: Databa
             _row(k, windows[k], samples[k], samples[k + 1]) for k in range(len(samples) - 1)
         ]
         result.summarize()
+        if pg is not None:
+            result.largest_tables = await pg.largest_tables()
         return result
     finally:
         await client.close()
+
+
+def _pg_line(pg: PgActivity) -> str:
+    return (
+        f"WAL {pg.wal_mib} MiB ({pg.fpi_pct}% full-page images), {pg.wal_syncs} fsyncs "
+        f"of {pg.wal_sync_avg_ms} ms, {pg.checkpoints} checkpoints "
+        f"({pg.checkpoint_s}s writing), cache miss {pg.cache_miss_pct}%, "
+        f"{pg.dead_tuples} dead tuples, {pg.autovacuums} autovacuums"
+    )
 
 
 # ---- reporting and the command line -------------------------------------------------------------
@@ -570,6 +598,28 @@ async def _soak(target: str, opts: Options, calls: Calls, pid: int, size: Databa
 
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f}" if value >= 100 else f"{value:.1f}"
+
+
+#: PostgreSQL's columns: the instance's WAL (MiB, full-page images' share of the records, the
+#: mean fsync of the bench database's sessions),
+#: checkpoints ended and their write+sync seconds, the bench database's cache misses, dead tuples
+#: at the row's end, autovacuum runs.
+PG_COLUMNS = ("WAL MiB", "FPI %", "fsync ms", "ckpt", "ckpt s", "miss %", "dead", "autovac")
+
+
+def _pg_cells(pg: PgActivity | None) -> tuple[str, ...]:
+    if pg is None:
+        return ("-",) * len(PG_COLUMNS)
+    return (
+        f"{pg.wal_mib:.0f}",
+        f"{pg.fpi_pct:.1f}",
+        f"{pg.wal_sync_avg_ms:.2f}",
+        str(pg.checkpoints),
+        f"{pg.checkpoint_s:.0f}",
+        f"{pg.cache_miss_pct:.2f}",
+        str(pg.dead_tuples),
+        str(pg.autovacuums),
+    )
 
 
 def print_table(result: Result) -> None:
@@ -582,6 +632,10 @@ def print_table(result: Result) -> None:
     table.add_column("errors by code")
     for header in ("meetings", "RSS MiB", "fds", "DB MiB", "server CPU", "machine CPU", "load"):
         table.add_column(header, justify="right")
+    with_pg = any(row.pg for row in result.rows)
+    if with_pg:
+        for header in PG_COLUMNS:
+            table.add_column(header, justify="right")
     for row in result.rows:
         errors = ", ".join(f"{code}×{n}" for code, n in row.errors.items()) or "-"
         if row.skipped:
@@ -602,14 +656,22 @@ def print_table(result: Result) -> None:
             f"{row.server_cpu_pct:.0f}%",
             f"{row.machine_cpu_pct:.0f}%",
             f"{row.load1:.2f}",
+            *(_pg_cells(row.pg) if with_pg else ()),
         )
-    print_table_out(table, 170)
+    print_table_out(table, 230 if with_pg else 170)
     if result.rss_growth_pct is not None:
         print(
             f"{result.target}: p99 {_ms(result.p99_first_ms)} ms in the first row, "
             f"{_ms(result.p99_last_ms)} ms in the last, {_ms(result.p99_max_ms)} ms at most; "
             f"RSS {result.rss_growth_pct:+.1f} % and fds {result.fds_growth:+d} from the end of "
             f"the first row to the end; database +{result.db_growth_mib_per_min:.2f} MiB/min"
+        )
+    if result.largest_tables:
+        print(
+            f"{result.target}: largest tables (MiB with indexes, live/dead rows): "
+            + ", ".join(
+                f"{t['table']} {t['mib']} ({t['live']}/{t['dead']})" for t in result.largest_tables
+            )
         )
 
 
