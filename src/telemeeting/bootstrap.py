@@ -27,6 +27,7 @@ from telemeeting.service.balance_watch import BalanceWatcher
 from telemeeting.service.calls import CallRecords
 from telemeeting.service.changes import ChangeRecorder, Wakeups
 from telemeeting.service.clock import MeetingClock
+from telemeeting.service.dialin import DialIn, render_prompts
 from telemeeting.service.directory import Directory
 from telemeeting.service.media import MediaRole
 from telemeeting.service.meetings import MeetingService
@@ -178,11 +179,13 @@ class Platform:
 
 
 def sip_driver(settings: Settings) -> SipDriver:
-    """Media node processes placing real calls through the configured routes."""
+    """Media node processes placing real calls through the configured routes (and answering
+    the dial-in numbers, with the IVR's prompts rendered before they start)."""
     media = settings.media
     return SipDriver(
         settings.sip,
         nodes=media.workers,
+        prompts=(lambda: render_prompts(settings)) if settings.sip.dialin else None,
         ring_timeout_seconds=settings.sip.ring_timeout_seconds,
         rtp_timeout_seconds=media.rtp_timeout_seconds,
         extension_delay_seconds=media.extension_delay_seconds,
@@ -194,7 +197,8 @@ def sip_driver(settings: Settings) -> SipDriver:
 def carrier(settings: Settings, clock: Callable[[], float]) -> DriverRouter:
     """The sandbox always uses the simulated carrier; production too until a route exists."""
     sim = SimulatedCarrier(settings.sim.ring_seconds, settings.sim.ring_timeout_seconds, clock)
-    production: Driver = sip_driver(settings) if settings.sip.routes else sim
+    real = settings.sip.routes or settings.sip.dialin
+    production: Driver = sip_driver(settings) if real else sim
     return DriverRouter({SANDBOX: sim, PRODUCTION: production})
 
 
@@ -211,7 +215,7 @@ def build_platform(
     placement = Placement(db, node_id, MEDIA in roles, settings.cluster.lease_seconds, clock)
     recorder = ChangeRecorder.from_settings(settings, wakeups)
     directory = Directory(db)
-    records = CallRecords(db, clock, recorder, directory)
+    records = CallRecords(db, clock, recorder, directory, settings)
     speakers = SpeakerEvents(db, recorder, clock)
     media = (
         MediaRole(db, node_id, carrier(settings, clock), records, clock, speakers)
@@ -219,6 +223,12 @@ def build_platform(
         else None
     )
     dispatcher = Dispatcher(db, settings.callbacks, clock) if DISPATCHER in roles else None
+    if media is not None:  # dial-in (issue 15): the service admits the callers of its meetings
+        production = media.driver.driver(PRODUCTION)
+        if isinstance(production, SipDriver):
+            ids = RequestIdGenerator(settings.zone)
+            dialin = DialIn(db, node_id, recorder, directory, clock, ids)
+            production.set_admitter(dialin.admit)
     if media is not None:
         wakeups.orders = media.wake
     if dispatcher is not None:

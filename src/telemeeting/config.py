@@ -226,6 +226,15 @@ class RecordingsSettings(BaseModel):
     url_seconds: float = Field(86400, gt=0)
 
 
+class PromptSettings(BaseModel):
+    """playMeetingPrompt's `url` (docs/api.md, Prompts): the server fetches it, so by default
+    it refuses hosts that resolve to loopback, private, link-local, multicast, reserved or
+    unspecified addresses (a request must not reach the operator's internal network)."""
+
+    #: Allow such addresses (tests, or an on-premises server fetching from its own network).
+    allow_private_urls: bool = False
+
+
 class ClusterSettings(BaseModel):
     """Several processes or machines sharing one PostgreSQL database (docs/operations.md)."""
 
@@ -272,6 +281,7 @@ class Settings(BaseSettings):
     media: MediaSettings = Field(default_factory=MediaSettings)
     billing: BillingSettings = Field(default_factory=BillingSettings)
     recordings: RecordingsSettings = Field(default_factory=RecordingsSettings)
+    prompts: PromptSettings = Field(default_factory=PromptSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
 
     @classmethod

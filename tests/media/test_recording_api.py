@@ -135,7 +135,7 @@ BAD = [
     {"beep": [1]},
     {"endoncreatorleave": "1"},  # needs a creator
     {"parties": [{"phone": "13800000001", "muted": "true"}]},
-    {"record": "1", "bookmeeting": "1", "booktime": "2099-01-01 10:00:00"},
+    {"record": "1", "beep": "5", "bookmeeting": "1", "booktime": "2099-01-01 10:00:00"},
 ]
 
 
@@ -165,8 +165,11 @@ def test_member_media_controls_on_the_simulated_carrier(served: tuple[Server, Ap
     hold = {"action": "holdMeetingMember", "confid": meid}
     assert api.post({**hold, "phone": other}).code == "0"
     assert api.post({**hold, "phone": "13900000000"}).code == "-304"
+    held = {m["phone"]: m["held"] for m in api.query(meid)["members"]}
+    assert held == {creator: False, muted: False, other: True}
     unhold = {"action": "unholdMeetingMember", "confid": meid, "phone": other}
     assert api.post(unhold).code == "0"
+    assert not any(m["held"] for m in api.query(meid)["members"])
     prompt = {"action": "playMeetingPrompt", "confid": meid}
     if shutil.which("espeak-ng"):
         assert api.post({**prompt, "text": "welcome"}).code == "0"

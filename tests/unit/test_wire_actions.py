@@ -77,6 +77,7 @@ def test_actions_by_func_url():
         "holdMeetingMember",
         "unholdMeetingMember",
         "playMeetingPrompt",
+        "stopMeetingPrompt",
     }
     assert ACTIONS_BY_FUNC_URL[MEETING_QUERY] == {"queryMeeting", "queryMeetingEvents"}
     assert (CREATE_MEETING, INVITE, DESTROY_MEETING) == (
@@ -476,3 +477,23 @@ def test_a_deeply_nested_parties_string_is_refused_not_an_internal_error():
     with pytest.raises(WireError) as caught:
         parse_invite({"confid": "c", "parties": deep})
     assert caught.value.status is Status.INVALID_PARAMETER
+
+
+def test_stop_prompt_takes_a_meeting_and_maybe_a_phone():
+    from telemeeting.wire.actions import parse_stop_prompt
+
+    assert parse_stop_prompt({"confid": "c"}).phone is None
+    assert parse_stop_prompt({"confid": "c", "phone": "13800138000"}).phone == "13800138000"
+    assert _code(parse_stop_prompt, {}) == "-2"
+    for phone in ("12ab", "138\n", ""):
+        with pytest.raises(WireError):
+            parse_stop_prompt({"confid": "c", "phone": phone or "x"})
+
+
+def test_a_booked_meeting_may_have_media_settings():
+    booked = parse_create_meeting(
+        {"bookmeeting": "1", "booktime": "2099-12-31 23:59:59", "record": "1", "beep": "2",
+         "speakerevents": "1", "endoncreatorleave": "1", "creator": "13800138000"}
+    )  # fmt: skip
+    assert booked.book and booked.record and booked.beep == 2
+    assert booked.speaker_events and booked.end_on_creator_leave

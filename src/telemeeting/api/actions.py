@@ -16,8 +16,7 @@ Handler = Callable[[MeetingService, App, dict[str, Any], Acceptance], Awaitable[
 async def create_meeting(
     service: MeetingService, app: App, body: dict[str, Any], accept: Acceptance
 ) -> dict[str, Any]:
-    meid = await service.create_meeting(app, wa.parse_create_meeting(body), accept)
-    return {"meid": meid}
+    return await service.create_meeting_answer(app, wa.parse_create_meeting(body), accept)
 
 
 async def invite(
@@ -116,6 +115,13 @@ async def play_prompt(
     return {}
 
 
+async def stop_prompt(
+    service: MeetingService, app: App, body: dict[str, Any], accept: Acceptance
+) -> dict[str, Any]:
+    await service.stop_prompt(app, wa.parse_stop_prompt(body), accept)
+    return {}
+
+
 #: Actions that change something: an Idempotency-Key applies to these (spec §6.7).
 MUTATING = frozenset(
     {
@@ -132,6 +138,7 @@ MUTATING = frozenset(
         wa.HOLD_MEMBER,
         wa.UNHOLD_MEMBER,
         wa.PLAY_PROMPT,
+        wa.STOP_PROMPT,
     }
 )
 
@@ -151,4 +158,5 @@ HANDLERS: dict[str, Handler] = {
     wa.HOLD_MEMBER: hold_member,
     wa.UNHOLD_MEMBER: unhold_member,
     wa.PLAY_PROMPT: play_prompt,
+    wa.STOP_PROMPT: stop_prompt,
 }

@@ -11,7 +11,9 @@ from collections.abc import Callable
 
 import structlog
 
-from telemeeting.domain.model import EndReason, Meeting
+from telemeeting.config import Settings
+from telemeeting.domain.model import EndReason, Meeting, MeetingState
+from telemeeting.service import meeting_media
 from telemeeting.service.changes import ChangeRecorder
 from telemeeting.service.directory import Directory
 from telemeeting.store.records import App
@@ -30,8 +32,11 @@ class CallRecords:
         clock: Callable[[], float],
         recorder: ChangeRecorder,
         directory: Directory,
+        settings: Settings | None = None,
     ) -> None:
         self._db = db
+        #: For in-call media after a take-over (issue 14); None: nothing is sent again.
+        self._settings = settings
         self._clock = clock
         self._recorder = recorder
         # The app of a meeting (its callback URL) from the same short-lived cache the API
@@ -72,6 +77,7 @@ class CallRecords:
                 return False
             await uow.meetings.assign(meeting_id, new_owner)
             await self._calls_lost(uow, meeting_id, meeting, close=False)
+            await self._resume_media(uow, meeting)
         log.warning("meeting.taken_over", meeting_id=meeting_id, dead=dead_owner, new=new_owner)
         return True
 
@@ -85,6 +91,19 @@ class CallRecords:
         meeting.calls_lost(self._clock(), keep=waiting, close=close)
         app = await self._directory.app(meeting.app_id)
         await self._record(uow, meeting, app)
+
+    async def _resume_media(self, uow: UnitOfWork, meeting: Meeting) -> None:
+        """The new node gets the meeting's media settings and goes on recording it (after the
+        lost calls are recorded: their CDRs link to the recording that heard them)."""
+        if self._settings is None or meeting.state is not MeetingState.ACTIVE:
+            return
+        app = await self._directory.app(meeting.app_id)
+        if app is None:
+            return
+        now = self._clock()
+        orders = await meeting_media.resumed_orders(uow, meeting, self._settings, app.env, now)
+        if orders:
+            await self._recorder.record(uow, meeting, app, orders, now)
 
     async def _record(self, uow: UnitOfWork, meeting: Meeting, app: App | None) -> None:
         await self._recorder.record(uow, meeting, app, now=self._clock())

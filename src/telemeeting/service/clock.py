@@ -10,9 +10,11 @@ from collections.abc import Callable
 
 from telemeeting.config import Settings
 from telemeeting.domain.model import CloseReason, MeetingState
+from telemeeting.service import meeting_media
 from telemeeting.service.changes import ChangeRecorder, dial_orders, hang_up_orders
 from telemeeting.service.placement import Placement
 from telemeeting.store.unit_of_work import Database
+from telemeeting.telephony.orders import Order, SetMuted
 
 
 class MeetingClock:
@@ -61,5 +63,16 @@ class MeetingClock:
             meeting.start(now, self._settings.meetings.max_duration_seconds)
             meeting.announce_pending_legs(now)
             await uow.meetings.assign(meeting_id, owner)
-            orders = dial_orders(meeting, meeting.legs_to_dial(), app.env) if app else []
+            orders: list[Order] = []
+            if app is not None:  # its media settings (issue 14) before its first dial
+                beep = self._settings.meetings.beep
+                media = await meeting_media.kept(uow, meeting_id, beep)
+                orders = await meeting_media.starting_orders(
+                    uow, meeting, media, self._settings, app.env, now
+                )
+                to_dial = meeting.legs_to_dial()
+                orders += dial_orders(meeting, to_dial, app.env)
+                # Parties booked with "muted": "1" join muted, as in an immediate meeting.
+                muted = [leg for leg in to_dial if leg.muted]
+                orders += [SetMuted(meeting.id, leg.id, True, app.env) for leg in muted]
             await self._recorder.record(uow, meeting, app, orders, now)

@@ -6,6 +6,7 @@ media node that owns the meeting claims the orders (service/media.py).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from typing import Any
 from telemeeting.config import Settings
 from telemeeting.domain import errors
 from telemeeting.domain.model import CloseReason, Invitee, Leg, Meeting, MeetingState
-from telemeeting.service import prompts, recordings
+from telemeeting.service import meeting_media, prompts, recordings
 from telemeeting.service.acceptance import Acceptance
 from telemeeting.service.changes import ChangeRecorder, dial_orders, hang_up_orders
 from telemeeting.service.placement import Placement
@@ -29,14 +30,13 @@ from telemeeting.store.repositories import (
     LegSelection,
     live_legs_of,
 )
-from telemeeting.store.speakers import SpeakerRepository
 from telemeeting.store.unit_of_work import Database, UnitOfWork
 from telemeeting.telephony.orders import (
-    ConfigureMeeting,
     HoldMember,
     Order,
     PlayPrompt,
     SetMuted,
+    StopPrompt,
     StopRecording,
 )
 from telemeeting.wire import actions
@@ -93,6 +93,8 @@ class MeetingService:
                     custom_parm=request.custom_parm,
                     book_horizon=self._settings.meetings.booking_horizon_days * 86400,
                 )
+                if request.dialin:  # **extension** (issue 15)
+                    meeting.dialin, meeting.pin = True, request.pin or new_pin()
                 if request.creator:
                     meeting.invite(
                         [Invitee(request.creator.wire)],
@@ -110,16 +112,42 @@ class MeetingService:
                 )
                 _join_muted(meeting.legs, request.parties)
                 await uow.meetings.add(meeting, owner=owner)
+                beep = self._settings.meetings.beep
+                media = meeting_media.requested(request, beep)
+                await meeting_media.keep(uow, meeting, media, beep)  # booked: the clock's
                 orders = []
                 if meeting.state is MeetingState.ACTIVE:
-                    orders = await self._media_orders(uow, meeting, request, app, now)
+                    orders = await meeting_media.starting_orders(
+                        uow, meeting, media, self._settings, app.env, now
+                    )
                     orders += dial_orders(meeting, meeting.legs, app.env)
                     orders += _muted_orders(meeting, meeting.legs, app.env)
                 await self._record(uow, meeting, app, orders, now)
-                await accept.record(uow, meid=meeting.meid)
+                await accept.record(uow, meid=meeting.meid, **self._dialin_answer(meeting))
         except Conflict as exc:  # another request took the room number meanwhile
             raise errors.InvalidRequest("confid is in use") from exc
         return meeting.meid
+
+    async def create_meeting_answer(
+        self, app: App, request: actions.CreateMeeting, accept: Acceptance
+    ) -> dict[str, Any]:
+        """createMeeting's answer: `meid`, and for a dial-in meeting (issue 15) its `pin` and
+        `dialinnumbers` (the numbers callers may dial for it)."""
+        if request.dialin and request.pin is None:
+            request = dataclasses.replace(request, pin=new_pin())
+        meid = await self.create_meeting(app, request, accept)
+        if not request.dialin:
+            return {"meid": meid}
+        return {"meid": meid, "pin": request.pin, "dialinnumbers": self._dialin_numbers(meid)}
+
+    def _dialin_numbers(self, meid: str) -> list[str]:
+        """The IVR's numbers and any bound to this meeting number (`[[sip.dialin]]`)."""
+        return [d.number for d in self._settings.sip.dialin if d.meid in ("", meid)]
+
+    def _dialin_answer(self, meeting: Meeting) -> dict[str, Any]:
+        if not meeting.dialin:
+            return {}
+        return {"pin": meeting.pin, "dialinnumbers": self._dialin_numbers(meeting.meid)}
 
     async def invite(self, app: App, request: actions.Invite, accept: Acceptance) -> None:
         now = self._clock()
@@ -163,6 +191,10 @@ class MeetingService:
             if found.recorded:
                 recorded = await RecordingRepository(uow.connection).for_meeting(meeting.id)
         described = self._describe(meeting)
+        if meeting.dialin:  # **extension** (issue 15): the PIN, numbers and who dialled in
+            described.update(self._dialin_answer(meeting))
+            for leg, view in zip(meeting.legs, described["members"], strict=True):
+                view["direction"] = leg.direction
         if talking is not None:  # **extension**: meetings with speaker events
             for leg, view in zip(meeting.legs, described["members"], strict=True):
                 view["speaking"] = leg.id in talking
@@ -225,7 +257,7 @@ class MeetingService:
         now = self._clock()
         async with self._db.unit_of_work() as uow:
             meeting = await self._find(uow, app, request.confid, live_legs_of([request.phone]))
-            leg = meeting.joined_member(request.phone)
+            leg = meeting.set_held(request.phone, held)
             order = HoldMember(meeting.id, leg.id, held, app.env)
             await self._record(uow, meeting, app, [order], now)
             await accept.record(uow)
@@ -243,7 +275,8 @@ class MeetingService:
             path = await prompts.speak(request.text, directory)
         else:
             assert request.url is not None
-            path = await prompts.fetch(request.url, directory)
+            allow = self._settings.prompts.allow_private_urls
+            path = await prompts.fetch(request.url, directory, allow_private=allow)
         now = self._clock()
         async with self._db.unit_of_work() as uow:
             meeting = await self._find(uow, app, request.confid, live_legs_of(phones))
@@ -252,36 +285,19 @@ class MeetingService:
             await self._record(uow, meeting, app, [order], now)
             await accept.record(uow)
 
-    async def _media_orders(
-        self,
-        uow: UnitOfWork,
-        meeting: Meeting,
-        request: actions.CreateMeeting,
-        app: App,
-        now: float,
-    ) -> list[Order]:
-        """A new meeting's media settings and recording, sent before its first dial."""
-        orders: list[Order] = []
-        beep = self._settings.meetings.beep if request.beep is None else request.beep
-        creator = next((leg for leg in meeting.legs if leg.phone == meeting.creator), None)
-        if request.speaker_events:
-            await SpeakerRepository(uow.connection).enable(meeting.id, now)
-        if beep or request.end_on_creator_leave or request.speaker_events:
-            orders.append(
-                ConfigureMeeting(
-                    meeting.id,
-                    app.env,
-                    beep=beep,
-                    creator_leg=creator.id if creator and meeting.creator else "",
-                    end_on_creator_leave=request.end_on_creator_leave,
-                    speaker_events=request.speaker_events,
-                )
-            )
-        if request.record:
-            row, start = recordings.new_recording(self._settings, meeting, app.env, now)
-            await RecordingRepository(uow.connection).add(row)
-            orders.append(start)
-        return orders
+    async def stop_prompt(
+        self, app: App, request: actions.StopPromptRequest, accept: Acceptance
+    ) -> None:
+        """stopMeetingPrompt: silence the prompts playing to `phone` (-304 unless a joined
+        member), or without `phone` every prompt of the meeting (looping ones included)."""
+        now = self._clock()
+        phones = [request.phone] if request.phone else []
+        async with self._db.unit_of_work() as uow:
+            meeting = await self._find(uow, app, request.confid, live_legs_of(phones))
+            leg_id = meeting.joined_member(request.phone).id if request.phone else ""
+            order = StopPrompt(meeting.id, app.env, leg_id=leg_id)
+            await self._record(uow, meeting, app, [order], now)
+            await accept.record(uow)
 
     async def set_muted(
         self, app: App, request: actions.MemberRef, muted: bool, accept: Acceptance
@@ -298,9 +314,20 @@ class MeetingService:
         now = self._clock()
         async with self._db.unit_of_work() as uow:
             meeting = await self._find(uow, app, request.confid, live_legs_of([request.phone]))
-            leg = meeting.kick(request.phone, now)
+            beep = self._settings.meetings.beep
+            if await meeting_media.ends_with_creator(uow, meeting, request.phone, beep):
+                # `endoncreatorleave`: the others end too (会议结束), as when the creator hangs
+                # up; that needs every live leg (loaded again, nothing changed yet).
+                meeting = await self._find(uow, app, request.confid)
+                leg = meeting.kick(request.phone, now)
+                legs = [leg]
+                if meeting.state is MeetingState.ACTIVE:
+                    legs += meeting.close(CloseReason.EMPTY, now)
+            else:
+                leg = meeting.kick(request.phone, now)
+                legs = [leg]
             ended = meeting.state is MeetingState.ENDED
-            orders = hang_up_orders(meeting, [leg], app.env, end=ended)
+            orders = hang_up_orders(meeting, legs, app.env, end=ended)
             await self._record(uow, meeting, app, orders, now)
             await accept.record(uow)
 
@@ -370,10 +397,17 @@ class MeetingService:
                         leg.ended_at if leg.answered_at is not None else None, zone
                     ),
                     "muted": leg.muted,
+                    # **extension** (issue 14): on hold (music, neither hearing nor heard).
+                    "held": leg.held and leg.live,
                 }
                 for leg in meeting.legs
             ],
         }
+
+
+def new_pin() -> str:
+    """A dial-in PIN when the application gives none: six random digits."""
+    return f"{secrets.randbelow(10**6):06d}"
 
 
 def _join_muted(legs: list[Leg], parties: tuple[actions.Party, ...]) -> None:

@@ -13,7 +13,7 @@ from telemeeting.domain.events import (
     MeetingClosed,
     MeetingStarted,
 )
-from telemeeting.domain.model import PROGRESS_DESC, Leg, LegState, Meeting
+from telemeeting.domain.model import INBOUND, PROGRESS_DESC, Leg, LegState, Meeting
 from telemeeting.wire import callbacks
 from telemeeting.wire.envelope import dump
 from telemeeting.wire.times import format_wire_time
@@ -136,4 +136,5 @@ def _cdr(meeting: Meeting, leg: Leg, zone: ZoneInfo, amount: float) -> dict[str,
         custom_parm=leg.custom_parm,
         state_desc=leg.state_desc,
         amount=amount,
+        direction=INBOUND if leg.direction == INBOUND else None,
     )

@@ -103,8 +103,21 @@ class PlayPrompt:
     loop: bool = False
 
 
-MediaOrder = ConfigureMeeting | StartRecording | StopRecording | HoldMember | PlayPrompt
-MEDIA_ORDERS = (ConfigureMeeting, StartRecording, StopRecording, HoldMember, PlayPrompt)
+@dataclass(frozen=True)
+class StopPrompt:
+    """Silence the prompts playing to one leg, or (no `leg_id`) every prompt of the meeting."""
+
+    meeting_id: str
+    env: str
+    leg_id: str = ""
+
+
+MediaOrder = (
+    ConfigureMeeting | StartRecording | StopRecording | HoldMember | PlayPrompt | StopPrompt
+)
+MEDIA_ORDERS = (
+    ConfigureMeeting, StartRecording, StopRecording, HoldMember, PlayPrompt, StopPrompt
+)  # fmt: skip
 
 Order = DialOrder | HangUp | SetMuted | EndMeeting | MediaOrder
 
@@ -118,6 +131,7 @@ _KINDS: dict[str, type[Order]] = {
     "stop_recording": StopRecording,
     "hold_member": HoldMember,
     "play_prompt": PlayPrompt,
+    "stop_prompt": StopPrompt,
 }
 _NAMES = {cls: name for name, cls in _KINDS.items()}
 

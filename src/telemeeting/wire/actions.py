@@ -29,6 +29,7 @@ UNMUTE_ALL = "unmuteAllMeetingMembers"
 HOLD_MEMBER = "holdMeetingMember"
 UNHOLD_MEMBER = "unholdMeetingMember"
 PLAY_PROMPT = "playMeetingPrompt"
+STOP_PROMPT = "stopMeetingPrompt"
 
 #: Which actions each funcURL serves; anything else there is -3.
 ACTIONS_BY_FUNC_URL: dict[str, frozenset[str]] = {
@@ -48,6 +49,7 @@ ACTIONS_BY_FUNC_URL: dict[str, frozenset[str]] = {
             HOLD_MEMBER,
             UNHOLD_MEMBER,
             PLAY_PROMPT,
+            STOP_PROMPT,
         }
     ),
     MEETING_QUERY: frozenset({QUERY_MEETING, QUERY_EVENTS}),
@@ -60,6 +62,8 @@ _CONFID_RE = re.compile(r"[0-9A-Za-z_-]{1,32}")
 _CALLER_ID_RE = re.compile(r"\+?[0-9]{3,20}")
 _FLAG_RE = re.compile(r"[01]")
 _BEEP_RE = re.compile(r"[0-3]")
+#: **extension** (issue 15): a dial-in meeting's PIN.
+PIN_RE = re.compile(r"[0-9]{4,8}")
 PROMPT_TEXT_MAX = 500
 PROMPT_URL_MAX = 1024
 #: A prompt's WAV: http(s), printable ASCII without spaces (percent-encode the rest).
@@ -93,6 +97,10 @@ class CreateMeeting:
     beep: int | None = None
     end_on_creator_leave: bool = False
     speaker_events: bool = False
+    #: **extension** (issue 15): callers may dial in with the meeting number and a PIN (`pin`,
+    #: 4-8 digits; None: the server makes one up).
+    dialin: bool = False
+    pin: str | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +135,15 @@ class PromptRequest:
     url: str | None = None
     phone: str | None = None
     loop: bool = False
+
+
+@dataclass(frozen=True)
+class StopPromptRequest:
+    """stopMeetingPrompt (**extension**): silence the prompts playing to `phone`, or every
+    prompt of the meeting."""
+
+    confid: str
+    phone: str | None = None
 
 
 @dataclass(frozen=True)
@@ -213,14 +230,11 @@ def parse_create_meeting(body: dict[str, Any]) -> CreateMeeting:
     record, beep = flag(body, "record"), _beep(body)
     end_on_creator_leave = flag(body, "endoncreatorleave")
     speaker_events = flag(body, "speakerevents")
-    if book_flag == "1" and (record or beep or end_on_creator_leave or speaker_events):
-        raise WireError(
-            Status.INVALID_PARAMETER,
-            "record, beep, endoncreatorleave and speakerevents are not supported with "
-            "bookmeeting yet",
-        )
     if end_on_creator_leave and not creator_text:
         raise WireError(Status.INVALID_PARAMETER, "endoncreatorleave needs a creator")
+    dialin, pin = flag(body, "dialin"), _pin(body)
+    if pin is not None and not dialin:
+        raise WireError(Status.INVALID_PARAMETER, "pin needs dialin 1")
     return CreateMeeting(
         creator=_phone(creator_text) if creator_text else None,
         meeting_name=name,
@@ -237,7 +251,18 @@ def parse_create_meeting(body: dict[str, Any]) -> CreateMeeting:
         beep=beep,
         end_on_creator_leave=end_on_creator_leave,
         speaker_events=speaker_events,
+        dialin=dialin,
+        pin=pin,
     )
+
+
+def _pin(body: dict[str, Any]) -> str | None:
+    text = scalar(body, "pin")
+    if text is None:
+        return None
+    if not PIN_RE.fullmatch(text):
+        raise WireError(Status.INVALID_PARAMETER, "pin must be 4 to 8 digits")
+    return text
 
 
 def parse_invite(body: dict[str, Any]) -> Invite:
@@ -279,3 +304,9 @@ def parse_prompt(body: dict[str, Any]) -> PromptRequest:
         phone=_phone(phone).wire if phone else None,
         loop=flag(body, "loop"),
     )
+
+
+def parse_stop_prompt(body: dict[str, Any]) -> StopPromptRequest:
+    confid = required(body, "confid")
+    phone = scalar(body, "phone")
+    return StopPromptRequest(confid=confid, phone=_phone(phone).wire if phone else None)

@@ -61,7 +61,12 @@ def cdr_body(
     state_desc: str,
     amount: float = 0.0,
     tapes_url: str = "NoTapes",
+    direction: str | None = None,
 ) -> dict[str, Any]:
+    """A `Call` CDR. `direction` (**extension**, issue 15) is given only for a caller who
+    dialled in ("in"): `called` is then still the member's phone and `caller` the dial-in
+    number they called."""
+    extra = {} if direction is None else {"direction": direction}
     return {
         CDR_ENTRIES: [
             {
@@ -77,6 +82,7 @@ def cdr_body(
                 "customParm": custom_parm,
                 "stateDesc": state_desc,
                 "tapesurl": tapes_url,
+                **extra,
             }
         ]
     }

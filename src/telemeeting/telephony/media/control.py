@@ -23,6 +23,7 @@ from telemeeting.telephony.orders import (
     MediaOrder,
     PlayPrompt,
     StartRecording,
+    StopPrompt,
     StopRecording,
 )
 
@@ -53,6 +54,8 @@ class MediaControl:
             self.conference.hold(room, order.leg_id, order.held)
         elif isinstance(order, PlayPrompt):
             self._play(order)
+        elif isinstance(order, StopPrompt):
+            self._stop_prompts(room, order.leg_id or None)
 
     def _play(self, order: PlayPrompt) -> None:
         """Load the prompt the service rendered (a few hundred KB at most) and play it."""
@@ -63,6 +66,17 @@ class MediaControl:
             return
         player = Player(samples.astype(np.int16), loop=order.loop)
         self.conference.play(order.meeting_id, Sound(player, only=order.leg_id or None))
+
+    def _stop_prompts(self, room: str, only: str | None) -> None:
+        """Silence the prompts played to `only`, or (None) every prompt of the room. Beeps,
+        which always exclude the member they are about, play on."""
+        media = self.conference.media.get(room)
+        if media is None:
+            return
+        media.sounds[:] = [
+            s for s in media.sounds
+            if s.exclude is not None or (only is not None and s.only != only)
+        ]  # fmt: skip
 
     def end_meeting(self, room: str) -> None:
         self._encode(self.conference.end_room(room))

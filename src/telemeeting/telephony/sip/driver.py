@@ -3,6 +3,9 @@
 Each node is a child process (node.py) with its own SIP port (local_port + index) and its own
 slice of the RTP range. A meeting is placed whole on the least busy node and stays there, so its
 N-1 mix never crosses processes. Reports come back over the node's Pipe, in order.
+
+A dial-in caller (issue 15) is admitted by the service through `set_admitter`; the meeting is
+then placed on the node the call came in on, unless another node mixes it already (refused).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import asyncio
 import contextlib
 import multiprocessing
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -19,6 +23,7 @@ from typing import Any
 import structlog
 
 from telemeeting.domain.model import EndReason
+from telemeeting.telephony.dialin import REFUSED, Admission, AdmitRequest
 from telemeeting.telephony.driver import (
     DialOrder,
     DriverError,
@@ -29,6 +34,7 @@ from telemeeting.telephony.driver import (
     SpeakersReport,
     combine_media_stats,
 )
+from telemeeting.telephony.ivr.machine import Verdict
 from telemeeting.telephony.orders import EndMeeting, HangUp, MediaOrder, SetMuted, to_message
 from telemeeting.telephony.sip.node import node_main
 from telemeeting.telephony.sip.routes import RouteConfig
@@ -58,12 +64,18 @@ class _Node:
     stats: dict[str, float] = field(default_factory=dict)
 
 
+#: The service's admission of a dial-in caller; the check says whether a meeting may be mixed
+#: on the node the call is on (and claims it there).
+NodeAdmitter = Callable[[AdmitRequest, Callable[[str], bool]], Awaitable[Admission]]
+
+
 class SipDriver:
     def __init__(
         self,
         settings: Any,
         *,
         nodes: int = 1,
+        prompts: Callable[[], Awaitable[dict[str, str]]] | None = None,
         **engine_options: Any,
     ) -> None:
         """`settings` is config.SipSettings (or anything with its attributes); `engine_options`
@@ -79,6 +91,10 @@ class SipDriver:
         self._reports: asyncio.Queue[Report] = asyncio.Queue()
         self._delivery: asyncio.Task[None] | None = None
         self._start_lock = asyncio.Lock()
+        #: Renders the IVR's prompts (service/dialin.py) before the nodes start.
+        self._prompts = prompts
+        self._admitter: NodeAdmitter | None = None
+        self._admissions: set[asyncio.Task[None]] = set()
 
     def _options_for(self, index: int) -> dict[str, Any]:
         s = self._settings
@@ -90,6 +106,10 @@ class SipDriver:
             "rtp_port_min": low,
             "rtp_port_max": low + span - 1,
             "routes": [vars(RouteConfig.of(r)) for r in s.routes],
+            "dialin": [
+                {"number": d.number, "meid": d.meid} for d in getattr(s, "dialin", ())
+            ],
+            "trusted_sources": list(getattr(s, "trusted_sources", ())),
             **self._engine_options,
         }
 
@@ -105,6 +125,8 @@ class SipDriver:
         async with self._start_lock:
             if self._nodes:
                 return
+            if self._prompts is not None:
+                self._engine_options["ivr_prompts"] = await self._prompts()
             context = multiprocessing.get_context("spawn")  # no forking a running event loop
             loop = asyncio.get_running_loop()
             for index in range(self._count):
@@ -229,6 +251,35 @@ class SipDriver:
             node.closed.set_result(None)
         elif kind == "stats":
             node.stats = dict(message[1])
+        elif kind == "admit":
+            _, token, meid, pin, caller, called = message
+            task = asyncio.create_task(
+                self._admit(node, token, AdmitRequest(meid, pin, caller, called)),
+                name="sip-driver-admit",
+            )
+            self._admissions.add(task)
+            task.add_done_callback(self._admissions.discard)
+
+    # dial-in --------------------------------------------------------------------------------
+    def set_admitter(self, admitter: NodeAdmitter) -> None:
+        self._admitter = admitter
+
+    async def _admit(self, node: _Node, token: int, request: AdmitRequest) -> None:
+        def here(meeting_id: str) -> bool:
+            owner = self._owner.setdefault(meeting_id, node)
+            if owner is node:
+                node.meetings.add(meeting_id)
+            return owner is node
+
+        admission = REFUSED
+        try:
+            if self._admitter is not None:
+                admission = await self._admitter(request, here)
+        except Exception:
+            log.exception("sip_driver.admit_failed")
+        if admission.verdict is Verdict.ADMITTED:
+            node.legs[admission.leg_id] = admission.meeting_id
+        self._send(node, ("admitted", token, *admission.message()))
 
     def _on_node_gone(self, node: _Node) -> None:
         self._forget(node)

@@ -2,18 +2,21 @@
 
 The audio clock must not share an event loop (or a GIL) with HTTP and database work, so each
 node is its own process. Messages are small tuples: orders in, ("report", …) events out, in the
-order the engine produced them.
+order the engine produced them. A dial-in caller's meeting number and PIN go up as ("admit",
+token, …) and the service's verdict comes down as ("admitted", token, …) (issue 15).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from multiprocessing.connection import Connection
 from typing import Any
 
 import structlog
 
+from telemeeting.telephony.dialin import Admission, AdmitRequest
 from telemeeting.telephony.driver import Report, SpeakersReport
 from telemeeting.telephony.orders import UnknownOrder, carry_out, from_message
 from telemeeting.telephony.sip.engine import SipEngine
@@ -31,6 +34,8 @@ def report_message(report: Report) -> tuple[Any, ...]:
 
 #: How often a media process tells its parent how its mixer is doing (for /metrics).
 STATS_SECONDS = 2.0
+#: How long a dial-in caller waits for the service's verdict before hearing "unavailable".
+ADMIT_SECONDS = 10.0
 
 
 async def _send_stats(conn: Connection, engine: SipEngine, seconds: float) -> None:
@@ -56,6 +61,20 @@ async def _serve(conn: Connection, options: dict[str, Any]) -> None:
         conn.send(report_message(report))
 
     engine.attach(sink)
+    loop = asyncio.get_running_loop()
+    asked: dict[int, asyncio.Future[Admission]] = {}
+    tokens = itertools.count(1)
+
+    async def admit(request: AdmitRequest) -> Admission:
+        token = next(tokens)
+        answer = asked[token] = loop.create_future()
+        try:
+            conn.send(("admit", token, request.meid, request.pin, request.caller, request.called))
+            return await asyncio.wait_for(answer, ADMIT_SECONDS)
+        finally:
+            asked.pop(token, None)
+
+    engine.set_admitter(admit)
     try:
         await engine.start()
     except OSError as exc:
@@ -64,12 +83,17 @@ async def _serve(conn: Connection, options: dict[str, Any]) -> None:
     conn.send(("ready", engine.sip_port))
     stats = asyncio.create_task(_send_stats(conn, engine, stats_seconds), name="media-stats")
 
-    loop = asyncio.get_running_loop()
     orders: asyncio.Queue[tuple[Any, ...] | None] = asyncio.Queue()
 
     def readable() -> None:
         try:
-            orders.put_nowait(conn.recv())
+            message = conn.recv()
+            if message and message[0] == "admitted":
+                waiting = asked.get(message[1])
+                if waiting is not None and not waiting.done():
+                    waiting.set_result(Admission.from_message(tuple(message[2:])))
+                return
+            orders.put_nowait(message)
         except (EOFError, OSError):  # the API process is gone: shut down
             loop.remove_reader(conn.fileno())
             orders.put_nowait(None)

@@ -1,0 +1,134 @@
+"""Dial-in (issue 15): admitting a caller who keyed a meeting number and PIN, and the IVR's
+prompts.
+
+Admission is one transaction on the meeting's row: the PIN is compared in constant time, the
+meeting must be open and carried by this node (the caller's call is here, and the mix of a
+meeting is in one place), and there must be room (maxmembers). The admitted caller is a leg in
+`callin` (pushed as CallState `callin`, 呼入); the media node reports it answered once it joins
+the mix, so the application sees callin → answer → disconnect, and one `Call` CDR with
+`direction` "in".
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import structlog
+
+from telemeeting.config import Settings
+from telemeeting.domain import errors
+from telemeeting.domain.model import MeetingState
+from telemeeting.service import prompts
+from telemeeting.service.changes import ChangeRecorder
+from telemeeting.service.directory import Directory
+from telemeeting.store.dialin import DialInRepository
+from telemeeting.store.repositories import NO_LEGS
+from telemeeting.store.unit_of_work import Database
+from telemeeting.telephony.dialin import Admission, AdmitRequest
+from telemeeting.telephony.ivr.machine import Prompt, Verdict
+from telemeeting.wire.request_id import RequestIdGenerator
+
+log = structlog.get_logger(__name__)
+
+#: What the IVR says, by language (spoken by espeak-ng: Mandarin by its cmn voice).
+PROMPT_TEXTS: dict[str, dict[Prompt, str]] = {
+    "zh": {
+        Prompt.ENTER_MEETING: "欢迎参加电话会议。请输入会议号，并以井号键结束。",
+        Prompt.ENTER_PIN: "请输入会议密码，并以井号键结束。",
+        Prompt.WRONG: "会议号或密码错误。",
+        Prompt.TOO_MANY_TRIES: "输入错误次数过多，再见。",
+        Prompt.NOT_STARTED: "会议尚未开始，请稍后再拨。再见。",
+        Prompt.MEETING_FULL: "会议人数已满，再见。",
+        Prompt.UNAVAILABLE: "暂时无法加入会议，请稍后再拨。再见。",
+        Prompt.GOODBYE: "没有收到输入，再见。",
+    },
+    "en": {
+        Prompt.ENTER_MEETING: "Welcome. Please enter the meeting number, followed by the hash key.",
+        Prompt.ENTER_PIN: "Please enter the meeting PIN, followed by the hash key.",
+        Prompt.WRONG: "The meeting number or PIN is not correct.",
+        Prompt.TOO_MANY_TRIES: "Too many wrong attempts. Goodbye.",
+        Prompt.NOT_STARTED: "This meeting has not started yet. Please call again later. Goodbye.",
+        Prompt.MEETING_FULL: "The meeting is full. Goodbye.",
+        Prompt.UNAVAILABLE: "The meeting cannot be joined now. Please call again later. Goodbye.",
+        Prompt.GOODBYE: "No input was received. Goodbye.",
+    },
+}
+
+#: Asked inside the admission's transaction: may this meeting be mixed where the call is?
+HostCheck = Callable[[str], bool]
+
+
+async def render_prompts(settings: Settings) -> dict[str, str]:
+    """The IVR's prompts as files (service/prompts.py, rendered once and cached by text), for
+    the media processes; {} when espeak-ng is missing (the IVR then plays silence)."""
+    directory = Path(settings.recordings.directory).resolve() / "prompts"
+    texts = PROMPT_TEXTS[settings.sip.ivr_language]
+    files: dict[str, str] = {}
+    for prompt, text in texts.items():
+        try:
+            files[prompt.value] = str(await prompts.speak(text, directory))
+        except errors.InvalidRequest as exc:
+            log.warning("dialin.prompt_not_rendered", prompt=prompt.value, error=str(exc))
+    return files
+
+
+def _anywhere(_meeting_id: str) -> bool:
+    return True
+
+
+class DialIn:
+    def __init__(
+        self,
+        db: Database,
+        node_id: str,
+        recorder: ChangeRecorder,
+        directory: Directory,
+        clock: Callable[[], float],
+        request_ids: RequestIdGenerator,
+    ) -> None:
+        self._db = db
+        self._node_id = node_id
+        self._recorder = recorder
+        self._directory = directory
+        self._clock = clock
+        self._request_ids = request_ids
+
+    async def admit(self, request: AdmitRequest, host_ok: HostCheck = _anywhere) -> Admission:
+        try:
+            return await self._admit(request, host_ok)
+        except Exception:
+            log.exception("dialin.admit_failed", meid=request.meid)
+            return Admission(Verdict.UNAVAILABLE)
+
+    async def _admit(self, request: AdmitRequest, host_ok: HostCheck) -> Admission:
+        async with self._db.reader() as uow:
+            candidates = await DialInRepository(uow.connection).open_meetings(request.meid)
+        for meeting_id in candidates:
+            async with self._db.unit_of_work() as uow:
+                meeting = await uow.meetings.get(meeting_id, NO_LEGS)
+                if meeting is None or not meeting.dialin or meeting.state is MeetingState.ENDED:
+                    continue
+                if not secrets.compare_digest(meeting.pin.encode(), request.pin.encode()):
+                    continue
+                if meeting.state is MeetingState.BOOKED:
+                    return Admission(Verdict.NOT_STARTED)
+                owner = uow.meetings.owner_of(meeting.id)
+                if owner != self._node_id or not host_ok(meeting.id):
+                    log.warning("dialin.other_node", meeting_id=meeting.id, owner=owner)
+                    return Admission(Verdict.UNAVAILABLE)
+                now = self._clock()
+                request_id = self._request_ids.next(datetime.fromtimestamp(now, UTC))
+                try:
+                    leg = meeting.admit_caller(
+                        request.caller, request.called, request_id=request_id, now=now
+                    )
+                except errors.MeetingFull:
+                    return Admission(Verdict.FULL)
+                app = await self._directory.app(meeting.app_id)
+                await self._recorder.record(uow, meeting, app, now=now)
+            log.info("dialin.admitted", meeting_id=meeting.id, leg_id=leg.id)
+            return Admission(Verdict.ADMITTED, meeting.id, leg.id, leg.muted)
+        return Admission(Verdict.WRONG)

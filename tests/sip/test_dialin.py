@@ -1,0 +1,154 @@
+"""Dial-in through the whole product (issue 15): a real `telemeeting serve` with a dial-in
+number; a baresip phone calls in, keys the meeting number and PIN as RFC 4733 events, joins the
+meeting the API created and is mixed N-1 with two phones the server dialled; the API mutes and
+kicks it; its pushes are callin → answer → one disconnect, with one `Call` CDR marked "in"."""
+
+from __future__ import annotations
+
+import asyncio
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from tests.servers import Api, member
+from tests.sip.peers import (
+    HOST,
+    Baresip,
+    band_levels,
+    numbers_of,
+    read_wav,
+    recordings_toml,
+    serving_phones,
+    write_tone,
+)
+
+pytestmark = [pytest.mark.timeout(150), pytest.mark.baresip]
+
+RATE = 8000
+DIALIN = "4000"
+PEERS = {
+    "alice": ("13800000001", 440.0),
+    "bob": ("13800000002", 660.0),
+    "13900000009": ("13900000009", 1000.0),  # the caller: its SIP user is its number
+}
+CALLER = "13900000009"
+TONES = [tone for _, tone in PEERS.values()]
+
+
+def dialin_toml(tmp_path: Path, trusted: str = HOST) -> str:
+    """Keys of [sip] (they follow its other keys), then the dial-in number and recordings."""
+    return (
+        f'trusted_sources = ["{trusted}"]\n\n'
+        f'[[sip.dialin]]\nnumber = "{DIALIN}"\n\n' + recordings_toml(tmp_path)
+    )
+
+
+def sip_port(tmp_path: Path) -> int:
+    config = tomllib.loads((tmp_path / "telemeeting.toml").read_text())
+    return int(config["sip"]["local_port"])
+
+
+async def key_in(phone: Baresip, keys: str, gap: float = 0.35) -> None:
+    for key in keys:
+        await phone.command("sndcode", key)
+        await asyncio.sleep(gap)
+
+
+def phones(tmp_path: Path) -> list[Baresip]:
+    peers = []
+    for name, (_, tone) in PEERS.items():
+        wav = tmp_path / f"{name}.wav"
+        write_tone(wav, tone)
+        peers.append(Baresip(tmp_path, name, wav))
+    return peers
+
+
+async def call(api: Api, body: dict) -> dict:
+    reply = await asyncio.to_thread(api.post, body, env="production")
+    assert reply.code == "0", reply.body
+    return reply.body
+
+
+def dave_in(meeting: dict) -> bool:
+    return any(
+        m["phone"] == CALLER and m["state"] == "answer" and m["direction"] == "in"
+        for m in meeting["members"]
+    )
+
+
+async def test_caller_dials_in_is_mixed_muted_and_kicked(tmp_path: Path) -> None:
+    peers = phones(tmp_path)
+    alice, _bob, dave = peers
+    async with serving_phones(
+        tmp_path, peers, numbers_of(PEERS), extra=dialin_toml(tmp_path)
+    ) as api:
+        created = await call(
+            api,
+            {
+                "action": "createMeeting",
+                "parties": [{"phone": PEERS["alice"][0]}, {"phone": PEERS["bob"][0]}],
+                "dialin": "1",
+                "pin": "2468",
+                "customParm": "dial-in test",
+            },
+        )
+        meid = created["meid"]
+        assert created["pin"] == "2468" and created["dialinnumbers"] == [DIALIN]
+        await asyncio.to_thread(
+            api.wait_for,
+            meid,
+            lambda m: all(x["state"] == "answer" for x in m["members"]),
+            "production",
+            20,
+        )
+        await dave.command("dial", f"sip:{DIALIN}@{HOST}:{sip_port(tmp_path)}")
+        await dave.wait_event("CALL_ESTABLISHED")
+        await key_in(dave, f"{meid}#2468#")
+        meeting = await asyncio.to_thread(api.wait_for, meid, dave_in, "production", 30)
+        assert meeting["pin"] == "2468" and meeting["dialinnumbers"] == [DIALIN]
+        assert member(meeting, PEERS["alice"][0])["direction"] == "out"
+        await asyncio.sleep(3.0)  # everyone talks
+        ref = {"confid": meid, "phone": CALLER}
+        await call(api, {"action": "muteMeetingMember", **ref})
+        await asyncio.sleep(2.5)  # dave is muted
+        await call(api, {"action": "kickMeetingMember", **ref})
+        await dave.wait_event("CALL_CLOSED", timeout=15)
+        await call(api, {"action": "destroyMeeting", "confid": meid})
+        for peer in peers[:2]:
+            await peer.wait_event("CALL_CLOSED", timeout=15)
+        events = await asyncio.to_thread(
+            api.post,
+            {"action": "queryMeetingEvents", "confid": meid},
+            env="production",
+            func_url="MeetingQuery.wx",
+        )
+        meeting = await asyncio.to_thread(api.query, meid, "production")
+    theirs = [e for e in events.body["events"] if e["body"].get("dsc") == CALLER]
+    assert [(e["body"]["state"], e["body"]["stateDesc"]) for e in theirs] == [
+        ("callin", "呼入"),
+        ("answer", "接听"),
+        ("disconnect", "应答|被踢出"),
+    ]
+    assert all(e["body"]["customParm"] == "dial-in test" for e in theirs)
+    cdrs = [
+        entry
+        for e in events.body["events"]
+        if e["type"] == "Call"
+        for entry in e["body"]["cdr"]
+        if entry["called"] == CALLER
+    ]
+    assert len(cdrs) == 1 and cdrs[0]["direction"] == "in" and cdrs[0]["caller"] == DIALIN
+    assert cdrs[0]["customParm"] == "dial-in test"
+    assert member(meeting, CALLER)["stateDesc"] == "应答|被踢出"
+    # dave heard alice and bob once joined (the last second before the kick), not himself
+    heard = read_wav(dave.recording())
+    levels = band_levels(heard[-RATE * 3 : -RATE // 2], TONES)
+    assert min(levels[440.0], levels[660.0]) - levels[1000.0] >= 25, levels
+    # alice heard dave before the mute, and not after it (her recording ends at the destroy,
+    # just after the kick: the mute covers its last 2.5 s)
+    alice_heard = read_wav(alice.recording())
+    unmuted = band_levels(alice_heard[-int(RATE * 5.2) : -int(RATE * 3.2)], TONES)
+    muted = band_levels(alice_heard[-int(RATE * 2.0) : -int(RATE * 0.3)], TONES)
+    assert unmuted[1000.0] - unmuted[440.0] >= 25, unmuted
+    assert muted[660.0] - muted[1000.0] >= 25, muted
