@@ -10,13 +10,21 @@ With `--media K` (issue 14), K of the rooms also record (the mix to a WAV, encod
 the step ends, off the tick) and detect speakers, as meetings with `record` and `speakerevents`
 do: what those features cost shows as the difference from a run without.
 
+With `--nodes K` (issue 16), one meeting of `--participants` members is split evenly across K
+media processes joined by cascade links (a full mesh, one RTP stream each way per pair), each
+node loaded by its own generator process. Printed per node: CPU, loss in and out, tick lateness
+p50/p99/max, and what the links cost: the tick's time spent on them (reading, summing, sending)
+as a share of a core and per tick, their packets and any loss between nodes.
+
     python bench/media_capacity.py [--steps 50,100,200,400,600,800] [--seconds 5] [--media 2]
+    python bench/media_capacity.py --nodes 2 [--participants 1000] [--seconds 5] [--codec L16]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing
 import statistics
 import tempfile
@@ -27,6 +35,8 @@ from pathlib import Path
 import numpy as np
 
 from telemeeting.telephony.media import g711
+from telemeeting.telephony.media.cascade import L16, PAYLOAD_TYPES
+from telemeeting.telephony.media.cascade_control import CascadeLinks, OpenCascade
 from telemeeting.telephony.media.conference import Conference
 from telemeeting.telephony.media.control import MediaControl
 from telemeeting.telephony.media.ports import PortPool
@@ -123,9 +133,7 @@ async def run_step(count: int, seconds: float, media: int = 0) -> dict[str, floa
     sent = await loop.run_in_executor(None, conn.recv)
     await asyncio.sleep(0.2)  # the last packets in flight
     mixer.cancel()
-    recorded = sum(
-        m.recorder.seconds for m in conference.media.values() if m.recorder is not None
-    )
+    recorded = sum(m.recorder.seconds for m in conference.media.values() if m.recorder is not None)
     await control.close()  # the MP3s, encoded in a thread
     mp3_bytes = sum(p.stat().st_size for p in Path(workdir.name).glob("*.mp3"))
     workdir.cleanup()
@@ -180,10 +188,227 @@ async def main(steps: list[int], seconds: float, media: int = 0) -> None:
     print(f"highest load with zero loss and p99 < 5 ms: {best} participants per media process")
 
 
+# --- one meeting across several media processes (--nodes K) ----------------------------------
+MEETING = "all-hands"
+_NODE_PORTS = 4000  # each node's slice of 40000-…: RTP legs and its cascade links
+
+
+def lean_generator_main(conn: Connection, count: int) -> None:
+    """Like `generator_main`, but reads its sockets in a batch each 20 ms instead of one
+    callback per packet: at 500+ streams per generator the callbacks alone took a core."""
+    asyncio.run(_generate_lean(conn, count))
+
+
+async def _generate_lean(conn: Connection, count: int) -> None:
+    import socket
+
+    sockets = []
+    for _ in range(count):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind((HOST, 0))
+        sock.setblocking(False)
+        sockets.append(sock)
+    conn.send([sock.getsockname()[1] for sock in sockets])
+    targets: list[tuple[str, int]] = [(HOST, port) for port in conn.recv()]
+    tone = (np.sin(np.arange(160) * 2 * np.pi * 440 / 8000) * 2000).astype(np.int16)
+    payload = g711.encode(g711.PCMU, tone)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    loop.add_reader(conn.fileno(), stop.set)
+    received = 0
+
+    def drain() -> int:
+        got = 0
+        for sock in sockets:
+            while True:
+                try:
+                    sock.recv(2048)
+                except (BlockingIOError, InterruptedError):
+                    break
+                got += 1
+        return got
+
+    sent, seq, due = 0, 0, loop.time()
+    while not stop.is_set():
+        for index, sock in enumerate(sockets):
+            with contextlib.suppress(OSError):
+                sock.sendto(pack(0, seq, seq * 160, index, payload), targets[index])
+        sent += count
+        seq += 1
+        received += drain()
+        due += 0.02
+        await asyncio.sleep(max(0.0, due - loop.time()))
+    loop.remove_reader(conn.fileno())
+    conn.recv()  # "stop"
+    conn.send(sent)
+    conn.recv()  # "report": the node has stopped sending
+    await asyncio.sleep(0.2)
+    received += drain()
+    conn.send(received)
+    for sock in sockets:
+        sock.close()
+
+
+def node_main(conn: Connection, index: int, names: list[str], count: int, codec: str) -> None:
+    """One media process of the meeting: `count` RTP legs and a link to every other node."""
+    asyncio.run(_node(conn, index, names, count, codec))
+
+
+async def _node(conn: Connection, index: int, names: list[str], count: int, codec: str) -> None:
+    loop = asyncio.get_running_loop()
+
+    async def recv() -> object:
+        return await loop.run_in_executor(None, conn.recv)
+
+    base = 40000 + index * _NODE_PORTS
+    pool = PortPool(base, base + _NODE_PORTS - 1)
+    conference = Conference()
+    links = CascadeLinks(conference, pool, HOST)
+    me, peers = names[index], [name for name in names if name != names[index]]
+    ends = {
+        peer: await links.open(OpenCascade(MEETING, peer, "bench", codec=codec)) for peer in peers
+    }
+    conn.send({peer: end.port for peer, end in ends.items()})
+    theirs: dict[str, int] = await recv()  # type: ignore[assignment]  # peer -> its port for me
+    for peer in peers:
+        await links.open(OpenCascade(MEETING, peer, "bench", HOST, theirs[peer], codec))
+    generator_ports: list[int] = await recv()  # type: ignore[assignment]
+    streams: list[RtpStream] = []
+    for leg, port in enumerate(generator_ports):
+        _, stream, _ = await pool.bind(HOST, RtpStream)
+        stream.remote = (HOST, port)
+        conference.add(MEETING, f"{me}-{leg}", stream).joined = True
+        streams.append(stream)
+    conn.send([s.transport.get_extra_info("sockname")[1] for s in streams])  # type: ignore[union-attr]
+    mixer = asyncio.create_task(conference.run())
+    await recv()  # "start": the warm-up is over
+    conference.lateness.clear()
+    cpu, wall, spent = time.process_time(), time.perf_counter(), conference.cascade_seconds
+    ticks = conference.ticks
+    await recv()  # "end"
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    spent, ticks = conference.cascade_seconds - spent, conference.ticks - ticks
+    ms = sorted(x * 1000 for x in conference.lateness) or [0.0]
+    conn.send(
+        {
+            "cpu": 100 * cpu / wall,
+            "link_cpu": 100 * spent / wall,
+            "link_us_per_tick": 1e6 * spent / max(ticks, 1),
+            "p50": statistics.median(ms),
+            "p99": ms[min(len(ms) - 1, int(len(ms) * 0.99))],
+            "max": ms[-1],
+        }
+    )
+    await recv()  # "stop": the generator has stopped sending
+    await asyncio.sleep(0.2)  # the last packets in flight
+    mixer.cancel()
+    conn.send(
+        {
+            "rx": sum(s.rx_packets for s in streams),
+            "tx": sum(s.tx_packets for s in streams),
+            "links": links.stats(),
+        }
+    )
+    links.close_all()
+    for stream in streams:
+        stream.close()
+
+
+async def run_nodes(nodes: int, participants: int, seconds: float, codec: str) -> None:
+    names = [chr(ord("A") + i) for i in range(nodes)]
+    counts = [participants // nodes + (1 if i < participants % nodes else 0) for i in range(nodes)]
+    per_link = 2 * 160 if codec == L16 else 160
+    print(
+        f"media capacity: one meeting of {participants} across {nodes} media processes"
+        f" ({', '.join(f'{n}: {c}' for n, c in zip(names, counts, strict=True))}),"
+        f" cascade links in {codec} ({(per_link + 40) * 8 * 50 / 1000:.0f} kbit/s each way"
+        f" with IP/UDP/RTP headers), {seconds:g} s measured after {WARMUP:g} s, one load"
+        " generator process per node"
+    )
+    context = multiprocessing.get_context("spawn")
+    loop = asyncio.get_running_loop()
+
+    async def recv(conn: Connection) -> object:
+        return await loop.run_in_executor(None, conn.recv)
+
+    node_conns, generator_conns, processes = [], [], []
+    for index, count in enumerate(counts):
+        mine, theirs = context.Pipe()
+        node = context.Process(
+            target=node_main, args=(theirs, index, names, count, codec), daemon=True
+        )
+        mine_g, theirs_g = context.Pipe()
+        generator = context.Process(target=lean_generator_main, args=(theirs_g, count), daemon=True)
+        node.start()
+        generator.start()
+        node_conns.append(mine)
+        generator_conns.append(mine_g)
+        processes += [node, generator]
+    ends: list[dict[str, int]] = [await recv(c) for c in node_conns]  # type: ignore[misc]
+    for index, conn in enumerate(node_conns):
+        conn.send({names[j]: ends[j][names[index]] for j in range(nodes) if j != index})
+    for conn, gen in zip(node_conns, generator_conns, strict=True):
+        conn.send(await recv(gen))  # the generator's ports to the node
+        gen.send(await recv(conn))  # the node's leg ports to the generator
+    await asyncio.sleep(WARMUP)
+    for conn in node_conns:
+        conn.send("start")
+    await asyncio.sleep(seconds)
+    for conn in node_conns:
+        conn.send("end")
+    window: list[dict[str, float]] = [await recv(c) for c in node_conns]  # type: ignore[misc]
+    sent = []
+    for gen in generator_conns:
+        gen.send("stop")
+        sent.append(await recv(gen))
+    for conn in node_conns:
+        conn.send("stop")
+    totals: list[dict[str, object]] = [await recv(c) for c in node_conns]  # type: ignore[misc]
+    received = []
+    for gen in generator_conns:
+        gen.send("report")
+        received.append(await recv(gen))
+    for process in processes:
+        process.join(5)
+    print(
+        "node  legs   cpu%  loss in%  loss out%   p50 ms  p99 ms  max ms   link cpu%  link µs/tick"
+    )
+    ok = True
+    for index, name in enumerate(names):
+        w, t = window[index], totals[index]
+        rx, tx = int(t["rx"]), int(t["tx"])  # type: ignore[call-overload]
+        loss_in = 100 * (1 - rx / sent[index]) if sent[index] else 0.0
+        loss_out = 100 * (1 - received[index] / tx) if tx else 0.0
+        ok = ok and loss_in <= 0 and loss_out <= 0 and w["p99"] < 5.0
+        print(
+            f"{name:>4} {counts[index]:5d} {w['cpu']:6.1f} {loss_in:9.3f} {loss_out:10.3f}"
+            f" {w['p50']:8.2f} {w['p99']:7.2f} {w['max']:7.2f} {w['link_cpu']:11.3f}"
+            f" {w['link_us_per_tick']:13.1f}"
+        )
+    print("links (packets each way over the whole run; lost = jitter-buffer gaps):")
+    for index, name in enumerate(names):
+        for link in totals[index]["links"]:  # type: ignore[attr-defined]
+            print(
+                f"  {name} -> {link['peer_node']}: sent {link['tx_packets']},"
+                f" {name} <- {link['peer_node']}: received {link['rx_packets']},"
+                f" lost {link['lost']}, trimmed {link['trimmed']}, refused {link['rx_refused']}"
+            )
+    verdict = "meets" if ok else "does NOT meet"
+    print(f"{participants} participants on {nodes} nodes {verdict} zero loss and p99 < 5 ms")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", default="50,100,200,400,600,800")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--media", type=int, default=0, help="rooms recording with speakers")
+    parser.add_argument("--nodes", type=int, default=1, help="one meeting across K processes")
+    parser.add_argument("--participants", type=int, default=1000, help="with --nodes K > 1")
+    parser.add_argument("--codec", default=L16, choices=sorted(PAYLOAD_TYPES))
     args = parser.parse_args()
-    asyncio.run(main([int(s) for s in args.steps.split(",")], args.seconds, args.media))
+    if args.nodes > 1:
+        if not args.nodes <= 10 or args.participants < args.nodes:
+            parser.error("--nodes takes 2 to 10, with at least one participant per node")
+        asyncio.run(run_nodes(args.nodes, args.participants, args.seconds, args.codec))
+    else:
+        asyncio.run(main([int(s) for s in args.steps.split(",")], args.seconds, args.media))

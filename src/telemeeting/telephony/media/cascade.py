@@ -157,14 +157,18 @@ class CascadeStream(asyncio.DatagramProtocol):
 
 
 # the mixing math, used by Conference.tick ----------------------------------------------------
-def gather(links: Mapping[str, Mapping[str, CascadeStream]]) -> dict[str, npt.NDArray[np.int32]]:
+def gather(
+    links: Mapping[str, Mapping[str, CascadeStream]], drain_limit: int = 8
+) -> dict[str, npt.NDArray[np.int32]]:
     """Read every link: per room, the sum of what its peer nodes sent this tick (int32, not
-    clipped: it is added to local audio before the one clip)."""
+    clipped: it is added to local audio before the one clip). Like the legs, a link reads one
+    packet most ticks (`drain_limit` 1) and catches up now and then: the read that finds the
+    socket empty costs as much as one that finds a packet."""
     peers: dict[str, npt.NDArray[np.int32]] = {}
     for room, by_peer in links.items():
         total: npt.NDArray[np.int32] | None = None
         for stream in by_peer.values():
-            stream.drain()
+            stream.drain(drain_limit)
             frame = stream.read_frame()
             if frame is None:
                 continue
