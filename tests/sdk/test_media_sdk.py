@@ -73,11 +73,18 @@ def test_recording_speakers_and_member_controls(served: tuple[Server, Tenant]) -
         assert [m.muted for m in client.query_meeting(meid).members] == [False, True, True]
         client.unmute_all(meid)
         client.hold_member(meid, PHONES[2])
+        assert [m.held for m in client.query_meeting(meid).members] == [False, False, True]
         client.unhold_member(meid, PHONES[2])
+        assert not any(m.held for m in client.query_meeting(meid).members)
         with pytest.raises(MeetingError) as refused:
             client.hold_member(meid, "13900000000")
         assert refused.value.status_code == "-304"
-        client.play_prompt(meid, text="welcome", phone=PHONES[1])
+        client.play_prompt(meid, text="welcome", phone=PHONES[1], loop=True)
+        assert client.stop_prompt(meid, phone=PHONES[1]).request_id
+        assert client.stop_prompt(meid).request_id
+        with pytest.raises(MeetingError) as refused:
+            client.stop_prompt(meid, phone="13900000000")
+        assert refused.value.status_code == "-304"
         with pytest.raises(ValueError):
             client.play_prompt(meid)
         with pytest.raises(ValidationError):
@@ -110,6 +117,7 @@ def test_async_client_records(served: tuple[Server, Tenant]) -> None:
             await client.start_recording(meid)
             await client.mute_all(meid)
             await client.unmute_all(meid)
+            assert (await client.stop_prompt(meid)).request_id
             await asyncio.sleep(1.0)
             await client.stop_recording(meid)
             await client.destroy_meeting(meid)
@@ -148,4 +156,7 @@ def test_client_cli_commands(served: tuple[Server, Tenant]) -> None:
         assert cli(command, meid)["requestId"]
     assert cli("prompt", meid, "--text", "hello")["requestId"]
     assert cli("hold", meid, PHONES[0])["requestId"]
+    assert [m["held"] for m in cli("query", meid)["members"]] == [True, False]
     assert cli("unhold", meid, PHONES[0])["requestId"]
+    assert cli("stop-prompt", meid)["requestId"]
+    assert cli("stop-prompt", meid, "--phone", PHONES[1])["requestId"]

@@ -246,6 +246,17 @@ class Calls:
             headers=_idempotency_headers(idempotency_key),
         )
 
+    def stop_prompt(self, meid: str, phone: str | None, idempotency_key: str | None) -> Call:
+        # Stopping what is already silent changes nothing: safe to repeat.
+        params = {"confid": meid, **({"phone": phone} if phone else {})}
+        return Call(
+            wa.STOP_PROMPT,
+            wa.TELEMEETING,
+            params,
+            idempotent=True,
+            headers=_idempotency_headers(idempotency_key),
+        )
+
     def query_meeting(self, meid: str) -> Call:
         return Call(wa.QUERY_MEETING, wa.MEETING_QUERY, {"confid": meid}, idempotent=True)
 

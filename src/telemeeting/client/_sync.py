@@ -213,6 +213,14 @@ class Client:
         call = self._calls.play_prompt(meid, text, url, phone, loop, idempotency_key)
         return Accepted((self._send(call))["requestId"])
 
+    def stop_prompt(
+        self, meid: str, *, phone: str | None = None, idempotency_key: str | None = None
+    ) -> Accepted:
+        """stopMeetingPrompt: silence the prompts playing to `phone`, or every prompt (a
+        looping one included)."""
+        call = self._calls.stop_prompt(meid, phone, idempotency_key)
+        return Accepted((self._send(call))["requestId"])
+
     def kick_member(self, meid: str, phone: str, *, idempotency_key: str | None = None) -> Accepted:
         call = self._calls.on_member(wa.KICK_MEMBER, meid, phone, idempotency_key)
         return Accepted(self._send(call)["requestId"])

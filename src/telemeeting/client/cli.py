@@ -181,7 +181,8 @@ def meeting_table(
         if notes is not None:
             cells.append(Text(notes.get(member.phone, ""), style="dim"))
         else:
-            cells.append("yes" if member.muted else "")
+            flags = (("yes", member.muted), ("held", member.held))
+            cells.append(", ".join(word for word, on in flags if on))
         if speaking:
             cells.append("talking" if member.speaking else "")
         table.add_row(*cells)
@@ -490,6 +491,27 @@ def prompt(
         _echo_json({"requestId": accepted.request_id})
         return
     _out().print(f"prompt playing in {meid}: requestId {accepted.request_id}")
+
+
+@client_cli.command("stop-prompt")
+def stop_prompt(
+    meid: Annotated[str, typer.Argument(help="The meeting")],
+    phone: Annotated[str | None, typer.Option(help="Only this member's prompts")] = None,
+    idempotency_key: IdempotencyOption = None,
+    account_sid: SidOption = None,
+    auth_token: TokenOption = None,
+    app_id: AppOption = None,
+    base_url: BaseUrlOption = LOCAL_SANDBOX_URL,
+    timeout: TimeoutOption = 10.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Stop the prompts playing in the meeting (a looping one too), or one member's."""
+    with _client(account_sid, auth_token, app_id, base_url, timeout, as_json) as client:
+        accepted = client.stop_prompt(meid, phone=phone, idempotency_key=idempotency_key)
+    if as_json:
+        _echo_json({"requestId": accepted.request_id})
+        return
+    _out().print(f"prompts stopped in {meid}: requestId {accepted.request_id}")
 
 
 @client_cli.command("balance")

@@ -135,6 +135,8 @@ class Member:
     muted: bool
     #: **extension**: talking now (meetings with speaker events only; None elsewhere).
     speaking: bool | None = None
+    #: **extension**: on hold (hears music, neither hears nor is heard by the meeting).
+    held: bool = False
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -165,6 +167,7 @@ class Member:
             leave_time=parse_wire_time(data.get("leavetime"), zone),
             muted=bool(data.get("muted", False)),
             speaking=data["speaking"] if isinstance(data.get("speaking"), bool) else None,
+            held=data.get("held") is True or data.get("held") in ("1", 1),
             raw=dict(data),
         )
 
