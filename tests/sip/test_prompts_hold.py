@@ -1,7 +1,8 @@
 """Prompts and hold with real phones (issue 14): baresip peers each playing their own tone.
 A prompt WAV (16 kHz stereo: resampled by the server) is fetched from a local HTTP server; a
 prompt to everyone is heard by all, one with `phone` by that phone only; a held phone hears the
-music on hold and is not heard by the others."""
+music on hold and is not heard by the others (and queryMeeting shows it held); a looping prompt
+is heard until stopMeetingPrompt, then not."""
 
 from __future__ import annotations
 
@@ -31,14 +32,18 @@ from tests.sip.test_recording import PEERS, RATE, _answered
 
 pytestmark = [pytest.mark.timeout(150), pytest.mark.baresip]
 
+#: The prompt WAVs come from a site on loopback, which the server refuses by default (SSRF).
+PRIVATE_URLS = "[prompts]\nallow_private_urls = true\n\n"
+
 #: Tones clear of the hold music's notes and their harmonics (sounds.hold_music).
 TONES = {"alice": 1150.0, "bob": 1250.0, "carol": 1450.0}
 TO_ALL, TO_BOB = 1700.0, 1900.0
+LOOP = 2100.0  # a looping prompt, stopped by stopMeetingPrompt
 MUSIC = 261.63  # the hold music's C
 
 
-def _prompt_wav(path: Path, frequency: float, rate: int = 16000) -> None:
-    t = np.arange(int(rate * 2.0)) / rate
+def _prompt_wav(path: Path, frequency: float, rate: int = 16000, seconds: float = 2.0) -> None:
+    t = np.arange(int(rate * seconds)) / rate
     samples = (0.3 * np.sin(2 * np.pi * frequency * t) * 32767).astype("<i2")
     with wave.open(str(path), "wb") as out:
         out.setnchannels(2)
@@ -62,7 +67,7 @@ def _serve(directory: Path) -> Iterator[str]:
 
 def _levels(peer: Baresip, start: float, end: float) -> dict[float, float]:
     samples = read_wav(peer.recording())[int(start * RATE) : int(end * RATE)]
-    return band_levels(samples, [*TONES.values(), TO_ALL, TO_BOB, MUSIC, 1600.0])
+    return band_levels(samples, [*TONES.values(), TO_ALL, TO_BOB, LOOP, MUSIC, 1600.0])
 
 
 async def test_prompts_and_hold_with_real_phones(tmp_path: Path) -> None:
@@ -70,6 +75,7 @@ async def test_prompts_and_hold_with_real_phones(tmp_path: Path) -> None:
     site.mkdir()
     _prompt_wav(site / "all.wav", TO_ALL)
     _prompt_wav(site / "bob.wav", TO_BOB)
+    _prompt_wav(site / "loop.wav", LOOP, seconds=0.6)
     peers = []
     for name, tone in TONES.items():
         wav = tmp_path / f"{name}.wav"
@@ -79,7 +85,7 @@ async def test_prompts_and_hold_with_real_phones(tmp_path: Path) -> None:
     marks: dict[str, float] = {}
     with _serve(site) as base:
         async with serving_phones(
-            tmp_path, peers, numbers_of(PEERS), recordings_toml(tmp_path)
+            tmp_path, peers, numbers_of(PEERS), recordings_toml(tmp_path) + PRIVATE_URLS
         ) as api:
 
             async def post(action: str, **params: Any) -> str:
@@ -108,9 +114,21 @@ async def test_prompts_and_hold_with_real_phones(tmp_path: Path) -> None:
             await asyncio.sleep(2.5)
             assert await post("holdMeetingMember", phone=phones["carol"]) == "0"
             marks["held"] = time.monotonic()
+            meeting = await asyncio.to_thread(api.query, meid, "production")
+            held = {m["phone"]: m["held"] for m in meeting["members"]}
+            assert held == {phones["alice"]: False, phones["bob"]: False, phones["carol"]: True}
             await asyncio.sleep(2.5)
             assert await post("unholdMeetingMember", phone=phones["carol"]) == "0"
             marks["unheld"] = time.monotonic()
+            assert await post("playMeetingPrompt", url=f"{base}/loop.wav", loop="1") == "0"
+            marks["loop"] = time.monotonic()
+            await asyncio.sleep(2.5)
+            assert await post("stopMeetingPrompt") == "0"
+            marks["stopped"] = time.monotonic()
+            await asyncio.sleep(2.0)
+            marks["silent"] = time.monotonic()
+            meeting = await asyncio.to_thread(api.query, meid, "production")
+            assert not any(m["held"] for m in meeting["members"])
             assert await post("holdMeetingMember", phone="13900000009") == "-304"
             assert await post("playMeetingPrompt", url=f"{base}/missing.wav") == "-101"
             assert await post("playMeetingPrompt", text="x", url=f"{base}/all.wav") == "-101"
@@ -140,3 +158,9 @@ async def test_prompts_and_hold_with_real_phones(tmp_path: Path) -> None:
     for name, other in (("alice", "bob"), ("bob", "alice")):
         assert held[name][TONES[other]] - held[name][TONES["carol"]] >= 25, (name, held[name])
         assert held[name][TONES[other]] - held[name][MUSIC] >= 25, (name, held[name])
+    # The looping prompt: heard by all (it plays over and over) until stopMeetingPrompt.
+    for peer in peers:
+        looping = _levels(peer, *span("loop", "stopped"))
+        after = _levels(peer, *span("stopped", "silent"))
+        assert looping[LOOP] - looping[1600.0] >= 25, (peer.name, looping)
+        assert looping[LOOP] - after[LOOP] >= 25, (peer.name, looping, after)
