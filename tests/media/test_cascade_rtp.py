@@ -16,6 +16,7 @@ import pytest
 
 from telemeeting.telephony.media import g711, rtp
 from telemeeting.telephony.media.cascade_control import (
+    CascadeError,
     CascadeLinks,
     CloseCascade,
     OpenCascade,
@@ -187,3 +188,19 @@ async def test_closing_a_link_stops_the_peers_audio_and_frees_its_port() -> None
         assert b.links.close_meeting(MEETING) == 1
     frames = [f for at, f in phones["a1"].heard if closed_at + 0.2 <= at < ended]
     assert frames and max(int(np.abs(f).max()) for f in frames) <= 8  # silence: b1 is gone
+
+
+async def test_open_refuses_a_codec_change_and_a_peer_of_another_family() -> None:
+    async with running_nodes(["A"]) as nodes:
+        links = nodes["A"].links
+        end = await links.open(OpenCascade(MEETING, "B", "production"))
+        with pytest.raises(CascadeError, match="close it first"):
+            await links.open(OpenCascade(MEETING, "B", "production", codec="PCMU"))
+        with pytest.raises(CascadeError, match="IPv4"):
+            await links.open(OpenCascade(MEETING, "B", "production", "::1", 4000))
+        with pytest.raises(CascadeError, match="peer_host"):
+            await links.open(OpenCascade(MEETING, "C", "production", "localhost", 4000))
+        assert len(links) == 1  # nothing bound for the refused orders
+        again = await links.open(OpenCascade(MEETING, "B", "production", "127.0.0.1", 4000))
+        assert again.port == end.port
+        assert links.stats()[0]["port"] == end.port

@@ -116,14 +116,24 @@ class CascadeLinks:
                 f"the link of {order.meeting_id} to {order.peer_node} is {link.stream.codec},"
                 f" not {order.codec}: close it first"
             )
+        peer_host = self._peer_address(order.peer_host) if order.peer_port else ""
         if link is None:
             codec = order.codec
             _, stream, port = await self._ports.bind(self.host, lambda: CascadeStream(codec))
             link = self._links[key] = _Link(stream, port)
             self.conference.link(order.meeting_id, order.peer_node, stream)
         if order.peer_port:
-            link.stream.remote = (order.peer_host, order.peer_port)
+            link.stream.remote = (peer_host, order.peer_port)
         return CascadeEndpoint(order.meeting_id, order.peer_node, self.host, link.port, order.codec)
+
+    def _peer_address(self, host: str) -> str:
+        """The peer's address as the socket will report it (packets are matched on it), and in
+        the family of ours (an IPv4 socket cannot reach an IPv6 peer)."""
+        peer = ipaddress.ip_address(host)
+        ours = ipaddress.ip_address(self.host)
+        if peer.version != ours.version:
+            raise CascadeError(f"peer_host {host!r} is not IPv{ours.version} like {self.host}")
+        return str(peer)
 
     def close(self, order: CloseCascade) -> bool:
         """Stop exchanging audio with the peer; False if there was no such link."""
