@@ -130,9 +130,9 @@ class CascadeLinks:
         """The peer's address as the socket will report it (packets are matched on it), and in
         the family of ours (an IPv4 socket cannot reach an IPv6 peer)."""
         peer = ipaddress.ip_address(host)
-        ours = ipaddress.ip_address(self.host)
-        if peer.version != ours.version:
-            raise CascadeError(f"peer_host {host!r} is not IPv{ours.version} like {self.host}")
+        ours = 6 if ":" in self.host else 4  # how PortPool picks the socket's family
+        if peer.version != ours:
+            raise CascadeError(f"peer_host {host!r} is not IPv{ours} like {self.host}")
         return str(peer)
 
     def close(self, order: CloseCascade) -> bool:
