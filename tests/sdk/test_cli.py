@@ -190,6 +190,13 @@ def test_demo_shows_the_meeting_come_alive(server: Server, tenant: Tenant) -> No
     history = out.split("event history")[1]
     assert "meeting start" in history and "meeting end" in history and "CDR" in history
     assert "2 of 5 parties answered" in out
+    # Issue 14: the demo records and has speaker events; it ends with both.
+    media = out.split("event history")[1]
+    assert "speaker changes:" in media
+    changes = media.split("speaker changes:")[1].split("recording")[0]
+    talkers = {p for line in changes.splitlines()[1:] for p in line.split()[1:]}
+    assert {t.rstrip(",") for t in talkers} <= {"13800138000", "01053889900,1234", "(silence)"}
+    assert "/recordings/" in media and ".mp3?expires=" in media
 
 
 def test_demo_is_bounded_in_time(server: Server, tenant: Tenant) -> None:
