@@ -293,3 +293,33 @@ def test_every_order_kind_fits_the_orders_table() -> None:
     from telemeeting.telephony import orders
 
     assert all(len(kind) <= 16 for kind in orders._KINDS)  # orders.kind is VARCHAR(16)
+
+
+def test_stop_prompt_silences_one_members_prompts_or_all_but_beeps(tmp_path: Path) -> None:
+    from telemeeting.telephony.media.control import MediaControl
+    from telemeeting.telephony.media.sounds import Player, Sound, join_beep, tone
+    from telemeeting.telephony.orders import StopPrompt
+
+    conference = Conference()
+    control = MediaControl(conference)
+    streams = {key: _Quiet() for key in "ab"}
+    for key, stream in streams.items():
+        conference.add("r", key, stream)
+        conference.join("r", key)
+    to_a = Sound(Player(tone([900.0], 0.1), loop=True), only="a")
+    to_b = Sound(Player(tone([700.0], 0.1), loop=True), only="b")
+    beep = Sound(Player(join_beep()), exclude="b")
+    conference.play("r", to_a)
+    conference.play("r", to_b)
+    conference.room_media("r").sounds.append(beep)
+    control.apply(StopPrompt("r", "sandbox", leg_id="a"))
+    assert conference.room_media("r").sounds == [to_b, beep]
+    for _ in range(10):
+        conference.tick()
+    assert _rms(streams["b"].samples()) > 1000  # b's loop plays on
+    control.apply(StopPrompt("r", "sandbox"))  # every prompt; the beep is not one
+    assert conference.room_media("r").sounds == [beep]
+    for _ in range(10):
+        conference.tick()
+    assert _rms(streams["b"].samples()[-800:]) == 0
+    control.apply(StopPrompt("elsewhere", "sandbox"))  # a room without media: nothing to do
