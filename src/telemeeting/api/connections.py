@@ -40,6 +40,7 @@ import structlog
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from telemeeting.api.coalesce import CoalescingWriter
 from telemeeting.config import ServerSettings
 from telemeeting.network import Network, address_in
 from telemeeting.wire.envelope import CONTENT_TYPE, dump, envelope
@@ -298,7 +299,11 @@ class LimitedHttpToolsProtocol(_Limited, HttpToolsProtocol):
             cast(dict[str, Any], self.scope)[TARGET_KEY] = target
             self.url = b"/"
         self._phase = Phase.BODY
+        before = self.cycle
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and cycle is not before:  # a new request: its answer in one send()
+            cycle.transport = cast(asyncio.Transport, CoalescingWriter(self.transport, self.loop))
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
