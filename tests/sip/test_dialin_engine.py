@@ -148,3 +148,66 @@ async def test_caller_hanging_up_after_joining_is_reported(workdir, make_engine)
     finally:
         await dave.stop()
     assert reports.of("in1") == [(Progress.ANSWERED, None), (Progress.ENDED, EndReason.NORMAL)]
+
+
+class Verdicts(Admitter):
+    """Answers every check with one verdict."""
+
+    def __init__(self, verdict: Verdict) -> None:
+        super().__init__()
+        self.verdict = verdict
+
+    async def __call__(self, request: AdmitRequest) -> Admission:
+        self.asked.append(request)
+        return Admission(self.verdict)
+
+
+async def test_caller_cancelling_before_answer(workdir, make_engine):
+    (dave,) = await started(workdir, ["dave"])
+    try:
+        engine, reports, admitter = await dialin_engine(make_engine, [])
+        engine.dialin_answer_seconds = 5.0  # ring long enough to cancel
+        await dave.command("dial", f"sip:{DIALIN}@{HOST}:{engine.sip_port}")
+        await dave.wait_event("CALL_RINGING")
+        await dave.command("hangup")
+        closed = await dave.wait_event("CALL_CLOSED")
+        await asyncio.sleep(0.3)
+        assert not engine._inbound, "the caller's setup is still running"
+    finally:
+        await dave.stop()
+    assert admitter.asked == [] and reports.reports == [], closed
+
+
+async def test_silence_repeats_the_prompt_then_hangs_up(workdir, make_engine):
+    (dave,) = await started(workdir, ["dave"])
+    try:
+        engine, reports, admitter = await dialin_engine(
+            make_engine, [], ivr_silence_seconds=1.0
+        )
+        await dave.command("dial", f"sip:{DIALIN}@{HOST}:{engine.sip_port}")
+        await dave.wait_event("CALL_ESTABLISHED")
+        started_at = asyncio.get_running_loop().time()
+        await dave.wait_event("CALL_CLOSED", timeout=15)
+        waited = asyncio.get_running_loop().time() - started_at
+    finally:
+        await dave.stop()
+    # three prompts of 0.5 s (no espeak-ng prompts given) and two silences of 1 s
+    assert 2.0 <= waited <= 8.0, waited
+    assert admitter.asked == [] and reports.reports == []
+
+
+@pytest.mark.parametrize("verdict", [Verdict.FULL, Verdict.NOT_STARTED])
+async def test_full_or_not_started_meeting_releases_the_caller(workdir, make_engine, verdict):
+    (dave,) = await started(workdir, ["dave"])
+    try:
+        engine, reports, _ = await dialin_engine(make_engine, [])
+        admitter = Verdicts(verdict)
+        engine.set_admitter(admitter)
+        await dave.command("dial", f"sip:{DIALIN}@{HOST}:{engine.sip_port}")
+        await dave.wait_event("CALL_ESTABLISHED")
+        await key_in(dave, "123#4321#")
+        await dave.wait_event("CALL_CLOSED", timeout=10)
+    finally:
+        await dave.stop()
+    assert len(admitter.asked) == 1  # said once, then released: no second try
+    assert reports.reports == [] and engine.active_legs() == 0
