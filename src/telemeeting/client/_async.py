@@ -114,6 +114,8 @@ class AsyncClient:
         beep: int | None = None,
         end_on_creator_leave: bool | None = None,
         speaker_events: bool | None = None,
+        dialin: bool | None = None,
+        pin: str | None = None,
     ) -> CreatedMeeting:
         """createMeeting; `book_time` books it (dialling starts then) instead of starting now."""
         envelope = await self._send(
@@ -133,9 +135,11 @@ class AsyncClient:
                 beep=beep,
                 end_on_creator_leave=end_on_creator_leave,
                 speaker_events=speaker_events,
+                dialin=dialin,
+                pin=pin,
             )
         )
-        return CreatedMeeting(meid=str(envelope.get("meid", "")), request_id=envelope["requestId"])
+        return CreatedMeeting.from_envelope(envelope)
 
     async def invite(
         self,

@@ -152,6 +152,8 @@ class Calls:
         beep: int | None = None,
         end_on_creator_leave: bool | None = None,
         speaker_events: bool | None = None,
+        dialin: bool | None = None,
+        pin: str | None = None,
     ) -> Call:
         params: dict[str, Any] = {}
         optional = {
@@ -173,6 +175,10 @@ class Calls:
         params.update({key: "1" if on else "0" for key, on in flags.items() if on is not None})
         if beep is not None:
             params["beep"] = str(beep)
+        if dialin is not None:  # **extension** (issue 15)
+            params["dialin"] = "1" if dialin else "0"
+        if pin is not None:
+            params["pin"] = pin
         if parties is not None:
             params["parties"] = parties_to_wire(parties)
         if book_time is not None:

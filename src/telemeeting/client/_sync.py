@@ -112,6 +112,8 @@ class Client:
         beep: int | None = None,
         end_on_creator_leave: bool | None = None,
         speaker_events: bool | None = None,
+        dialin: bool | None = None,
+        pin: str | None = None,
     ) -> CreatedMeeting:
         """createMeeting; `book_time` books it (dialling starts then) instead of starting now."""
         envelope = self._send(
@@ -131,9 +133,11 @@ class Client:
                 beep=beep,
                 end_on_creator_leave=end_on_creator_leave,
                 speaker_events=speaker_events,
+                dialin=dialin,
+                pin=pin,
             )
         )
-        return CreatedMeeting(meid=str(envelope.get("meid", "")), request_id=envelope["requestId"])
+        return CreatedMeeting.from_envelope(envelope)
 
     def invite(
         self,

@@ -30,6 +30,7 @@ from telemeeting.client.errors import MeetingError, TeleMeetingError, TransportE
 from telemeeting.client.models import (
     ALERTING,
     ANSWER,
+    CALLIN,
     CALLOUT,
     DISCONNECT,
     CallRecord,
@@ -74,7 +75,13 @@ CustomParmOption = Annotated[
     str | None, typer.Option("--custom-parm", help="Echoed in every callback")
 ]
 
-_STATE_STYLE = {CALLOUT: "yellow", ALERTING: "bold yellow", ANSWER: "bold green", DISCONNECT: "red"}
+_STATE_STYLE = {
+    CALLOUT: "yellow",
+    CALLIN: "yellow",
+    ALERTING: "bold yellow",
+    ANSWER: "bold green",
+    DISCONNECT: "red",
+}
 
 
 def _out() -> Console:
@@ -172,7 +179,7 @@ def meeting_table(
     for member in meeting.members:
         cells: list[str | Text] = [
             member.name,
-            member.phone,
+            f"{member.phone} (in)" if member.direction == "in" else member.phone,
             _state(member.state),
             member.state_desc,
             _time(member.join_time),
@@ -246,6 +253,12 @@ def create_meeting(
     speaker_events: Annotated[
         bool, typer.Option("--speaker-events", help="Push who is talking")
     ] = False,
+    dialin: Annotated[
+        bool, typer.Option("--dialin", help="Callers may dial in (meeting number and PIN)")
+    ] = False,
+    pin: Annotated[
+        str | None, typer.Option(help="The dial-in PIN, 4-8 digits (default: made up)")
+    ] = None,
     confid: Annotated[str | None, typer.Option(help="Room number you want")] = None,
     max_members: Annotated[int | None, typer.Option("--max-members")] = None,
     book_time: Annotated[
@@ -275,6 +288,8 @@ def create_meeting(
             beep=beep,
             end_on_creator_leave=end_on_creator_leave or None,
             speaker_events=speaker_events or None,
+            dialin=dialin or pin is not None or None,
+            pin=pin,
             confid=confid,
             max_members=max_members,
             book_time=book_time,
@@ -285,11 +300,17 @@ def create_meeting(
             idempotency_key=idempotency_key,
         )
     if as_json:
-        _echo_json({"meid": created.meid, "requestId": created.request_id})
+        answer: dict[str, object] = {"meid": created.meid, "requestId": created.request_id}
+        if created.pin:
+            answer.update(pin=created.pin, dialinnumbers=list(created.dialin_numbers))
+        _echo_json(answer)
         return
     _out().print(
         f"meeting created: meid [bold]{created.meid}[/bold]  requestId {created.request_id}"
     )
+    if created.pin:
+        numbers = ", ".join(created.dialin_numbers) or "none configured"
+        _out().print(f"dial in: call {numbers}, key {created.meid}# then PIN {created.pin}#")
 
 
 @client_cli.command("invite")
@@ -363,6 +384,9 @@ def query(
         f"created {meeting.raw.get('createtime', '')}  ended {meeting.raw.get('endtime') or '-'}  "
         f"max {meeting.max_members}"
     )
+    if meeting.pin:
+        numbers = ", ".join(meeting.dialin_numbers) or "none configured"
+        out.print(f"dial in: {numbers}  PIN {meeting.pin}")
     out.print(meeting_table(meeting, title="members"))
     for recording in meeting.recordings:
         when = f"{recording.raw.get('start', '')} – {recording.raw.get('end') or 'recording'}"

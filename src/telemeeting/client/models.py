@@ -21,6 +21,7 @@ from telemeeting.wire.states import ACTIVE as ACTIVE
 from telemeeting.wire.states import ALERTING as ALERTING
 from telemeeting.wire.states import ANSWER, DISCONNECT, ENDED, STATE_DESC_SEPARATOR
 from telemeeting.wire.states import BOOKED as BOOKED
+from telemeeting.wire.states import CALLIN as CALLIN
 from telemeeting.wire.states import CALLOUT as CALLOUT
 from telemeeting.wire.states import SETTLED_LEG_STATES as SETTLED_STATES
 from telemeeting.wire.times import WIRE_TIME_FORMAT
@@ -119,6 +120,19 @@ class CreatedMeeting:
 
     meid: str
     request_id: str
+    #: **extension** (issue 15), meetings created with `dialin`: the PIN callers key after the
+    #: meeting number, and the numbers they may call.
+    pin: str = ""
+    dialin_numbers: tuple[str, ...] = ()
+
+    @classmethod
+    def from_envelope(cls, envelope: Mapping[str, Any]) -> CreatedMeeting:
+        return cls(
+            meid=str(envelope.get("meid", "")),
+            request_id=str(envelope["requestId"]),
+            pin=str(envelope.get("pin") or ""),
+            dialin_numbers=tuple(str(n) for n in envelope.get("dialinnumbers") or ()),
+        )
 
 
 @dataclass(frozen=True)
@@ -137,6 +151,8 @@ class Member:
     speaking: bool | None = None
     #: **extension**: on hold (hears music, neither hears nor is heard by the meeting).
     held: bool = False
+    #: **extension** (issue 15): "in" for a caller who dialled in, else "out".
+    direction: str = "out"
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -168,6 +184,7 @@ class Member:
             muted=bool(data.get("muted", False)),
             speaking=data["speaking"] if isinstance(data.get("speaking"), bool) else None,
             held=data.get("held") is True or data.get("held") in ("1", 1),
+            direction=_text(data, "direction") or "out",
             raw=dict(data),
         )
 
@@ -215,6 +232,9 @@ class Meeting:
     members: tuple[Member, ...]
     #: **extension**: the meeting's recordings, oldest first (empty when never recorded).
     recordings: tuple[Recording, ...] = ()
+    #: **extension** (issue 15): a dial-in meeting's PIN and numbers ("" and () otherwise).
+    pin: str = ""
+    dialin_numbers: tuple[str, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -242,6 +262,8 @@ class Meeting:
             max_members=int(data.get("maxmembers") or 0),
             members=tuple(Member.from_wire(m, zone) for m in data.get("members") or ()),
             recordings=tuple(Recording.from_wire(r, zone) for r in data.get("recordings") or ()),
+            pin=_text(data, "pin"),
+            dialin_numbers=tuple(str(n) for n in data.get("dialinnumbers") or ()),
             raw=dict(data),
         )
 
@@ -304,6 +326,9 @@ class CallRecord:
     state_desc: str
     tapes_url: str
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    #: **extension** (issue 15): "in" for a caller who dialled in (`caller` is then the dial-in
+    #: number they called, `called` their own number), else "out".
+    direction: str = "out"
 
     kind = callbacks.CDR
 
@@ -323,6 +348,7 @@ class CallRecord:
             state_desc=_text(data, "stateDesc"),
             tapes_url=_text(data, "tapesurl"),
             raw=dict(data),
+            direction=_text(data, "direction") or "out",
         )
 
 
