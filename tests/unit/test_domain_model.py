@@ -108,7 +108,7 @@ def test_open_booktime_not_in_future(book_at):
 
 def test_state_values():
     assert [s.value for s in MeetingState] == ["booked", "active", "ended"]
-    assert [s.value for s in LegState] == ["callout", "alerting", "answer", "disconnect"]
+    assert [s.value for s in LegState] == ["callout", "callin", "alerting", "answer", "disconnect"]
     assert [r.value for r in CloseReason] == [
         "destroyed",
         "empty",
@@ -379,6 +379,7 @@ def test_state_desc_on_disconnect(answered, reason, desc):
 def test_progress_descriptions():
     assert PROGRESS_DESC == {
         LegState.CALLOUT: "呼出",
+        LegState.CALLIN: "呼入",
         LegState.ALERTING: "振铃",
         LegState.ANSWER: "接听",
     }

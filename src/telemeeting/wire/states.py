@@ -11,7 +11,7 @@ ANSWER = "answer"
 DISCONNECT = "disconnect"
 #: **extension** (issue 15): a caller who dialled in and was admitted, not yet in the mix.
 CALLIN = "callin"
-LEG_STATES = (CALLOUT, ALERTING, ANSWER, DISCONNECT, CALLIN)
+LEG_STATES = (CALLOUT, CALLIN, ALERTING, ANSWER, DISCONNECT)
 #: A leg in one of these states will not change again unless someone acts.
 SETTLED_LEG_STATES = frozenset({ANSWER, DISCONNECT})
 
