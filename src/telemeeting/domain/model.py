@@ -8,7 +8,6 @@ terminal event. The meeting records what happened in `events`; the service store
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 
@@ -20,11 +19,13 @@ from telemeeting.domain.events import (
     MeetingClosed,
     MeetingStarted,
 )
+from telemeeting.domain.ids import time_ordered_id
 from telemeeting.wire import states
 
 
 def new_id() -> str:
-    return uuid.uuid4().hex
+    """A meeting's or leg's id: time-ordered, so new rows append to their indexes (ids.py)."""
+    return time_ordered_id()
 
 
 class MeetingState(StrEnum):

@@ -3,14 +3,13 @@ in the caller's transaction, and who to wake once it has committed."""
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from telemeeting.config import Settings
-from telemeeting.domain.model import Leg, LegState, Meeting
+from telemeeting.domain.model import Leg, LegState, Meeting, new_id
 from telemeeting.service import billing
 from telemeeting.service.pushes import pushes_for
 from telemeeting.service.recordings import RecordingLinks, add_tapes
@@ -91,7 +90,7 @@ async def record_change(
         await uow.events.add_all(
             [
                 StoredEvent(
-                    id=secrets.token_hex(16),
+                    id=new_id(),  # time-ordered: the events index appends
                     meeting_id=meeting.id,
                     seq=first + offset,
                     leg_id=push.leg_id,
