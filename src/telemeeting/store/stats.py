@@ -1,9 +1,10 @@
 """What the database holds right now, for `/metrics`: one statement, cheap at any size.
 
 Every part reads through an index and only rows that are still in play: meetings not ended
-(`ix_meetings_state_expires`), the legs of active meetings (`ix_legs_meeting_state`), the order
-table (its rows are deleted when carried out) and the pushes pending or dead
-(`ix_events_delivery_due`). Ended meetings and delivered pushes, which only grow, are never read.
+(`ix_meetings_state_expires`), the legs of active meetings (`ix_legs_meeting_phone`, which
+leads with the meeting), the order table (its rows are deleted when carried out) and the pushes
+pending or dead (`ix_events_delivery_due`). Ended meetings and delivered pushes, which only
+grow, are never read.
 """
 
 from __future__ import annotations
