@@ -32,6 +32,7 @@ from telemeeting.service.directory import Directory
 from telemeeting.service.media import MediaRole
 from telemeeting.service.meetings import MeetingService
 from telemeeting.service.placement import Placement
+from telemeeting.service.retention import Retention, RetentionPolicy
 from telemeeting.service.speakers import SpeakerEvents
 from telemeeting.store.unit_of_work import PUSHES_CHANNEL, Database
 from telemeeting.telephony.driver import Driver, DriverRouter
@@ -77,6 +78,8 @@ class Platform:
     accounts: AccountQueries
     #: The clock role's balance watcher: hangs up calls whose account ran out of money.
     balance_watcher: BalanceWatcher | None = None
+    #: The clock role's pruning of ended meetings ([retention]); None when off.
+    retention: Retention | None = None
     address: str = ""
     ready: bool = False
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -95,6 +98,9 @@ class Platform:
             self._spawn(self._clock_loop(self.clock), "meeting-clock")
         if self.balance_watcher is not None:
             self._spawn(self.balance_watcher.run(), "balance-watcher")
+        if self.retention is not None:
+            interval = self.settings.retention.interval_seconds
+            self._spawn(self._retention_loop(self.retention, interval), "retention")
         self._spawn(self._heartbeat_loop(), "heartbeat")
         if API in self.roles and self.settings.limits.requests_per_second > 0:
             self._spawn(self._rate_limit_loop(), "rate-limit-sync")
@@ -177,6 +183,17 @@ class Platform:
                 log.exception("meeting_clock.failed")
             await asyncio.sleep(TICK_SECONDS)
 
+    @staticmethod
+    async def _retention_loop(retention: Retention, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                pruned = await retention.prune()
+                if pruned.meetings:
+                    log.info("retention.pruned", **vars(pruned))
+            except Exception:
+                log.exception("retention.failed")
+
 
 def sip_driver(settings: Settings) -> SipDriver:
     """Media node processes placing real calls through the configured routes (and answering
@@ -200,6 +217,14 @@ def carrier(settings: Settings, clock: Callable[[], float]) -> DriverRouter:
     real = settings.sip.routes or settings.sip.dialin
     production: Driver = sip_driver(settings) if real else sim
     return DriverRouter({SANDBOX: sim, PRODUCTION: production})
+
+
+def retention(db: Database, settings: Settings, clock: Callable[[], float]) -> Retention | None:
+    """The clock role's pruning of ended meetings; None when [retention] keeps them forever."""
+    kept = settings.retention
+    if kept.ended_meetings_days <= 0:
+        return None
+    return Retention(db, RetentionPolicy(kept.ended_meetings_days, kept.batch, 0.1), clock)
 
 
 def build_platform(
@@ -248,5 +273,6 @@ def build_platform(
         clock=MeetingClock(db, settings, clock, placement, recorder) if CLOCK in roles else None,
         accounts=AccountQueries(db, settings),
         balance_watcher=BalanceWatcher(db, clock, recorder) if CLOCK in roles else None,
+        retention=retention(db, settings, clock) if CLOCK in roles else None,
         address=f"{settings.server.host}:{settings.server.port}",
     )

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
 from telemeeting import logs
@@ -567,6 +568,54 @@ def recordings_purge(
     console.print(
         f"{result.deleted} recording(s) deleted, {result.encoded} left-over WAV(s) encoded"
     )
+
+
+@cli.command()
+def prune(
+    days: Annotated[
+        float | None,
+        typer.Option(min=0, help="Keep ended meetings this many days [retention] (0: keep all)"),
+    ] = None,
+    batch: Annotated[
+        int | None, typer.Option(min=1, max=10000, help="Meetings per transaction")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count them")] = False,
+    db: DbOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Remove ended meetings older than [retention] ended_meetings_days: their legs, delivered
+    pushes and leftover orders (the clock role does it every interval_seconds). CDRs and the
+    ledger are kept; so are meetings with pushes still pending or recordings still kept."""
+    from telemeeting.service.retention import Pruned, Retention, RetentionPolicy
+
+    settings = _settings(config, db)
+    kept = settings.retention
+    policy = RetentionPolicy(
+        kept.ended_meetings_days if days is None else days, batch or kept.batch
+    )
+
+    async def work(database: Database) -> tuple[int, Pruned | None]:
+        retention = Retention(database, policy, time.time)
+        prunable = await retention.pending()
+        if dry_run or not prunable:
+            return prunable, None if dry_run else Pruned()
+        with Progress(console=errors, disable=as_json) as progress:
+            task = progress.add_task("pruning ended meetings", total=prunable)
+            done = await retention.prune(lambda b: progress.advance(task, b.meetings))
+        return prunable, done
+
+    prunable, done = _with_database(config, db, work)
+    if as_json:
+        extra = dataclasses.asdict(done) if done else {"dry_run": True}
+        typer.echo(json.dumps({"days": policy.days, "prunable": prunable, **extra}))
+    elif done is None:
+        console.print(f"{prunable} meeting(s) ended more than {policy.days:g} day(s) ago")
+    else:
+        console.print(
+            f"{done.meetings} meeting(s) pruned: {done.legs} leg(s), {done.events} push(es), "
+            f"{done.delivery_attempts} delivery attempt(s), {done.orders} order(s)"
+        )
 
 
 @cli.command()

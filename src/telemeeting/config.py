@@ -226,6 +226,19 @@ class RecordingsSettings(BaseModel):
     url_seconds: float = Field(86400, gt=0)
 
 
+class RetentionSettings(BaseModel):
+    """How long ended meetings' rows are kept (docs/operations.md, Retention). CDRs and the
+    ledger are kept regardless: they are the bill and the CDR pull."""
+
+    #: An ended meeting's row, legs, delivered pushes and leftover orders go this many days after
+    #: it ended; 0 keeps them forever. The clock role prunes; `telemeeting prune` on demand.
+    ended_meetings_days: float = Field(30, ge=0)
+    #: Meetings pruned per transaction.
+    batch: int = Field(500, ge=1, le=10000)
+    #: How often the clock role prunes (and the pause between its batches, a tenth of a second).
+    interval_seconds: float = Field(300, gt=0)
+
+
 class PromptSettings(BaseModel):
     """playMeetingPrompt's `url` (docs/api.md, Prompts): the server fetches it, so by default
     it refuses hosts that resolve to loopback, private, link-local, multicast, reserved or
@@ -281,6 +294,7 @@ class Settings(BaseSettings):
     media: MediaSettings = Field(default_factory=MediaSettings)
     billing: BillingSettings = Field(default_factory=BillingSettings)
     recordings: RecordingsSettings = Field(default_factory=RecordingsSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     prompts: PromptSettings = Field(default_factory=PromptSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
 
