@@ -96,12 +96,18 @@ NO_CHARGES = LegCharges()
 async def charge_ended_legs(
     uow: UnitOfWork, meeting: Meeting, app: App | None, tariff: Tariff
 ) -> LegCharges:
-    """Lock the account of a change that ends legs and price those legs. The lock also orders
-    the account's CDRs (store/cdrs.py); a change that ends no leg takes no lock."""
+    """Price the legs a change ends, at the account's price as read now, without a lock.
+
+    The account's row lock, which orders its CDRs (store/cdrs.py) and its balance, is taken by
+    `record_cdrs`, after the change's other writes: it is held until commit, and every change
+    of the account's legs waits for it. Taken here, at the start, it was held across the
+    change's pushes, meeting, legs and orders as well, and one account's leg ends queued behind
+    each other (46 waiting at once in the PostgreSQL soak, docs/performance.md). A price changed
+    between this read and the commit applies from the next leg on."""
     ended = [event.leg_id for event in meeting.events if isinstance(event, LegEnded)]
     if not ended or app is None:
         return NO_CHARGES
-    state = await uow.ledger.lock(app.account_sid)
+    state = await uow.ledger.state(app.account_sid)
     if state is None or not is_billed(state.balance, app):
         return LegCharges(state, False, {leg_id: ZERO for leg_id in ended})
     price = tariff.price(state.price_per_unit)
@@ -120,12 +126,18 @@ async def record_cdrs(
     charges: LegCharges,
 ) -> None:
     """Keep each ended leg's CDR (as pushed) for the pull, and debit what it cost, one ledger
-    row per charged leg. Runs in the change's transaction, under the lock `charges` took."""
+    row per charged leg. Runs last in the change's transaction: it locks the account's row until
+    commit, so the account's CDR ids become visible in order and its balance is debited from
+    the committed value."""
     if app is None or charges.state is None:
         return
+    state = await uow.ledger.lock(app.account_sid)
+    if state is None:
+        return
+    billed = charges.billed and is_billed(state.balance, app)
     cdrs: list[NewCdr] = []
     entries: list[LedgerEntry] = []
-    balance = cents(charges.state.balance) if charges.state.balance is not None else None
+    balance = cents(state.balance) if state.balance is not None else None
     for leg_id, body in cdr_pushes:
         leg = meeting.leg(leg_id) if leg_id else None
         if leg is None:
@@ -147,7 +159,7 @@ async def record_cdrs(
                 created_at=at,
             )
         )
-        if charges.billed and amount > 0 and balance is not None:
+        if billed and amount > 0 and balance is not None:
             balance -= amount
             entries.append(
                 LedgerEntry(

@@ -67,6 +67,10 @@ _LOCK = Statement(
     postgres="SELECT sid, balance, price_per_unit, credit_limit FROM accounts WHERE sid = :sid "
     "FOR NO KEY UPDATE",
 )
+#: The same row read without a lock: pricing a change's legs before its writes (billing.py).
+_STATE = Statement(
+    "SELECT sid, balance, price_per_unit, credit_limit FROM accounts WHERE sid = :sid"
+)
 _SET_BALANCE = Statement("UPDATE accounts SET balance = :balance WHERE sid = :sid")
 _ENTRY_COLUMNS = ("account_sid", "at", "amount", "balance_after", "reason", "actor", "reference")
 _INSERT = Statement(
@@ -105,6 +109,13 @@ class LedgerRepository:
     async def lock(self, sid: str) -> BillingState | None:
         """The account's billing state, its row locked until the transaction ends."""
         row = await self._db.fetchone(_LOCK, {"sid": sid})
+        if row is None:
+            return None
+        return BillingState(row[0], row[1], row[2], float(row[3] or 0.0))
+
+    async def state(self, sid: str) -> BillingState | None:
+        """The account's billing state, unlocked (it may change before the transaction ends)."""
+        row = await self._db.fetchone(_STATE, {"sid": sid})
         if row is None:
             return None
         return BillingState(row[0], row[1], row[2], float(row[3] or 0.0))
