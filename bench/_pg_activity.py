@@ -11,7 +11,10 @@ database's own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import contextlib
+from collections import Counter
+from dataclasses import dataclass, replace
 
 #: The instance's WAL position, WAL statistics and checkpointer/bgwriter counters (PostgreSQL 14+;
 #: 17 moved checkpoints to pg_stat_checkpointer, read below when pg_stat_bgwriter lacks them).
@@ -93,6 +96,11 @@ class PgActivity:
     dead_tuples: int
     live_tuples: int
     autovacuums: int
+    #: The bench database's sessions waiting for a lock (a row held by another transaction),
+    #: sampled twice a second: the mean, the most at once, and what most of them ran.
+    lock_waiters_avg: float = 0.0
+    lock_waiters_max: int = 0
+    lock_wait_top: str = ""
 
 
 def delta(before: PgCounters, after: PgCounters) -> PgActivity:
@@ -121,6 +129,74 @@ def delta(before: PgCounters, after: PgCounters) -> PgActivity:
     )
 
 
+_WAITING = """
+SELECT left(query, 60) AS query FROM pg_stat_activity
+WHERE datname = $1 AND wait_event_type = 'Lock'
+"""
+
+
+@dataclass(frozen=True)
+class LockWaits:
+    avg: float
+    max: int
+    top: str
+
+
+class LockWatch:
+    """Counts the bench database's sessions waiting for locks, every `period` seconds, on one
+    connection of its own: a queue behind one hot row shows here, not in the counters above."""
+
+    def __init__(self, admin_dsn: str, db_url: str, period: float = 0.5) -> None:
+        self._admin = admin_dsn
+        self._name = db_url.rsplit("/", 1)[1]
+        self._period = period
+        self._counts: list[int] = []
+        self._queries: Counter[str] = Counter()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        import asyncpg
+
+        connection = await asyncpg.connect(self._admin, timeout=5)
+        self._task = asyncio.create_task(self._run(connection))
+
+    async def _run(self, connection: object) -> None:
+        try:
+            while True:
+                rows = await connection.fetch(_WAITING, self._name)  # type: ignore[attr-defined]
+                self._counts.append(len(rows))
+                self._queries.update(str(r["query"]) for r in rows)
+                await asyncio.sleep(self._period)
+        finally:
+            await connection.close()  # type: ignore[attr-defined]
+
+    def take(self) -> LockWaits:
+        """What was seen since the last take."""
+        counts, queries = self._counts, self._queries
+        self._counts, self._queries = [], Counter()
+        top = queries.most_common(1)[0][0] if queries else ""
+        return LockWaits(
+            round(sum(counts) / len(counts), 1) if counts else 0.0, max(counts, default=0), top
+        )
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+def with_waits(activity: PgActivity, waits: LockWaits | None) -> PgActivity:
+    if waits is None:
+        return activity
+    return replace(
+        activity,
+        lock_waiters_avg=waits.avg,
+        lock_waiters_max=waits.max,
+        lock_wait_top=waits.top,
+    )
+
+
 def asyncpg_dsn(url: str) -> str:
     """An asyncpg DSN from the server's SQLAlchemy URL."""
     return url.replace("postgresql+asyncpg://", "postgresql://", 1)
@@ -131,6 +207,7 @@ class PgSampler:
 
     def __init__(self, admin_dsn: str, db_url: str) -> None:
         self._admin = admin_dsn
+        self.db_url = db_url
         self._db = asyncpg_dsn(db_url)
         self._name = db_url.rsplit("/", 1)[1]
 

@@ -61,7 +61,15 @@ from _common import (  # bench/ is not a package: found through sys.path above
     system_cpu_ticks,
     target_database,
 )
-from _pg_activity import PgActivity, PgCounters, PgSampler, delta
+from _pg_activity import (
+    LockWaits,
+    LockWatch,
+    PgActivity,
+    PgCounters,
+    PgSampler,
+    delta,
+    with_waits,
+)
 from _raw_client import RawConnectionError, RawPool, request_bytes
 from telemeeting.client._calls import Call, Calls, RetryPolicy
 from telemeeting.client.models import Party
@@ -283,10 +291,16 @@ class Sample:
     live_meetings: int
     #: PostgreSQL's counters (WAL, checkpoints, cache, dead tuples); None on SQLite.
     pg: PgCounters | None = None
+    #: PostgreSQL: the lock waiters seen since the previous sample.
+    waits: LockWaits | None = None
 
 
 async def sample(
-    pid: int, size: DatabaseSize, live_meetings: int, pg: PgSampler | None = None
+    pid: int,
+    size: DatabaseSize,
+    live_meetings: int,
+    pg: PgSampler | None = None,
+    locks: LockWatch | None = None,
 ) -> Sample:
     pids = _tree(pid)
     cpu = sum(process_cpu_seconds(p) or 0.0 for p in pids)
@@ -300,6 +314,7 @@ async def sample(
         load_average()[0],
         live_meetings,
         await pg.counters() if pg is not None else None,
+        locks.take() if locks is not None else None,
     )
 
 
@@ -487,7 +502,7 @@ def _row(index: int, window: Window, before: Sample, after: Sample) -> Minute:
         machine_cpu_pct=round(busy / total * 100, 1) if total else 0.0,
         load1=after.load1,
         live_meetings=after.live_meetings,
-        pg=delta(before.pg, after.pg) if before.pg and after.pg else None,
+        pg=with_waits(delta(before.pg, after.pg), after.waits) if before.pg and after.pg else None,
     )
 
 
@@ -559,7 +574,7 @@ async def _soak(
         windows = [Window() for _ in range(max(1, round(opts.minutes * 60 / opts.interval)))]
 
         async def boundary(k: int) -> None:
-            samples.append(await sample(pid, size, len(workload.pool), pg))
+            samples.append(await sample(pid, size, len(workload.pool), pg, locks))
             if k > 0:  # progress (a few of the interval's requests may still be out)
                 row = _row(k - 1, windows[k - 1], samples[k - 1], samples[k])
                 log.print(
@@ -569,9 +584,17 @@ async def _soak(
                     f"load {row.load1}" + (f", {_pg_line(row.pg)}" if row.pg else "")
                 )
 
-        await run_open_loop(
-            client, workload, rate, windows, opts.interval, opts.max_in_flight, boundary
-        )
+        locks = None
+        if pg is not None:
+            locks = LockWatch(opts.pg_admin_dsn, pg.db_url)
+            await locks.start()
+        try:
+            await run_open_loop(
+                client, workload, rate, windows, opts.interval, opts.max_in_flight, boundary
+            )
+        finally:
+            if locks is not None:
+                await locks.stop()
         # Rows again now that every request has its answer (the samples stay the boundaries').
         result.rows = [
             _row(k, windows[k], samples[k], samples[k + 1]) for k in range(len(samples) - 1)
@@ -589,7 +612,9 @@ def _pg_line(pg: PgActivity) -> str:
         f"WAL {pg.wal_mib} MiB ({pg.fpi_pct}% full-page images), {pg.wal_syncs} fsyncs "
         f"of {pg.wal_sync_avg_ms} ms, {pg.checkpoints} checkpoints "
         f"({pg.checkpoint_s}s writing), cache miss {pg.cache_miss_pct}%, "
-        f"{pg.dead_tuples} dead tuples, {pg.autovacuums} autovacuums"
+        f"{pg.dead_tuples} dead tuples, {pg.autovacuums} autovacuums, lock waiters "
+        f"{pg.lock_waiters_avg} on average, {pg.lock_waiters_max} at most"
+        + (f" ({pg.lock_wait_top}…)" if pg.lock_wait_top else "")
     )
 
 
@@ -603,8 +628,18 @@ def _ms(value: float | None) -> str:
 #: PostgreSQL's columns: the instance's WAL (MiB, full-page images' share of the records, the
 #: mean fsync of the bench database's sessions),
 #: checkpoints ended and their write+sync seconds, the bench database's cache misses, dead tuples
-#: at the row's end, autovacuum runs.
-PG_COLUMNS = ("WAL MiB", "FPI %", "fsync ms", "ckpt", "ckpt s", "miss %", "dead", "autovac")
+#: at the row's end, autovacuum runs, sessions waiting for a lock (mean, and most at once).
+PG_COLUMNS = (
+    "WAL MiB",
+    "FPI %",
+    "fsync ms",
+    "ckpt",
+    "ckpt s",
+    "miss %",
+    "dead",
+    "autovac",
+    "lock waiters",
+)
 
 
 def _pg_cells(pg: PgActivity | None) -> tuple[str, ...]:
@@ -619,6 +654,7 @@ def _pg_cells(pg: PgActivity | None) -> tuple[str, ...]:
         f"{pg.cache_miss_pct:.2f}",
         str(pg.dead_tuples),
         str(pg.autovacuums),
+        f"{pg.lock_waiters_avg:g} ({pg.lock_waiters_max})",
     )
 
 
