@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from tests.media.test_recording_api import PHONES, _answered, _decode, _finished
-from tests.servers import Api, Server, start_server
+from tests.servers import Api, Server, database_url, drop_pg_database, start_server
 from tests.sip.peers import band_levels
 
 pytestmark = pytest.mark.timeout(120)
@@ -30,17 +30,22 @@ LOOP_TONE = 2300.0  # above the synthetic voices' harmonics (< 2 kHz)
 QUIET_BAND = 2450.0
 
 
-@pytest.fixture
-def served(fresh_db: str, tmp_path: Path) -> Iterator[tuple[Server, Api]]:
+@pytest.fixture(scope="module")
+def served(db_kind: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Api]]:
+    """One server per database kind for this module's tests (each uses meetings of its own)."""
+    tmp = tmp_path_factory.mktemp(f"media-sim-{db_kind}")
+    url = database_url(db_kind, tmp)
     env = {
-        "TELEMEETING_RECORDINGS_DIRECTORY": str(tmp_path / "recordings"),
+        "TELEMEETING_RECORDINGS_DIRECTORY": str(tmp / "recordings"),
         "TELEMEETING_PROMPTS_ALLOW_PRIVATE_URLS": "true",  # the prompt site is on loopback
     }
-    server = start_server(fresh_db, tmp_path, env)
+    server = start_server(url, tmp, env)
     try:
         yield server, Api(server, server.new_tenant())
     finally:
         server.stop()
+        if db_kind == "postgres":
+            drop_pg_database(url)
 
 
 @contextlib.contextmanager
