@@ -51,10 +51,11 @@ async def serve_roles(
     settle_garbage_collector()
     try:
         if API in roles and sockets:
-            api = api_layers(create_app(platform), settings.server, platform.trusted_proxies)
+            admission = create_app(platform)
+            api = api_layers(admission, settings.server, platform.trusted_proxies)
             app = _with_console(api, platform, sockets)
             app = _stopping_with(app, platform.stop)
-            config = http_config(app, settings.server, platform.trusted_proxies)
+            config = http_config(app, settings.server, platform.trusted_proxies, admission)
             announce(platform, f"{http_implementation(settings.server)} parser")
             await serve_http(config, sockets)
         else:

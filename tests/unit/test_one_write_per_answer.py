@@ -4,28 +4,9 @@ real httptools cycle on a loopback socket; HEAD answers and `100 Continue` are n
 from __future__ import annotations
 
 import asyncio
-import socket
 from typing import Any
 
-import uvicorn
-
-from telemeeting.api.server import http_config
-from telemeeting.config import ServerSettings
-
-
-class _CountingTransport:
-    """The connection's transport, counting writes (everything else passes through)."""
-
-    def __init__(self, transport: asyncio.Transport, writes: list[bytes]) -> None:
-        self._transport = transport
-        self._writes = writes
-
-    def write(self, data: bytes) -> None:
-        self._writes.append(bytes(data))
-        self._transport.write(data)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
+from tests.unit.inprocess_http import read_until, serving
 
 
 async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -48,54 +29,26 @@ async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": answer})
 
 
-async def _serve(writes: list[bytes]) -> tuple[uvicorn.Server, int, asyncio.Task[None]]:
-    config = http_config(_app, ServerSettings(loop="asyncio"), [])
-    base = config.http
-
-    class Counting(base):  # type: ignore[misc, valid-type]
-        def connection_made(self, transport: asyncio.Transport) -> None:
-            super().connection_made(_CountingTransport(transport, writes))  # type: ignore[arg-type]
-
-    config.http = Counting
-    config.lifespan = "off"
-    config.log_level = "warning"
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.01)
-    return server, sock.getsockname()[1], task
-
-
-async def _read_until(reader: asyncio.StreamReader, end: bytes) -> bytes:
-    return await asyncio.wait_for(reader.readuntil(end), 5)
-
-
 async def _exchange() -> tuple[list[bytes], list[bytes]]:
     writes: list[bytes] = []
-    server, port, task = await _serve(writes)
     answers: list[bytes] = []
-    try:
+    async with serving(_app, writes) as port:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         # Two requests on one kept-alive connection: one write each.
         for _ in range(2):
             writer.write(b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n{}")
-            answers.append(await _read_until(reader, b"}"))
+            answers.append(await read_until(reader, b"}"))
         # HEAD: uvicorn writes no body, so the held header block must still leave.
         writer.write(b"HEAD /x HTTP/1.1\r\nHost: a\r\n\r\n")
-        answers.append(await _read_until(reader, b"\r\n\r\n"))
+        answers.append(await read_until(reader, b"\r\n\r\n"))
         # Expect: 100-continue: the interim answer arrives before the body is sent.
         writer.write(
             b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
         )
-        answers.append(await _read_until(reader, b"\r\n\r\n"))
+        answers.append(await read_until(reader, b"\r\n\r\n"))
         writer.write(b"hello")
-        answers.append(await _read_until(reader, b"}"))
+        answers.append(await read_until(reader, b"}"))
         writer.close()
-    finally:
-        server.should_exit = True
-        await task
     return writes, answers
 
 

@@ -49,20 +49,33 @@ class AdmissionControl:
         self._logged_refused = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.limit <= 0 or scope["type"] != "http" or not self._counts(scope):
+        if scope["type"] != "http" or not self._counts(scope):
             await self.app(scope, receive, send)
             return
-        if self.in_flight >= self.limit:
-            self.refused += 1
-            self._log_refusals()
-            await send({"type": "http.response.start", "status": 200, "headers": _HEADERS})
-            await send({"type": "http.response.body", "body": _BODY})
+        if self.refuses(scope):
+            await self.refuse(scope, receive, send)
             return
         self.in_flight += 1
         try:
             await self.app(scope, receive, send)
         finally:
             self.in_flight -= 1
+
+    def refuses(self, scope: Scope) -> bool:
+        """Whether this request is to be refused now (counted and logged as refused if so).
+        The HTTP protocol asks this too, before the layers above the app run (connections.py):
+        a refusal then costs no more than its answer."""
+        if self.limit <= 0 or self.in_flight < self.limit or not self._counts(scope):
+            return False
+        self.refused += 1
+        self._log_refusals()
+        return True
+
+    @staticmethod
+    async def refuse(_scope: Scope, _receive: Receive, send: Send) -> None:
+        """The refusal: HTTP 200, the envelope -104 (its body is never read)."""
+        await send({"type": "http.response.start", "status": 200, "headers": _HEADERS})
+        await send({"type": "http.response.body", "body": _BODY})
 
     def _log_refusals(self) -> None:
         now = self._clock()

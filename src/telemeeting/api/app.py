@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from telemeeting.api.account import ACCOUNT_HANDLERS
 from telemeeting.api.actions import HANDLERS, MUTATING
@@ -232,7 +232,7 @@ def _recordings(platform: Platform) -> RecordingDownload:
     return RecordingDownload(platform.db, RecordingLinks.from_settings(platform.settings))
 
 
-def create_app(platform: Platform) -> ASGIApp:
+def create_app(platform: Platform) -> AdmissionControl:
     """The API role's ASGI app. It starts nothing: `serve` starts the process's roles (the
     carrier, dispatcher and clock need not live where the API does)."""
     metrics = Metrics(platform)

@@ -38,8 +38,13 @@ import h11
 import httptools
 import structlog
 from uvicorn.protocols.http.h11_impl import H11Protocol
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 
+from telemeeting.api.admission import AdmissionControl
 from telemeeting.api.coalesce import CoalescingWriter
 from telemeeting.config import ServerSettings
 from telemeeting.network import Network, address_in
@@ -185,6 +190,8 @@ class _Limited(_Base):
     """The parser-independent half: the caps and the timers (see the module docstring)."""
 
     guard: ClassVar[ConnectionGuard]
+    #: The API's admission control (None: nothing to refuse early on this listener set).
+    admission: ClassVar[AdmissionControl | None] = None
 
     _refused = False
     _address = ""
@@ -305,6 +312,16 @@ class LimitedHttpToolsProtocol(_Limited, HttpToolsProtocol):
         if cycle is not None and cycle is not before:  # a new request: its answer in one send()
             cycle.transport = cast(asyncio.Transport, CoalescingWriter(self.transport, self.loop))
 
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        """Start the request's task; when admission control refuses it, the task runs the bare
+        refusal instead of the app and the layers above it (the edge, the per-address limit):
+        under overload most requests are refusals, and their cost is what the accepted
+        requests lose to them."""
+        admission = self.admission
+        if admission is not None and admission.refuses(cast(dict[str, Any], cycle.scope)):
+            app = admission.refuse
+        super()._start_asgi_task(cycle, app)
+
     def on_message_complete(self) -> None:
         super().on_message_complete()
         cycle = self.cycle
@@ -353,12 +370,17 @@ class LimitedH11Protocol(_Limited, H11Protocol):  # type: ignore[misc]
 
 
 def protocol_class(
-    settings: ServerSettings, http: str, trusted: list[Network]
+    settings: ServerSettings,
+    http: str,
+    trusted: list[Network],
+    admission: AdmissionControl | None = None,
 ) -> type[asyncio.Protocol]:
-    """The protocol uvicorn runs for this process: `http` is "httptools" or "h11"."""
+    """The protocol uvicorn runs for this process: `http` is "httptools" or "h11";
+    `admission`, the API's admission control, lets httptools refuse before the app runs."""
     base: type[_Limited] = LimitedHttpToolsProtocol if http == "httptools" else LimitedH11Protocol
     guard = ConnectionGuard(Limits.from_settings(settings, trusted))
-    return cast(type[asyncio.Protocol], type(base.__name__, (base,), {"guard": guard}))
+    attributes = {"guard": guard, "admission": admission}
+    return cast(type[asyncio.Protocol], type(base.__name__, (base,), attributes))
 
 
 # ---- accept() at the file limit ----

@@ -22,6 +22,8 @@ from telemeeting.network import Network
 if TYPE_CHECKING:
     import uvicorn
 
+    from telemeeting.api.admission import AdmissionControl
+
 LoopFactory = Callable[[], asyncio.AbstractEventLoop]
 
 
@@ -77,15 +79,20 @@ def api_layers(app: ASGIApp, settings: ServerSettings, trusted: list[Network]) -
     return HttpEdge(limited)
 
 
-def http_config(app: ASGIApp, settings: ServerSettings, trusted: list[Network]) -> uvicorn.Config:
+def http_config(
+    app: ASGIApp,
+    settings: ServerSettings,
+    trusted: list[Network],
+    admission: AdmissionControl | None = None,
+) -> uvicorn.Config:
     """uvicorn's config for `serve`: `app` on the protocol with this process's connection caps
-    and timeouts (on every listener)."""
+    and timeouts (on every listener), refusing what `admission` refuses before `app` runs."""
     import uvicorn
 
     from telemeeting.api.connections import protocol_class
 
     options = uvicorn_options(settings)
-    options["http"] = protocol_class(settings, options["http"], trusted)
+    options["http"] = protocol_class(settings, options["http"], trusted, admission)
     return uvicorn.Config(app, **options)
 
 
