@@ -1,7 +1,8 @@
 """Dial-in through the whole product (issue 15): a real `telemeeting serve` with a dial-in
-number; a baresip phone calls in, keys the meeting number and PIN as RFC 4733 events, joins the
-meeting the API created and is mixed N-1 with two phones the server dialled; the API mutes and
-kicks it; its pushes are callin → answer → one disconnect, with one `Call` CDR marked "in"."""
+number; a baresip phone calls in and keys a wrong PIN three times (released, no leg), calls
+again, keys the meeting number and PIN as RFC 4733 events, joins the meeting the API created and
+is mixed N-1 with two phones the server dialled; the API mutes and kicks it; its pushes are
+callin → answer → one disconnect, with one `Call` CDR marked "in"."""
 
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ def phones(tmp_path: Path) -> list[Baresip]:
     peers = []
     for name, (_, tone) in PEERS.items():
         wav = tmp_path / f"{name}.wav"
-        write_tone(wav, tone)
+        write_tone(wav, tone, seconds=60)  # a phone hangs up when its file ends
         peers.append(Baresip(tmp_path, name, wav))
     return peers
 
@@ -102,8 +103,16 @@ async def test_caller_dials_in_is_mixed_muted_and_kicked(tmp_path: Path) -> None
             "production",
             20,
         )
+        # the right meeting with a wrong PIN three times: told so, then goodbye and released
         await dave.command("dial", f"sip:{DIALIN}@{HOST}:{sip_port(tmp_path)}")
         await dave.wait_event("CALL_ESTABLISHED")
+        for _ in range(3):
+            await key_in(dave, f"{meid}#1357#", gap=0.2)
+            await asyncio.sleep(0.3)
+        await dave.wait_event("CALL_CLOSED", timeout=20)
+        # then with the right one
+        await dave.command("dial", f"sip:{DIALIN}@{HOST}:{sip_port(tmp_path)}")
+        await dave.wait_event("CALL_ESTABLISHED", count=2)
         await key_in(dave, f"{meid}#2468#")
         meeting = await asyncio.to_thread(api.wait_for, meid, dave_in, "production", 30)
         assert meeting["pin"] == "2468" and meeting["dialinnumbers"] == [DIALIN]
@@ -113,7 +122,7 @@ async def test_caller_dials_in_is_mixed_muted_and_kicked(tmp_path: Path) -> None
         await call(api, {"action": "muteMeetingMember", **ref})
         await asyncio.sleep(2.5)  # dave is muted
         await call(api, {"action": "kickMeetingMember", **ref})
-        await dave.wait_event("CALL_CLOSED", timeout=15)
+        await dave.wait_event("CALL_CLOSED", count=2, timeout=15)
         await call(api, {"action": "destroyMeeting", "confid": meid})
         for peer in peers[:2]:
             await peer.wait_event("CALL_CLOSED", timeout=15)
@@ -141,8 +150,9 @@ async def test_caller_dials_in_is_mixed_muted_and_kicked(tmp_path: Path) -> None
     assert len(cdrs) == 1 and cdrs[0]["direction"] == "in" and cdrs[0]["caller"] == DIALIN
     assert cdrs[0]["customParm"] == "dial-in test"
     assert member(meeting, CALLER)["stateDesc"] == "应答|被踢出"
+    assert [m["phone"] for m in meeting["members"]].count(CALLER) == 1  # wrong PINs: no leg
     # dave heard alice and bob once joined (the last second before the kick), not himself
-    heard = read_wav(dave.recording())
+    heard = read_wav(dave.recording())  # the second call's
     levels = band_levels(heard[-RATE * 3 : -RATE // 2], TONES)
     assert min(levels[440.0], levels[660.0]) - levels[1000.0] >= 25, levels
     # alice heard dave before the mute, and not after it (her recording ends at the destroy,
