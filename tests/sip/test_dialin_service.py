@@ -98,3 +98,26 @@ async def test_admission_verdicts(fresh_db: str) -> None:
         (push,) = [json.loads(e.body) for e in events]
         assert (push["state"], push["stateDesc"], push["dsc"]) == ("callin", "呼入", "13900000001")
         assert push["customParm"] == "cp" and push["requestid"] == leg.request_id
+
+
+async def test_a_guessed_meeting_number_refuses_every_pin_for_a_while(fresh_db: str) -> None:
+    from telemeeting.service.dialin import GUESS_LIMIT, GUESS_WINDOW_SECONDS
+
+    async with migrated_database(fresh_db) as db:
+        now = [NOW]
+        service = DialIn(
+            db,
+            NODE,
+            ChangeRecorder.from_settings(Settings(), Wakeups()),
+            Directory(db),
+            lambda: now[0],
+            RequestIdGenerator(ZoneInfo("Asia/Shanghai")),
+        )
+        await meeting(db, "6661", "2468")
+        await meeting(db, "6662", "1357")
+        for guess in range(GUESS_LIMIT):
+            assert (await service.admit(ask("6661", f"{guess:04d}"))).verdict is Verdict.WRONG
+        assert (await service.admit(ask("6661", "2468"))).verdict is Verdict.WRONG
+        assert (await service.admit(ask("6662", "1357"))).verdict is Verdict.ADMITTED
+        now[0] += GUESS_WINDOW_SECONDS + 1
+        assert (await service.admit(ask("6661", "2468"))).verdict is Verdict.ADMITTED

@@ -7,11 +7,16 @@ meeting is in one place), and there must be room (maxmembers). The admitted call
 `callin` (pushed as CallState `callin`, 呼入); the media node reports it answered once it joins
 the mix, so the application sees callin → answer → disconnect, and one `Call` CDR with
 `direction` "in".
+
+Guessing PINs: each call gets three tries (the IVR), and a meeting number that collects
+`GUESS_LIMIT` wrong PINs within `GUESS_WINDOW_SECONDS` accepts no PIN at all until the window has
+passed (the callers hear "wrong"), so redialling does not make guessing a 4-digit PIN practical.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,6 +62,12 @@ PROMPT_TEXTS: dict[str, dict[Prompt, str]] = {
     },
 }
 
+#: Wrong PINs a meeting number may collect within the window before it refuses every PIN.
+GUESS_LIMIT = 20
+GUESS_WINDOW_SECONDS = 600.0
+#: Meeting numbers whose wrong PINs are remembered (then the oldest are forgotten).
+_GUESSES_KEPT = 10_000
+
 #: Asked inside the admission's transaction: may this meeting be mixed where the call is?
 HostCheck = Callable[[str], bool]
 
@@ -95,6 +106,8 @@ class DialIn:
         self._directory = directory
         self._clock = clock
         self._request_ids = request_ids
+        #: Meeting number → when its recent wrong PINs were keyed (this process's callers).
+        self._guesses: dict[str, deque[float]] = {}
 
     async def admit(self, request: AdmitRequest, host_ok: HostCheck = _anywhere) -> Admission:
         try:
@@ -103,7 +116,26 @@ class DialIn:
             log.exception("dialin.admit_failed", meid=request.meid)
             return Admission(Verdict.UNAVAILABLE)
 
+    def _guessed_too_often(self, meid: str) -> bool:
+        recent = self._guesses.get(meid)
+        if recent is None:
+            return False
+        while recent and recent[0] < self._clock() - GUESS_WINDOW_SECONDS:
+            recent.popleft()
+        return len(recent) >= GUESS_LIMIT
+
+    def _wrong(self, meid: str) -> Admission:
+        if len(self._guesses) >= _GUESSES_KEPT and meid not in self._guesses:
+            self._guesses.pop(next(iter(self._guesses)))
+        recent = self._guesses.setdefault(meid, deque())
+        recent.append(self._clock())
+        if len(recent) == GUESS_LIMIT:
+            log.warning("dialin.pin_guessing", meid=meid, wrong=GUESS_LIMIT)
+        return Admission(Verdict.WRONG)
+
     async def _admit(self, request: AdmitRequest, host_ok: HostCheck) -> Admission:
+        if self._guessed_too_often(request.meid):
+            return Admission(Verdict.WRONG)
         async with self._db.reader() as uow:
             candidates = await DialInRepository(uow.connection).open_meetings(request.meid)
         for meeting_id in candidates:
@@ -131,4 +163,4 @@ class DialIn:
                 await self._recorder.record(uow, meeting, app, now=now)
             log.info("dialin.admitted", meeting_id=meeting.id, leg_id=leg.id)
             return Admission(Verdict.ADMITTED, meeting.id, leg.id, leg.muted)
-        return Admission(Verdict.WRONG)
+        return self._wrong(request.meid)
