@@ -41,3 +41,31 @@ def test_a_short_soak_reports_every_row() -> None:
         assert row["p50_ms"] is not None and row["p50_ms"] <= row["p99_ms"] <= row["max_ms"]
         assert row["rss_mib"] > 10 and row["fds"] > 5 and row["db_mib"] > 0
     assert result["rss_growth_pct"] is not None and result["db_growth_mib_per_min"] >= 0
+
+
+def test_a_short_postgres_soak_reports_what_postgres_did() -> None:
+    """The PostgreSQL columns: WAL, checkpoints, cache, dead tuples, lock waiters, and the
+    largest tables at the end (bench/_pg_activity.py)."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench/soak.py"),
+            "--targets", "postgres",
+            "--minutes", "0.1", "--interval", "3", "--rate", "20", "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=150,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    (result,) = json.loads(done.stdout)["results"]
+    assert result["target"] == "postgres" and len(result["rows"]) == 2
+    for row in result["rows"]:
+        pg = row["pg"]
+        assert row["ok"] == 60, row["errors"]
+        assert pg["wal_mib"] > 0 and pg["wal_records"] > 0 and pg["commits"] > 0
+        assert pg["wal_syncs"] > 0 and pg["live_tuples"] > 0
+        assert 0 <= pg["lock_waiters_avg"] <= pg["lock_waiters_max"]
+    tables = {t["table"] for t in result["largest_tables"]}
+    assert {"events", "legs", "meetings"} <= tables
