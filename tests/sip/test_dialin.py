@@ -152,6 +152,10 @@ async def test_caller_dials_in_is_mixed_muted_and_kicked(tmp_path: Path) -> None
     assert member(meeting, CALLER)["stateDesc"] == "应答|被踢出"
     assert [m["phone"] for m in meeting["members"]].count(CALLER) == 1  # wrong PINs: no leg
     # dave heard alice and bob once joined (the last second before the kick), not himself
+    # the first call heard the IVR's spoken prompts (espeak-ng, rendered when the server started)
+    ivr_call = sorted((dave.dir / "rec").glob("*-dec.wav"))[0]
+    spoken = read_wav(ivr_call)
+    assert len(spoken) > RATE and float((spoken**2).mean()) ** 0.5 > 300, "no prompt heard"
     heard = read_wav(dave.recording())  # the second call's
     levels = band_levels(heard[-RATE * 3 : -RATE // 2], TONES)
     assert min(levels[440.0], levels[660.0]) - levels[1000.0] >= 25, levels
