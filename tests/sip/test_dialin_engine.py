@@ -1,8 +1,8 @@
 """Dial-in on the SIP engine itself (issue 15), with a test admitter in place of the service:
-a baresip phone calls in and keys digits as RFC 4733 events; wrong PINs, silence, a full or
-not-started meeting release it; a cancel before answer leaves nothing behind; an untrusted
-source gets 403; a joined caller hanging up is reported. (Mixing, mute and kick of a caller
-who dialled in are tested through the whole product: test_dialin.py, test_dialin_kamailio.py.)"""
+a baresip phone calls in and keys digits as RFC 4733 events; silence, a full or not-started
+meeting release it; a cancel before answer leaves nothing behind; an untrusted source gets 403;
+a joined caller hanging up is reported. (Three wrong PINs, mixing, mute and kick of a caller who
+dialled in are tested through the whole product: test_dialin.py, test_dialin_kamailio.py.)"""
 
 from __future__ import annotations
 
@@ -67,23 +67,6 @@ async def dialin_engine(make_engine, routes, trusted=(HOST,), **options):
     admitter = Admitter()
     engine.set_admitter(admitter)
     return engine, reports, admitter
-
-
-async def test_three_wrong_pins_release_the_caller(workdir, make_engine):
-    (dave,) = await started(workdir, ["dave"])
-    try:
-        engine, reports, admitter = await dialin_engine(make_engine, [])
-        await dave.command("dial", f"sip:{DIALIN}@{HOST}:{engine.sip_port}")
-        await dave.wait_event("CALL_ESTABLISHED")
-        for _ in range(3):
-            await key_in(dave, "123#1111#")
-            await asyncio.sleep(0.3)
-        await dave.wait_event("CALL_CLOSED", timeout=15)
-    finally:
-        await dave.stop()
-    assert [(a.meid, a.pin) for a in admitter.asked] == [("123", "1111")] * 3
-    assert reports.reports == []
-    assert engine.active_legs() == 0
 
 
 async def test_untrusted_source_gets_403(workdir, make_engine):
