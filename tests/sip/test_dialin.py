@@ -121,6 +121,10 @@ async def test_caller_dials_in_is_mixed_muted_and_kicked(tmp_path: Path) -> None
         ref = {"confid": meid, "phone": CALLER}
         await call(api, {"action": "muteMeetingMember", **ref})
         await asyncio.sleep(2.5)  # dave is muted
+        await call(api, {"action": "holdMeetingMember", **ref})  # hold works on it too
+        held = await asyncio.to_thread(api.query, meid, "production")
+        assert member(held, CALLER)["held"] is True
+        await call(api, {"action": "unholdMeetingMember", **ref})
         await call(api, {"action": "kickMeetingMember", **ref})
         await dave.wait_event("CALL_CLOSED", count=2, timeout=15)
         await call(api, {"action": "destroyMeeting", "confid": meid})
