@@ -34,7 +34,9 @@ from telemeeting.service.meetings import MeetingService
 from telemeeting.service.placement import Placement
 from telemeeting.service.retention import Retention, RetentionPolicy
 from telemeeting.service.speakers import SpeakerEvents
+from telemeeting.store.sql import Dialect
 from telemeeting.store.unit_of_work import PUSHES_CHANNEL, Database
+from telemeeting.store.vacuum import DeadRowSweeper
 from telemeeting.telephony.driver import Driver, DriverRouter
 from telemeeting.telephony.sim import SimulatedCarrier
 from telemeeting.telephony.sip.driver import SipDriver
@@ -101,6 +103,9 @@ class Platform:
         if self.retention is not None:
             interval = self.settings.retention.interval_seconds
             self._spawn(self._retention_loop(self.retention, interval), "retention")
+        vacuum = self.settings.retention.vacuum_seconds
+        if CLOCK in self.roles and vacuum > 0 and self.db.dialect is Dialect.POSTGRES:
+            self._spawn(self._vacuum_loop(DeadRowSweeper(self.db), vacuum), "vacuum")
         self._spawn(self._heartbeat_loop(), "heartbeat")
         if API in self.roles and self.settings.limits.requests_per_second > 0:
             self._spawn(self._rate_limit_loop(), "rate-limit-sync")
@@ -182,6 +187,17 @@ class Platform:
             except Exception:
                 log.exception("meeting_clock.failed")
             await asyncio.sleep(TICK_SECONDS)
+
+    @staticmethod
+    async def _vacuum_loop(sweeper: DeadRowSweeper, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                vacuumed = await sweeper.sweep()
+                if vacuumed:
+                    log.info("vacuum.done", tables=vacuumed)
+            except Exception:
+                log.exception("vacuum.failed")
 
     @staticmethod
     async def _retention_loop(retention: Retention, interval: float) -> None:

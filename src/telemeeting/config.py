@@ -237,6 +237,9 @@ class RetentionSettings(BaseModel):
     batch: int = Field(500, ge=1, le=10000)
     #: How often the clock role prunes (and the pause between its batches, a tenth of a second).
     interval_seconds: float = Field(300, gt=0)
+    #: PostgreSQL: how often the clock role vacuums tables with many dead rows (orders, legs,
+    #: meetings, pushes…) when autovacuum has not; 0: never (leave it to autovacuum).
+    vacuum_seconds: float = Field(30, ge=0)
 
 
 class PromptSettings(BaseModel):
