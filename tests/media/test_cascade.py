@@ -19,6 +19,7 @@ from telemeeting.telephony.media.cascade_control import (
     validate,
 )
 from telemeeting.telephony.media.conference import Conference
+from telemeeting.telephony.media.mixer import mix_rooms_and_sums
 from telemeeting.telephony.media.recorder import read_wav_samples
 from telemeeting.telephony.media.synthetic import SyntheticStream
 from tests.sip.peers import band_levels
@@ -313,3 +314,19 @@ def test_open_orders_are_validated_whole_and_travel_as_json() -> None:
     closed = CloseCascade("m1", "B", "production")
     assert OpenCascade(**orjson.loads(orjson.dumps(opened))) == opened
     assert CloseCascade(**orjson.loads(orjson.dumps(closed))) == closed
+
+
+def test_the_mixer_adds_peer_audio_to_its_room_only_and_not_to_the_sums() -> None:
+    frames = np.array([[100], [200], [1000], [2000], [3000]], dtype=np.int16)
+    starts, room_of = np.array([0, 2]), np.array([0, 0, 1, 1, 1])
+    speaking = np.array([True, True, True, False, True])  # 2000 is muted
+    peer = np.array([50_000], np.int32)  # loud enough to clip
+    heard, sums = mix_rooms_and_sums(frames, speaking, starts, room_of, {1: peer})
+    assert heard[:, 0].tolist() == [200, 100, 32767, 32767, 32767]
+    assert sums[:, 0].tolist() == [300, 4000]  # what the links send: local voices only
+    heard, _ = mix_rooms_and_sums(
+        frames, speaking, starts, room_of, {1: np.array([-500], np.int32)}
+    )
+    assert heard[:, 0].tolist() == [200, 100, 2500, 3500, 500]
+    heard, _ = mix_rooms_and_sums(frames, speaking, starts, room_of, {0: np.array([7], np.int32)})
+    assert heard[:, 0].tolist() == [207, 107, 3000, 4000, 1000]

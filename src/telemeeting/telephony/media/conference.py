@@ -255,7 +255,7 @@ class Conference:
         count = len(members)
         codes = np.frombuffer(b"".join(payloads), np.uint8).reshape(count, FRAME_SAMPLES)
         frames = g711.decode_frames(codes, np.array(alaw_in))
-        extra = self._peer_rows(peers, len(starts)) if peers else None
+        extra = self._peer_rows(peers) if peers else None
         heard, sums = mix_rooms_and_sums(frames, np.array(speaking), starts, room_of, extra)
         if self.media:
             self._extras(members, heard, sums, starts, frames, peers)
@@ -279,17 +279,14 @@ class Conference:
         return peers
 
     def _peer_rows(
-        self, peers: dict[str, npt.NDArray[np.int32]], rooms: int
-    ) -> npt.NDArray[np.int32] | None:
-        """The peers' audio as one row per local room (zero where a room has no links)."""
-        extra: npt.NDArray[np.int32] | None = None
-        for room, frame in peers.items():
-            index = self._room_index.get(room)
-            if index is not None:
-                if extra is None:
-                    extra = np.zeros((rooms, FRAME_SAMPLES), np.int32)
-                extra[index] = frame
-        return extra
+        self, peers: dict[str, npt.NDArray[np.int32]]
+    ) -> dict[int, npt.NDArray[np.int32]]:
+        """The peers' audio by the index of the local room it is for (rooms with members)."""
+        return {
+            self._room_index[room]: frame
+            for room, frame in peers.items()
+            if room in self._room_index
+        }
 
     def _cascade_out(self, sums: npt.NDArray[np.int32] | None) -> None:
         """Each linked room's local sum (never what peers sent) to its peer nodes."""

@@ -8,6 +8,8 @@ arithmetic, is what costs at 160 samples a frame.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import numpy.typing as npt
 
@@ -39,20 +41,24 @@ def mix_rooms_and_sums(
     speaking: npt.NDArray[np.bool_],
     starts: npt.NDArray[np.intp],
     room_of: npt.NDArray[np.intp],
-    extra: npt.NDArray[np.int32] | None = None,
+    extra: Mapping[int, npt.NDArray[np.int32]] | None = None,
 ) -> tuple[Frames, npt.NDArray[np.int32]]:
     """`mix_rooms`, and each room's local mix (everyone here who speaks, unclipped int32): what
     a recording of the room holds and what a cascade link sends, at no extra cost (the sums are
-    made anyway). `extra` (rooms, 160), if given, is heard by every member of its room on top
-    of the others (the audio that cascade links bring from other nodes); it is not in the sums
-    returned, so a node never sends a peer's audio back out (cascade.py)."""
+    made anyway). `extra` maps a room's index to a frame (160 samples, int32) that every member
+    of that room hears on top of the others (the audio cascade links bring from other nodes);
+    it is not in the sums returned, so a node never sends a peer's audio back out
+    (cascade.py). Only those rooms' rows are touched."""
     heard = frames.astype(np.int32)
     heard[~speaking] = 0
     sums = np.add.reduceat(heard, starts, axis=0)
     out = sums[room_of]
     out -= heard
-    if extra is not None:
-        out += extra[room_of]
+    if extra:
+        for index, frame in extra.items():
+            first = int(starts[index])
+            last = int(starts[index + 1]) if index + 1 < len(starts) else len(out)
+            out[first:last] += frame
     np.clip(out, -32768, 32767, out=out)
     return out.astype(np.int16), sums
 
