@@ -204,3 +204,29 @@ async def test_open_refuses_a_codec_change_and_a_peer_of_another_family() -> Non
         again = await links.open(OpenCascade(MEETING, "B", "production", "127.0.0.1", 4000))
         assert again.port == end.port
         assert links.stats()[0]["port"] == end.port
+
+
+async def test_three_nodes_in_a_mesh_over_sockets_deliver_each_voice_once() -> None:
+    """One phone per node, links A-B, B-C, C-A: each phone hears the other two, equally loud
+    (a tone forwarded twice would come out louder or combed), and not itself."""
+    tones = {"a1": TONES["a1"], "b1": TONES["b1"], "c1": 1320.0}
+    phones = {name: Phone(f) for name, f in tones.items()}
+    async with running_nodes(["A", "B", "C"]) as nodes:
+        for name, phone in phones.items():
+            await add_phone(nodes[name[0].upper()], name, phone)
+        for first, second in (("A", "B"), ("B", "C"), ("C", "A")):
+            await link(nodes[first], nodes[second])
+        started = time.monotonic()
+        await talk(list(phones.values()), 2.5)
+        ended = time.monotonic()
+        stats = [s for node in nodes.values() for s in node.links.stats()]
+    assert len(stats) == 6 and all(s["rx_packets"] > 80 for s in stats), stats
+    for name, phone in phones.items():
+        frames = [f for at, f in phone.heard if started + 0.5 <= at < ended]
+        samples = np.concatenate(frames).astype(np.float64)
+        by_frequency = band_levels(samples, list(tones.values()))
+        heard = {n: by_frequency[f] for n, f in tones.items()}
+        others = [heard[n] for n in tones if n != name]
+        print(name, {n: round(v - max(heard.values()), 1) for n, v in heard.items()})
+        assert min(others) - heard[name] >= 30, heard
+        assert abs(others[0] - others[1]) < 1.5, heard  # both arrive once, at the same level
