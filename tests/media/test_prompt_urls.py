@@ -23,8 +23,10 @@ INTERNAL = [
     "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "0.0.0.0",
     "224.0.0.1", "240.0.0.1", "100.64.0.1", "::1", "::", "fc00::1", "fe80::1", "ff02::1",
     "::ffff:10.0.0.1", "::ffff:127.0.0.1",
+    # 6to4 carrying an internal IPv4 address (a relay delivers to it), NAT64, site-local:
+    "2002:7f00:1::", "2002:a00:1::1", "2002:a9fe:a9fe::1", "64:ff9b::7f00:1", "fec0::1",
 ]  # fmt: skip
-PUBLIC = ["8.8.8.8", "1.1.1.1", "2001:4860:4860::8888"]
+PUBLIC = ["8.8.8.8", "1.1.1.1", "2001:4860:4860::8888", "2002:808:808::1"]
 
 
 @pytest.mark.parametrize("text", INTERNAL)
@@ -51,6 +53,39 @@ def test_public_addresses(text: str) -> None:
 async def test_internal_urls_are_refused_without_connecting(url: str, tmp_path: Path) -> None:
     with pytest.raises(errors.InvalidRequest, match="internal address"):
         await prompts.fetch(url, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://2130706433/a.wav",  # 127.0.0.1 in decimal, octal, hex and short forms: the
+        "http://017700000001/a.wav",  # resolver reads them as inet_aton does, and the
+        "http://0x7f.1/a.wav",  # address it returns is what is checked
+        "http://127.1/a.wav",
+        "http://0/a.wav",
+        "http://[2002:7f00:1::]/a.wav",
+    ],
+)
+async def test_other_spellings_of_internal_addresses_are_refused(url: str, tmp_path: Path) -> None:
+    with pytest.raises(errors.InvalidRequest, match="internal address"):
+        await prompts.fetch(url, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::1/a.wav",  # unclosed bracket
+        "http://example.com:x/a.wav",  # not a port
+        "http://8.8.8.8:99999/a.wav",  # out of range: refused before any connection
+        "http://8.8.8.8:0/a.wav",
+        "http://xn--/a.wav",  # malformed IDNA
+    ],
+)
+async def test_malformed_urls_are_a_clear_refusal_not_an_internal_error(
+    url: str, tmp_path: Path
+) -> None:
+    with pytest.raises(errors.InvalidRequest, match=r"malformed|port"):
+        await asyncio.wait_for(prompts.fetch(url, tmp_path, allow_private=True), 5)
 
 
 async def test_other_schemes_are_refused(tmp_path: Path) -> None:

@@ -85,10 +85,17 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def internal(address: Address) -> bool:
-    """Loopback, private (RFC 1918, ULA), link-local, multicast, reserved, unspecified, or
-    otherwise not globally routable (shared, documentation ranges): not for a prompt URL."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped  # ::ffff:10.0.0.1 is 10.0.0.1
+    """Loopback, private (RFC 1918, ULA), link-local, site-local, multicast, reserved,
+    unspecified, or otherwise not globally routable (shared, documentation ranges): not for a
+    prompt URL. An IPv6 address that carries an IPv4 one (IPv4-mapped, 6to4) is judged by both:
+    2002:7f00:1:: is 127.0.0.1 to a 6to4 relay, whatever Python thinks of 2002::/16."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return internal(address.ipv4_mapped)  # ::ffff:10.0.0.1 is 10.0.0.1
+        if address.sixtofour is not None and internal(address.sixtofour):
+            return True
+        if address.is_site_local:  # fec0::/10: deprecated, still routed inside some networks
+            return True
     return (
         address.is_loopback
         or address.is_private
@@ -117,12 +124,25 @@ async def _resolve(host: str, port: int) -> list[Address]:
     return found
 
 
+def _url(text: str, base: httpx.URL | None = None) -> httpx.URL:
+    """`text` (a URL, or a redirect's Location relative to `base`) parsed, its host decoded
+    (IDNA): a malformed one is the caller's -101, not an internal error."""
+    try:
+        url = base.join(text) if base is not None else httpx.URL(text)
+        _ = url.host  # decodes an IDNA host, which may be malformed
+    except (httpx.InvalidURL, UnicodeError, ValueError) as exc:
+        raise errors.InvalidRequest(f"url is malformed: {exc}") from exc
+    return url
+
+
 async def checked_address(url: httpx.URL, allow_private: bool) -> Address:
     """The address to connect to for `url`: its host resolved once, every address checked
     (one internal address refuses the URL, whichever a later lookup would pick)."""
     if url.scheme not in ("http", "https") or not url.host:
         raise errors.InvalidRequest("url must be an http(s) URL with a host")
-    port = url.port or (443 if url.scheme == "https" else 80)
+    port = url.port if url.port is not None else (443 if url.scheme == "https" else 80)
+    if not 0 < port < 65536:  # httpx takes any number; the socket layer would raise
+        raise errors.InvalidRequest(f"url's port {port} is not a TCP port")
     addresses = await _resolve(url.host, port)
     if not allow_private:
         for address in addresses:
@@ -138,7 +158,7 @@ async def _download(url: str, allow_private: bool) -> bytes:
     """GET `url`, connecting to the address that was checked (a second DNS answer cannot
     swap in another), with the name kept for Host, TLS SNI and certificate checks; redirects
     are followed by hand, each target checked the same way."""
-    target = httpx.URL(url)
+    target = _url(url)
     client = httpx.AsyncClient(timeout=FETCH_SECONDS, follow_redirects=False)
     async with client:
         for _ in range(MAX_REDIRECTS + 1):
@@ -151,7 +171,7 @@ async def _download(url: str, allow_private: bool) -> bytes:
             try:
                 location = response.headers.get("location", "")
                 if response.status_code in _REDIRECTS and location:
-                    target = target.join(location)
+                    target = _url(location, base=target)
                     continue
                 if response.status_code != 200:
                     raise errors.InvalidRequest(f"url answered HTTP {response.status_code}")
