@@ -8,8 +8,8 @@ orders that set the meeting up on its media node, at three moments:
   nothing of the meeting, so the settings are sent again and a running recording goes on in a
   new segment (the dead node's WAV stays where it was, for `telemeeting recordings purge`).
 
-Only meetings that asked for more than the defaults have a `meeting_media` row; the others get
-`[meetings] beep` and nothing else, so a plain createMeeting costs no statement more.
+Only meetings that asked for more than the defaults (or gave `beep`) have a `meeting_media` row;
+the others get `[meetings] beep` and nothing else, so a plain createMeeting costs no statement more.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from telemeeting.store.meeting_media import MediaSettings, MeetingMediaRepositor
 from telemeeting.store.recordings import RecordingRepository
 from telemeeting.store.speakers import SpeakerRepository
 from telemeeting.store.unit_of_work import UnitOfWork
-from telemeeting.telephony.orders import ConfigureMeeting, Order
+from telemeeting.telephony.orders import ConfigureMeeting, Order, StopRecording
 from telemeeting.wire import actions
 
 
@@ -39,9 +39,16 @@ def defaults(default_beep: int) -> MediaSettings:
     return MediaSettings(False, default_beep, False, False)
 
 
-async def keep(uow: UnitOfWork, meeting: Meeting, media: MediaSettings, default_beep: int) -> None:
-    """Store the settings if they differ from the defaults (they are needed again later)."""
-    if media != defaults(default_beep):
+async def keep(
+    uow: UnitOfWork,
+    meeting: Meeting,
+    media: MediaSettings,
+    default_beep: int,
+    beep_given: bool = False,
+) -> None:
+    """Store the settings if they differ from the defaults or `beep` was asked for (they are
+    needed again later, maybe by a process started with another `[meetings] beep`)."""
+    if beep_given or media != defaults(default_beep):
         await MeetingMediaRepository(uow.connection).add(meeting.id, media)
 
 
@@ -106,7 +113,9 @@ async def resumed_orders(
         await repository.stop(current.id, now)
         row, start = recordings.new_recording(settings, meeting, env, now)
         await repository.add(row)
-        orders.append(start)
+        # If the dead node never claimed the old segment's StartRecording, the new node claims
+        # it first and would keep writing that segment (a room records one at a time): stop it.
+        orders += [StopRecording(meeting.id, current.id, env), start]
     return orders
 
 

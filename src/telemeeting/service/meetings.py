@@ -114,7 +114,8 @@ class MeetingService:
                 await uow.meetings.add(meeting, owner=owner)
                 beep = self._settings.meetings.beep
                 media = meeting_media.requested(request, beep)
-                await meeting_media.keep(uow, meeting, media, beep)  # booked: the clock's
+                given = request.beep is not None
+                await meeting_media.keep(uow, meeting, media, beep, beep_given=given)
                 orders = []
                 if meeting.state is MeetingState.ACTIVE:
                     orders = await meeting_media.starting_orders(
