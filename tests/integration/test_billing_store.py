@@ -17,6 +17,7 @@ from telemeeting.service.billing import Tariff
 from telemeeting.service.changes import Wakeups, record_change
 from telemeeting.store.cdrs import NewCdr
 from telemeeting.store.records import App
+from telemeeting.store.sql import Statement
 from telemeeting.store.unit_of_work import Database, UnitOfWork
 
 TARIFF = Tariff(60, Decimal("0.06"))
@@ -129,3 +130,43 @@ async def test_a_failed_change_keeps_neither_cdr_nor_debit(db: Database) -> None
         assert "call" not in await uow.ledger.totals(sid)
         account = await uow.accounts.get(sid)
         assert account is not None and account.balance == 1.0
+
+
+async def test_unlocked_cdrs_get_their_ids_in_commit_order(db: Database) -> None:
+    """A CDR written without the account's lock (an unbilled change) is numbered when its
+    transaction commits: one that committed later never has a smaller id, and a reader paging
+    by id never sees a later id before an earlier one is visible."""
+    sid = (await admin.create_account(db)).sid
+    written = asyncio.Event()
+    release = asyncio.Event()
+
+    async def slow() -> None:  # inserts first, commits last
+        async with db.unit_of_work() as uow:
+            await uow.cdrs.add([_cdr(sid, "1")])
+            written.set()
+            await release.wait()
+
+    async def quick() -> None:
+        await written.wait()
+        async with db.unit_of_work() as uow:
+            await uow.cdrs.add([_cdr(sid, "2")])
+
+    first = asyncio.create_task(slow())
+    if db.dialect.value == "sqlite":  # one writer: the second waits for the first's commit
+        release.set()
+        await asyncio.gather(first, quick())
+        expected = ["r1", "r2"]
+    else:
+        await quick()
+        async with db.reader() as uow:
+            seen = await uow.cdrs.after(sid, "production", 10, None)
+        assert seen is not None and [json.loads(c.body) for c in seen] == [{}]
+        release.set()
+        await first
+        expected = ["r2", "r1"]
+    async with db.reader() as uow:
+        rows = await uow.connection.fetch(
+            Statement("SELECT requestid FROM cdrs WHERE account_sid = :sid ORDER BY id"),
+            {"sid": sid},
+        )
+    assert [row[0] for row in rows] == expected

@@ -98,9 +98,9 @@ async def charge_ended_legs(
 ) -> LegCharges:
     """Price the legs a change ends, at the account's price as read now, without a lock.
 
-    The account's row lock, which orders its CDRs (store/cdrs.py) and its balance, is taken by
-    `record_cdrs`, after the change's other writes: it is held until commit, and every change
-    of the account's legs waits for it. Taken here, at the start, it was held across the
+    The account's row lock, which serializes its balance, is taken by `record_cdrs` after the
+    change's other writes, and only for a billed change: it is held until commit, and every
+    change of the account's legs waits for it. Taken here, at the start, it was held across the
     change's pushes, meeting, legs and orders as well, and one account's leg ends queued behind
     each other (46 waiting at once in the PostgreSQL soak, docs/performance.md). A price changed
     between this read and the commit applies from the next leg on."""
@@ -126,12 +126,13 @@ async def record_cdrs(
     charges: LegCharges,
 ) -> None:
     """Keep each ended leg's CDR (as pushed) for the pull, and debit what it cost, one ledger
-    row per charged leg. Runs last in the change's transaction: it locks the account's row until
-    commit, so the account's CDR ids become visible in order and its balance is debited from
-    the committed value."""
+    row per charged leg. Runs last in the change's transaction: a billed change locks the
+    account's row until commit, so its balance is debited from the committed value."""
     if app is None or charges.state is None:
         return
-    state = await uow.ledger.lock(app.account_sid)
+    # A debit needs the balance under the lock; CDRs alone are put in commit order by the
+    # database (PostgreSQL: a trigger at COMMIT, migration 0015; SQLite: one writer).
+    state = await uow.ledger.lock(app.account_sid) if charges.billed else charges.state
     if state is None:
         return
     billed = charges.billed and is_billed(state.balance, app)

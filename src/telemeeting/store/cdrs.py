@@ -2,9 +2,11 @@
 
 Paging is by `id`. For a page boundary to be stable, an account's ids must become visible in
 id order: a CDR committed later must never get a smaller id than one a client has already
-read. Every CDR is therefore written after its account's row is locked (`LedgerRepository.
-lock`), which serializes an account's CDR-writing transactions until they commit; on SQLite the
-single writer does the same. Each read is one statement (one snapshot).
+read. On PostgreSQL a deferred trigger (migration 0015) therefore locks the account's row and
+gives each CDR the next id inside COMMIT, so an account's CDR-writing transactions are
+serialized only for the commit itself (a billed change also holds the lock from its debit on,
+`LedgerRepository.lock`); on SQLite the single writer does the same. Each read is one
+statement (one snapshot).
 """
 
 from __future__ import annotations
