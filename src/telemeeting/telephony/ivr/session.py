@@ -1,9 +1,14 @@
 """Running the IVR on one answered call: the machine (machine.py) driven by real keys, a silence
 timer and a prompt player, until the caller is admitted or released.
 
-Before it joins a meeting the call is nobody's member, so no mixer tick feeds it: the player
-here sends its prompts (or silence) every 20 ms itself. Keys stop a prompt (barge-in), except
-the last words before a hang-up.
+Before it joins a meeting the call is nobody's member, so the mix does not feed it: its prompts
+(or silence) go out one 20 ms frame per tick of the media node's shared clock
+(`Conference.attach`), which also reads the caller's socket (keys as RFC 4733 events), as it does
+for members. A timer per call instead cost an event-loop wake-up per caller every 20 ms, and a
+callback per received packet: with hundreds dialling in at once (the start of an all-hands) that
+took the mixing tick's time (docs/performance.md). Without a shared clock (a call on its own),
+the player runs its own timer. Keys stop a prompt (barge-in), except the last words before a
+hang-up.
 """
 
 from __future__ import annotations
@@ -45,17 +50,36 @@ class PromptStream(Protocol):
 
     def write_payload(self, payload: bytes | None) -> None: ...
 
+    def drain(self, limit: int = 8) -> None: ...
+
+    def start_polling(self) -> None: ...
+
+
+class Ticked(Protocol):
+    def tick(self, drain_limit: int) -> None: ...
+
+
+class Clock(Protocol):
+    """The media node's 20 ms clock (media/conference.py's Conference)."""
+
+    def attach(self, ticked: Ticked) -> None: ...
+
+    def detach(self, ticked: Ticked) -> None: ...
+
 
 class KeyedCall(Protocol):
     on_key: Callable[[str], None]
 
 
 class PromptPlayer:
-    """Queued prompts, one 20 ms frame per tick, silence in between."""
+    """Queued prompts, one 20 ms frame per tick, silence in between. A prompt is encoded whole
+    when it starts (one numpy call), so a frame costs a slice and a send."""
 
     def __init__(self, stream: PromptStream) -> None:
         self.stream = stream
         self._queue: deque[Samples] = deque()
+        self._encoded = b""
+        self._encoded_as = -1  # the payload type of `_encoded`
         self._position = 0
         self.idle = asyncio.Event()
         self.idle.set()
@@ -66,6 +90,7 @@ class PromptPlayer:
 
     def stop(self) -> None:
         self._queue.clear()
+        self._encoded = b""
         self._position = 0
         self.idle.set()
 
@@ -74,27 +99,35 @@ class PromptPlayer:
         total = sum(len(s) for s in self._queue) - self._position
         return max(0, total) / 8000
 
-    def _next_frame(self) -> Samples | None:
+    def _next_frame(self) -> bytes | None:
         while self._queue:
-            current = self._queue[0]
-            if self._position < len(current):
-                frame = current[self._position : self._position + _FRAME]
+            pt = self.stream.payload_type
+            if not self._encoded or pt != self._encoded_as:  # a prompt starts, or a re-INVITE
+                self._encoded, self._encoded_as = g711.encode(pt, self._queue[0]), pt
+            if self._position < len(self._encoded):
+                frame = self._encoded[self._position : self._position + _FRAME]
                 self._position += _FRAME
                 if len(frame) < _FRAME:
-                    frame = np.pad(frame, (0, _FRAME - len(frame)))
+                    frame += g711.silence(pt, _FRAME - len(frame))
                 return frame
             self._queue.popleft()
+            self._encoded = b""
             self._position = 0
         self.idle.set()
         return None
 
+    def tick(self, drain_limit: int = 8) -> None:
+        """One tick of the shared clock: read what the caller sent (keys), send one frame."""
+        self.stream.drain(drain_limit)
+        self.stream.write_payload(self._next_frame())
+
     async def run(self) -> None:
+        """Without a shared clock: a frame every 20 ms on a timer of its own (packets arrive by
+        the event loop's callbacks meanwhile)."""
         start = time.monotonic()
         ticks = 0
         while True:
-            frame = self._next_frame()
-            pt = self.stream.payload_type
-            self.stream.write_payload(None if frame is None else g711.encode(pt, frame))
+            self.stream.write_payload(self._next_frame())
             ticks += 1
             await asyncio.sleep(max(0.0, start + ticks * _TICK - time.monotonic()))
 
@@ -108,6 +141,7 @@ class IvrSession:
         prompts: Mapping[Prompt, Samples],
         admit: Callable[[str, str], Awaitable[Admission]],
         silence_seconds: float = SILENCE_SECONDS,
+        clock: Clock | None = None,
     ) -> None:
         self.call = call
         self.stream = stream
@@ -115,6 +149,8 @@ class IvrSession:
         self.prompts = prompts
         self.admit = admit
         self.silence_seconds = silence_seconds
+        #: The media node's clock that paces the prompts and reads the socket (None: a timer).
+        self.clock = clock
         self.player = PromptPlayer(stream)
         self.keys: asyncio.Queue[str] = asyncio.Queue()
         self.heard: list[str] = []
@@ -131,7 +167,12 @@ class IvrSession:
         """The admission once the caller may join; None when the call is to be released."""
         self.call.on_key = self.keys.put_nowait
         self.stream.on_event = self._on_event
-        player = asyncio.create_task(self.player.run(), name="ivr-prompts")
+        player: asyncio.Task[None] | None = None
+        if self.clock is not None:
+            self.stream.start_polling()  # the clock's tick reads the socket from now on
+            self.clock.attach(self.player)
+        else:
+            player = asyncio.create_task(self.player.run(), name="ivr-prompts")
         try:
             await self._perform(self.ivr.start())
             while not self.ivr.finished:
@@ -148,9 +189,12 @@ class IvrSession:
         finally:
             self.stream.on_event = None
             self.call.on_key = lambda _key: None
-            player.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await player
+            if self.clock is not None:
+                self.clock.detach(self.player)
+            if player is not None:
+                player.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await player
 
     async def _perform(self, actions: list[Action]) -> None:
         for action in actions:

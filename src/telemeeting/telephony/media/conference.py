@@ -22,6 +22,7 @@ from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
+import structlog
 
 from telemeeting.telephony.media import cascade, g711
 from telemeeting.telephony.media.g711 import FRAME_SAMPLES
@@ -29,6 +30,8 @@ from telemeeting.telephony.media.mixer import mix_rooms_and_sums
 from telemeeting.telephony.media.recorder import Recorder
 from telemeeting.telephony.media.room import BEEP_ON_JOIN, BEEP_ON_LEAVE, RoomMedia
 from telemeeting.telephony.media.sounds import Player, Sound, hold_music, join_beep, leave_beep
+
+log = structlog.get_logger(__name__)
 
 TICK_SECONDS = 0.020
 #: A tick later than this is counted as late (half a frame: members start to hear gaps).
@@ -51,6 +54,12 @@ class MemberStream(Protocol):
     def read_payload(self) -> tuple[int, bytes] | None: ...
 
     def write_payload(self, payload: bytes | None) -> None: ...
+
+
+class Ticked(Protocol):
+    """Something paced by the clock without being a room's member (Conference.attach)."""
+
+    def tick(self, drain_limit: int) -> None: ...
 
 
 @dataclass(eq=False)
@@ -83,6 +92,8 @@ class Conference:
         self.links: dict[str, dict[str, cascade.CascadeStream]] = {}
         #: Time the tick spent on cascade links (reading, summing, sending), in seconds.
         self.cascade_seconds = 0.0
+        #: Paced by the clock after the rooms (callers in the IVR), in the order attached.
+        self.attached: dict[Ticked, None] = {}
 
     def add(self, room: str, key: str, stream: MemberStream) -> Member:
         member = Member(stream, key=key)
@@ -201,6 +212,28 @@ class Conference:
                 self.late_ticks += 1
             self.max_lateness = max(self.max_lateness, lateness)
             self.tick()
+            if self.attached:
+                self.tick_attached()
+
+    def attach(self, ticked: Ticked) -> None:
+        """Call `ticked.tick(drain_limit)` every tick after the rooms': a dial-in caller in the
+        IVR is nobody's member yet, and its prompt frames and socket reads ride this clock
+        instead of a timer and a callback per packet of their own (telephony/ivr/session.py)."""
+        self.attached[ticked] = None
+
+    def detach(self, ticked: Ticked) -> None:
+        self.attached.pop(ticked, None)
+
+    def tick_attached(self) -> None:
+        """One tick of each attached stream; one that fails is detached (and logged) so that it
+        cannot stop the clock of every meeting here."""
+        drain_limit = 8 if self.ticks % _FULL_DRAIN_EVERY == 0 else 1
+        for ticked in list(self.attached):
+            try:
+                ticked.tick(drain_limit)
+            except Exception:
+                self.attached.pop(ticked, None)
+                log.exception("media.attached_tick_failed")
 
     def _members_in_rows(self) -> tuple[list[Member], npt.NDArray[np.intp], npt.NDArray[np.intp]]:
         """Members flattened room by room, each room's first row, and each row's room."""

@@ -520,7 +520,13 @@ class SipEngine:
                 return await self._admit(AdmitRequest(meid, pin, caller, call.called))
 
             admission = await IvrSession(
-                call, stream, ivr, self._prompts, admit, self.ivr_silence_seconds
+                call,
+                stream,
+                ivr,
+                self._prompts,
+                admit,
+                self.ivr_silence_seconds,
+                clock=self.conference,  # the prompts ride the mixing clock
             ).run()
             if admission is None:
                 log.info("sip.dialin_released", call_id=call.call_id, tries=ivr.tries)
