@@ -218,6 +218,7 @@ def sip_driver(settings: Settings) -> SipDriver:
     return SipDriver(
         settings.sip,
         nodes=media.workers,
+        max_legs_per_node=settings.placement.max_legs_per_node,
         prompts=(lambda: render_prompts(settings)) if settings.sip.dialin else None,
         ring_timeout_seconds=settings.sip.ring_timeout_seconds,
         rtp_timeout_seconds=media.rtp_timeout_seconds,

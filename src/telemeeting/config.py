@@ -199,6 +199,16 @@ class MediaSettings(BaseModel):
     dtmf_gap_seconds: float = 0.1
 
 
+class PlacementSettings(BaseModel):
+    """Where a meeting's legs go among the media worker processes of one server (issue 16;
+    docs/telephony.md, Cascading)."""
+
+    #: A meeting's legs fill its node up to this many; the next leg is dialled from the least
+    #: loaded other worker, linked to the meeting's nodes. One process mixes ~500 members at
+    #: most (docs/performance.md): 400 leaves room for late ticks, links and other meetings.
+    max_legs_per_node: int = Field(400, ge=1, le=100000)
+
+
 class BillingSettings(BaseModel):
     """What answered time costs on production apps (docs/api.md, Billing)."""
 
@@ -295,6 +305,7 @@ class Settings(BaseSettings):
     callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
     sip: SipSettings = Field(default_factory=SipSettings)
     media: MediaSettings = Field(default_factory=MediaSettings)
+    placement: PlacementSettings = Field(default_factory=PlacementSettings)
     billing: BillingSettings = Field(default_factory=BillingSettings)
     recordings: RecordingsSettings = Field(default_factory=RecordingsSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)

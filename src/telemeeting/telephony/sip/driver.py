@@ -1,11 +1,16 @@
 """SipDriver: the `Driver` the API process uses for real calls, backed by media node processes.
 
 Each node is a child process (node.py) with its own SIP port (local_port + index) and its own
-slice of the RTP range. A meeting is placed whole on the least busy node and stays there, so its
-N-1 mix never crosses processes. Reports come back over the node's Pipe, in order.
+slice of the RTP range. A meeting starts on the least busy node (its home) and its legs fill
+that node up to `max_legs_per_node`; the next leg is dialled from the least loaded other node,
+which is linked first to every node of the meeting (cascade links, issue 16; placement.py). Each
+order goes where it acts: a leg's to the node that carries the leg, the meeting's settings and
+prompts to every node of the meeting, recording to the home (which records the full mix, the
+links' audio included), EndMeeting to all (closing the links). Reports come back over the node's
+Pipe, in order.
 
-A dial-in caller (issue 15) is admitted by the service through `set_admitter`; the meeting is
-then placed on the node the call came in on, unless another node mixes it already (refused).
+A dial-in caller (issue 15) is admitted by the service through `set_admitter`; a meeting not yet
+carried by the node the call came in on is extended to it (linked) before the caller joins.
 """
 
 from __future__ import annotations
@@ -35,8 +40,28 @@ from telemeeting.telephony.driver import (
     combine_media_stats,
 )
 from telemeeting.telephony.ivr.machine import Verdict
-from telemeeting.telephony.orders import EndMeeting, HangUp, MediaOrder, SetMuted, to_message
-from telemeeting.telephony.sip.node import node_main
+from telemeeting.telephony.media.cascade_control import (
+    CascadeEndpoint,
+    CascadeError,
+    CloseCascade,
+    OpenCascade,
+)
+from telemeeting.telephony.orders import (
+    ConfigureMeeting,
+    EndMeeting,
+    HangUp,
+    HoldMember,
+    MediaOrder,
+    PlayPrompt,
+    SetMuted,
+    StartRecording,
+    StopPrompt,
+    StopRecording,
+    to_message,
+)
+from telemeeting.telephony.sip import placement
+from telemeeting.telephony.sip.node import cascade_message, node_main
+from telemeeting.telephony.sip.placement import Span
 from telemeeting.telephony.sip.routes import RouteConfig
 from telemeeting.wire.environments import PRODUCTION
 
@@ -44,6 +69,8 @@ log = structlog.get_logger(__name__)
 
 _START_SECONDS = 30.0
 _CLOSE_SECONDS = 10.0
+#: How long one step of opening a link may take (a node answers in milliseconds).
+_CASCADE_SECONDS = 10.0
 
 
 class MediaNodeError(DriverError):
@@ -62,6 +89,14 @@ class _Node:
     closed: asyncio.Future[None] | None = None
     #: The last mixer figures the process sent (SipEngine.media_stats).
     stats: dict[str, float] = field(default_factory=dict)
+    alive: bool = True
+    #: Cascade orders waiting for the node's answer, by token.
+    opening: dict[int, asyncio.Future[CascadeEndpoint]] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """The node's name on its links (peer_node)."""
+        return f"worker-{self.index}"
 
 
 #: The service's admission of a dial-in caller; the check says whether a meeting may be mixed
@@ -76,17 +111,27 @@ class SipDriver:
         *,
         nodes: int = 1,
         prompts: Callable[[], Awaitable[dict[str, str]]] | None = None,
+        max_legs_per_node: int = placement.DEFAULT_MAX_LEGS_PER_NODE,
         **engine_options: Any,
     ) -> None:
         """`settings` is config.SipSettings (or anything with its attributes); `engine_options`
         go to each node's SipEngine (ring_timeout_seconds, rtp_timeout_seconds, …)."""
         if nodes < 1:
             raise ValueError("need at least one media node")
+        if max_legs_per_node < 1:
+            raise ValueError("max_legs_per_node must be at least 1")
+        self.max_legs_per_node = max_legs_per_node
         self._settings = settings
         self._count = nodes
         self._engine_options = engine_options
         self._nodes: list[_Node] = []
-        self._owner: dict[str, _Node] = {}
+        #: Where each meeting is: its nodes (home first) and its live legs.
+        self._spans: dict[str, Span] = {}
+        #: One placement at a time per meeting (a dial and a dial-in may race to extend it).
+        self._placing: dict[str, asyncio.Lock] = {}
+        #: The meeting's settings, for each node it is extended to.
+        self._configs: dict[str, ConfigureMeeting] = {}
+        self._tokens = 0
         self._sink: ReportSink | None = None
         self._reports: asyncio.Queue[Report] = asyncio.Queue()
         self._delivery: asyncio.Task[None] | None = None
@@ -106,9 +151,7 @@ class SipDriver:
             "rtp_port_min": low,
             "rtp_port_max": low + span - 1,
             "routes": [vars(RouteConfig.of(r)) for r in s.routes],
-            "dialin": [
-                {"number": d.number, "meid": d.meid} for d in getattr(s, "dialin", ())
-            ],
+            "dialin": [{"number": d.number, "meid": d.meid} for d in getattr(s, "dialin", ())],
             "trusted_sources": list(getattr(s, "trusted_sources", ())),
             **self._engine_options,
         }
@@ -154,39 +197,148 @@ class SipDriver:
         self._sink = sink
 
     async def dial(self, order: DialOrder) -> None:
-        node = await self._node_for(order.meeting_id)
-        node.legs[order.leg_id] = order.meeting_id
-        self._send(node, to_message(order))
+        """Dial from the node placement picks for the meeting's next leg (linking it first)."""
+        await self.start()
+        async with self._lock(order.meeting_id):
+            span = self._span(order.meeting_id)
+            node = self._nodes[self._choose(span)]
+            try:
+                await self._extend(order.meeting_id, span, node)
+            except MediaNodeError:
+                log.exception("sip_driver.extend_failed", meeting_id=order.meeting_id)
+                node = self._nodes[span.nodes[0]]  # still heard by the home's members
+            span.add_leg(order.leg_id, node.index)
+            node.legs[order.leg_id] = order.meeting_id
+            self._send(node, to_message(order))
 
     async def media(self, order: MediaOrder) -> None:
-        """In-call media (settings, recording): to the node that mixes the meeting."""
-        node = await self._node_for(order.meeting_id)
-        self._send(node, to_message(order))
-
-    async def _node_for(self, meeting_id: str) -> _Node:
-        """The meeting's node; a new meeting goes to the least busy one."""
+        """In-call media: a member's to the node that carries the member, recording to the
+        meeting's home, settings and prompts to every node of the meeting."""
         await self.start()
-        node = self._owner.get(meeting_id)
-        if node is None:
-            node = min(self._nodes, key=lambda n: len(n.meetings))
-            self._owner[meeting_id] = node
-            node.meetings.add(meeting_id)
-        return node
+        meeting_id = order.meeting_id
+        async with self._lock(meeting_id):
+            span = self._span(meeting_id)
+            if not span.nodes:  # before the first leg (createMeeting's settings, recording)
+                await self._extend(meeting_id, span, self._nodes[self._choose(span)])
+        if isinstance(order, ConfigureMeeting):
+            self._configs[meeting_id] = order
+        leg_id = order.leg_id if isinstance(order, HoldMember | PlayPrompt | StopPrompt) else ""
+        if isinstance(order, StartRecording | StopRecording):
+            targets = span.nodes[:1]
+        elif leg_id and leg_id in span.legs:
+            targets = [span.legs[leg_id]]
+        else:
+            targets = list(span.nodes)
+        for index in targets:
+            self._send(self._nodes[index], to_message(order))
+
+    def _lock(self, meeting_id: str) -> asyncio.Lock:
+        lock = self._placing.get(meeting_id)
+        if lock is None:
+            lock = self._placing[meeting_id] = asyncio.Lock()
+        return lock
+
+    def _span(self, meeting_id: str) -> Span:
+        span = self._spans.get(meeting_id)
+        if span is None:
+            span = self._spans[meeting_id] = Span()
+        return span
+
+    def _choose(self, span: Span) -> int:
+        alive = [node.index for node in self._nodes if node.alive]
+        if not alive:
+            raise MediaNodeError("no media node is alive")
+        load = {node.index: len(node.legs) for node in self._nodes}
+        return placement.choose(span.nodes, span.per_node, load, alive, self.max_legs_per_node)
+
+    async def _extend(self, meeting_id: str, span: Span, node: _Node) -> None:
+        """`node` carries the meeting from now on: linked to each node that already does, and
+        given the meeting's settings."""
+        if node.index in span.nodes:
+            return
+        for index in list(span.nodes):
+            await self._link(meeting_id, self._nodes[index], node)
+        span.nodes.append(node.index)
+        node.meetings.add(meeting_id)
+        if (config := self._configs.get(meeting_id)) is not None:
+            self._send(node, to_message(config))
+        if len(span.nodes) > 1:
+            log.info("sip_driver.meeting_extended", meeting_id=meeting_id, nodes=span.nodes)
+
+    async def _link(self, meeting_id: str, a: _Node, b: _Node) -> None:
+        """Open the link of a meeting between two nodes, in the two steps cascade_control.py
+        describes (each end learns the other's port)."""
+        mine = await self._open(a, OpenCascade(meeting_id, b.name, PRODUCTION))
+        theirs = await self._open(
+            b, OpenCascade(meeting_id, a.name, PRODUCTION, mine.host, mine.port)
+        )
+        await self._open(a, OpenCascade(meeting_id, b.name, PRODUCTION, theirs.host, theirs.port))
+
+    async def _open(self, node: _Node, order: OpenCascade) -> CascadeEndpoint:
+        if not node.alive:
+            raise MediaNodeError(f"media node {node.index} is gone")
+        self._tokens += 1
+        token = self._tokens
+        answer = node.opening[token] = asyncio.get_running_loop().create_future()
+        try:
+            self._send(node, cascade_message(order, token))
+            return await asyncio.wait_for(answer, _CASCADE_SECONDS)
+        except (CascadeError, TimeoutError) as exc:
+            raise MediaNodeError(f"media node {node.index}: {exc}") from exc
+        finally:
+            node.opening.pop(token, None)
 
     async def hang_up(self, meeting_id: str, leg_id: str) -> None:
-        if node := self._owner.get(meeting_id):
-            node.legs.pop(leg_id, None)
-            self._send(node, to_message(HangUp(meeting_id, leg_id, PRODUCTION)))
+        span = self._spans.get(meeting_id)
+        if span is None:
+            return
+        index = span.legs.get(leg_id, span.home)
+        if index is None:
+            return
+        node = self._nodes[index]
+        node.legs.pop(leg_id, None)
+        self._send(node, to_message(HangUp(meeting_id, leg_id, PRODUCTION)))
+        span.end_leg(leg_id)
+        if span.empty:
+            self._finish(meeting_id)
 
     async def set_muted(self, meeting_id: str, leg_id: str, muted: bool) -> None:
-        if node := self._owner.get(meeting_id):
-            self._send(node, to_message(SetMuted(meeting_id, leg_id, muted, PRODUCTION)))
+        span = self._spans.get(meeting_id)
+        index = span.legs.get(leg_id, span.home) if span is not None else None
+        if index is not None:
+            self._send(
+                self._nodes[index], to_message(SetMuted(meeting_id, leg_id, muted, PRODUCTION))
+            )
 
     async def end_meeting(self, meeting_id: str) -> None:
-        if node := self._owner.pop(meeting_id, None):
+        self._end_everywhere(meeting_id)
+
+    def _end_everywhere(self, meeting_id: str) -> None:
+        """EndMeeting to every node of the meeting (its links closed, its recording finished)."""
+        span = self._spans.pop(meeting_id, None)
+        self._configs.pop(meeting_id, None)
+        self._placing.pop(meeting_id, None)
+        if span is None:
+            return
+        for index in span.nodes:
+            node = self._nodes[index]
             node.meetings.discard(meeting_id)
             node.legs = {leg: m for leg, m in node.legs.items() if m != meeting_id}
             self._send(node, to_message(EndMeeting(meeting_id, PRODUCTION)))
+
+    def _finish(self, meeting_id: str) -> None:
+        """The meeting's last leg anywhere is over. A meeting on one node has ended there by
+        itself (the EndMeeting changes nothing); a linked one is kept by its nodes until now."""
+        self._end_everywhere(meeting_id)
+
+    def nodes_of(self, meeting_id: str) -> list[int]:
+        """The nodes that carry a meeting, home first (introspection for tests and health)."""
+        span = self._spans.get(meeting_id)
+        return list(span.nodes) if span is not None else []
+
+    def node_of_leg(self, meeting_id: str, leg_id: str) -> int | None:
+        span = self._spans.get(meeting_id)
+        return span.legs.get(leg_id) if span is not None else None
 
     async def close(self) -> None:
         for node in self._nodes:
@@ -207,7 +359,13 @@ class SipDriver:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._delivery
         self._nodes = []
-        self._owner = {}
+        self._spans = {}
+        self._configs = {}
+        self._placing = {}
+
+    def node_stats(self) -> list[dict[str, float]]:
+        """Each media process's last figures (legs, cascade_links, …), by node index."""
+        return [dict(node.stats) for node in self._nodes]
 
     def media_stats(self) -> dict[str, float]:
         """The media processes' mixer figures as they last reported them, combined."""
@@ -215,6 +373,8 @@ class SipDriver:
 
     # plumbing -----------------------------------------------------------------------------
     def _send(self, node: _Node, message: tuple[Any, ...]) -> None:
+        if not node.alive:
+            return
         try:
             node.conn.send(message)
         except (OSError, ValueError) as exc:
@@ -229,20 +389,22 @@ class SipDriver:
         kind = message[0]
         if kind == "report":
             _, meeting_id, leg_id, progress, at, reason = message
-            if progress == Progress.ENDED.value:
-                node.legs.pop(leg_id, None)
-            self._reports.put_nowait(
-                LegReport(
-                    meeting_id,
-                    leg_id,
-                    Progress(progress),
-                    at,
-                    EndReason[reason] if reason else None,
-                )
+            report = LegReport(
+                meeting_id, leg_id, Progress(progress), at, EndReason[reason] if reason else None
             )
+            self._reports.put_nowait(report)
+            self._on_report(node, report)
         elif kind == "speakers":
             _, meeting_id, leg_ids, at = message
-            self._reports.put_nowait(SpeakersReport(meeting_id, tuple(leg_ids), at))
+            self._on_speakers(node, meeting_id, tuple(leg_ids), at)
+        elif kind in ("cascade_opened", "cascade_failed"):
+            waiting = node.opening.get(message[1])
+            if waiting is not None and not waiting.done():
+                if kind == "cascade_opened":
+                    _, _, host, port, codec = message
+                    waiting.set_result(CascadeEndpoint("", "", host, port, codec))
+                else:
+                    waiting.set_exception(CascadeError(message[2]))
         elif kind == "ready" and node.ready is not None and not node.ready.done():
             node.ready.set_result(message[1])
         elif kind == "error" and node.ready is not None and not node.ready.done():
@@ -260,16 +422,54 @@ class SipDriver:
             self._admissions.add(task)
             task.add_done_callback(self._admissions.discard)
 
+    def _on_report(self, node: _Node, report: LegReport) -> None:
+        """Keep the meeting's placement up to date with what its legs do."""
+        span = self._spans.get(report.meeting_id)
+        if report.progress is Progress.ANSWERED and span is not None:
+            span.joined = True
+            span.answered.add(report.leg_id)
+        if report.progress is not Progress.ENDED:
+            return
+        node.legs.pop(report.leg_id, None)
+        if span is None:
+            return
+        was_answered = report.leg_id in span.answered
+        if span.end_leg(report.leg_id) is None:
+            return
+        config = self._configs.get(report.meeting_id)
+        if (
+            was_answered
+            and config is not None
+            and config.end_on_creator_leave
+            and config.creator_leg == report.leg_id
+        ):
+            # The creator's own node ended its legs (engine); the other nodes end theirs.
+            for index in span.nodes:
+                if index != node.index:
+                    self._send(self._nodes[index], ("end_with_creator", report.meeting_id))
+        if span.empty:
+            self._finish(report.meeting_id)
+
+    def _on_speakers(
+        self, node: _Node, meeting_id: str, leg_ids: tuple[str, ...], at: float
+    ) -> None:
+        """Each node detects its own members' talking; a meeting on several nodes reports them
+        all (the union of the last set each node sent)."""
+        span = self._spans.get(meeting_id)
+        if span is not None and len(span.nodes) > 1:
+            span.talkers[node.index] = leg_ids
+            leg_ids = tuple(leg for index in span.nodes for leg in span.talkers.get(index, ()))
+        self._reports.put_nowait(SpeakersReport(meeting_id, leg_ids, at))
+
     # dial-in --------------------------------------------------------------------------------
     def set_admitter(self, admitter: NodeAdmitter) -> None:
         self._admitter = admitter
 
     async def _admit(self, node: _Node, token: int, request: AdmitRequest) -> None:
         def here(meeting_id: str) -> bool:
-            owner = self._owner.setdefault(meeting_id, node)
-            if owner is node:
-                node.meetings.add(meeting_id)
-            return owner is node
+            # Within one server any node can carry any meeting: one not yet here is extended
+            # to this node (linked) once the caller is admitted.
+            return node.alive
 
         admission = REFUSED
         try:
@@ -278,15 +478,33 @@ class SipDriver:
         except Exception:
             log.exception("sip_driver.admit_failed")
         if admission.verdict is Verdict.ADMITTED:
-            node.legs[admission.leg_id] = admission.meeting_id
+            meeting_id, leg_id = admission.meeting_id, admission.leg_id
+            async with self._lock(meeting_id):
+                span = self._span(meeting_id)
+                try:
+                    await self._extend(meeting_id, span, node)
+                except MediaNodeError:
+                    log.exception("sip_driver.extend_failed", meeting_id=meeting_id)
+                    # The service has the caller as a leg already: end it, refuse the call.
+                    self._reports.put_nowait(
+                        LegReport(meeting_id, leg_id, Progress.ENDED, time.time(), EndReason.FAILED)
+                    )
+                    admission = REFUSED
+                else:
+                    span.add_leg(leg_id, node.index)
+                    node.legs[leg_id] = meeting_id
         self._send(node, ("admitted", token, *admission.message()))
 
     def _on_node_gone(self, node: _Node) -> None:
         self._forget(node)
+        node.alive = False
         if node.ready is not None and not node.ready.done():
             node.ready.set_exception(MediaNodeError(f"media node {node.index} exited"))
         if node.closed is not None and not node.closed.done():
             node.closed.set_result(None)
+        for waiting in node.opening.values():
+            if not waiting.done():
+                waiting.set_exception(CascadeError(f"media node {node.index} exited"))
         if node.legs:  # it died with calls up: they are over, say so
             log.error("sip_driver.node_died", node=node.index, legs=len(node.legs))
             now = time.time()
@@ -295,6 +513,17 @@ class SipDriver:
                     LegReport(meeting_id, leg_id, Progress.ENDED, now, EndReason.FAILED)
                 )
             node.legs.clear()
+        # The meetings it carried go on without it: the survivors close their links to it.
+        for meeting_id, span in list(self._spans.items()):
+            if node.index not in span.nodes:
+                continue
+            span.drop_node(node.index)
+            node.meetings.discard(meeting_id)
+            for index in span.nodes:
+                close = CloseCascade(meeting_id, node.name, PRODUCTION)
+                self._send(self._nodes[index], cascade_message(close))
+            if span.empty or not span.nodes:
+                self._finish(meeting_id)
 
     def _forget(self, node: _Node) -> None:
         with contextlib.suppress(Exception):

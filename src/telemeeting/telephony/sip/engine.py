@@ -270,6 +270,7 @@ class SipEngine:
             "packets_lost": sum(stream.jitter.lost for stream in streams),
             "packets_late": sum(stream.jitter.late for stream in streams),
             "legs": len(self._legs),
+            "cascade_links": len(self.cascades),
         }
 
     # one leg ------------------------------------------------------------------------------
@@ -393,6 +394,13 @@ class SipEngine:
         if leg.answered and self.control.ends_meeting(leg.order.meeting_id, leg.order.leg_id):
             self._end_others(leg.order.meeting_id)
 
+    def end_with_creator(self, meeting_id: str) -> None:
+        """The creator of a meeting that spans nodes left from another node: this node's legs
+        end as they would have had the creator been here (会议结束)."""
+        media = self.conference.media.get(meeting_id)
+        if media is not None and media.end_on_creator_leave:
+            self._end_others(meeting_id)
+
     def _end_others(self, meeting_id: str) -> None:
         """`endoncreatorleave`: the creator hung up, so every other leg ends (会议结束)."""
         for other in [x for x in self._legs.values() if x.order.meeting_id == meeting_id]:
@@ -429,11 +437,15 @@ class SipEngine:
             self._ports.release(leg.port)
             leg.port = None
         meeting_id = leg.order.meeting_id
-        if meeting_id in self._joined and not any(
-            other.order.meeting_id == meeting_id for other in self._legs.values()
+        if (
+            meeting_id in self._joined
+            and meeting_id not in self.conference.links
+            and not any(other.order.meeting_id == meeting_id for other in self._legs.values())
         ):
             # The last call of a meeting someone joined is over: the meeting ends (empty) and
-            # no EndMeeting order follows such an end, so its recording is finished here.
+            # no EndMeeting order follows such an end, so its recording is finished here. A
+            # meeting linked to other nodes may still have members there: the driver that
+            # placed it ends it on every node once its last leg anywhere is over (issue 16).
             self._joined.discard(meeting_id)
             self.control.end_meeting(meeting_id)
 

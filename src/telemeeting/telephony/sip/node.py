@@ -4,6 +4,12 @@ The audio clock must not share an event loop (or a GIL) with HTTP and database w
 node is its own process. Messages are small tuples: orders in, ("report", …) events out, in the
 order the engine produced them. A dial-in caller's meeting number and PIN go up as ("admit",
 token, …) and the service's verdict comes down as ("admitted", token, …) (issue 15).
+
+Cascade links (issue 16) ride the same pipe: ("cascade_open", token, <OpenCascade as JSON>) is
+answered ("cascade_opened", token, host, port, codec) or ("cascade_failed", token, why);
+("cascade_close", <CloseCascade as JSON>) and ("end_with_creator", meeting_id) (the creator of a
+meeting that spans nodes left from another node) need no answer. They are not `orders.Order`s:
+the orders table never carries them (placement across servers will decide how it should).
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -18,6 +25,7 @@ import structlog
 
 from telemeeting.telephony.dialin import Admission, AdmitRequest
 from telemeeting.telephony.driver import Report, SpeakersReport
+from telemeeting.telephony.media.cascade_control import CascadeError, CloseCascade, OpenCascade
 from telemeeting.telephony.orders import UnknownOrder, carry_out, from_message
 from telemeeting.telephony.sip.engine import SipEngine
 from telemeeting.telephony.sip.routes import RouteConfig
@@ -102,7 +110,7 @@ async def _serve(conn: Connection, options: dict[str, Any]) -> None:
     try:
         while (order := await orders.get()) is not None and order[0] != "close":
             try:
-                await _obey(engine, order)
+                await _obey(engine, order, conn)
             except Exception:
                 log.exception("media_node.order_failed", order=order[0])
     finally:
@@ -114,7 +122,39 @@ async def _serve(conn: Connection, options: dict[str, Any]) -> None:
             conn.send(("closed",))
 
 
-async def _obey(engine: SipEngine, message: tuple[Any, ...]) -> None:
+def cascade_message(order: OpenCascade | CloseCascade, token: int = 0) -> tuple[Any, ...]:
+    """A cascade order as the driver sends it down the pipe."""
+    body = json.dumps(vars(order))
+    return (
+        ("cascade_open", token, body) if isinstance(order, OpenCascade) else ("cascade_close", body)
+    )
+
+
+async def _cascade(engine: SipEngine, message: tuple[Any, ...], conn: Connection) -> None:
+    kind = message[0]
+    if kind == "end_with_creator":
+        engine.end_with_creator(str(message[1]))
+    elif kind == "cascade_close":
+        await engine.close_cascade(CloseCascade(**json.loads(message[1])))
+    else:
+        token = message[1]
+        try:
+            endpoint = await engine.open_cascade(OpenCascade(**json.loads(message[2])))
+        except Exception as exc:  # the driver waits for an answer either way
+            if not isinstance(exc, CascadeError):
+                log.exception("media_node.cascade_failed")
+            conn.send(("cascade_failed", token, str(exc) or type(exc).__name__))
+            return
+        conn.send(("cascade_opened", token, endpoint.host, endpoint.port, endpoint.codec))
+
+
+_CASCADE = frozenset({"cascade_open", "cascade_close", "end_with_creator"})
+
+
+async def _obey(engine: SipEngine, message: tuple[Any, ...], conn: Connection) -> None:
+    if message and message[0] in _CASCADE:
+        await _cascade(engine, message, conn)
+        return
     try:
         order = from_message(message)
     except UnknownOrder as exc:

@@ -1,0 +1,125 @@
+"""One meeting across two media worker processes of one server (issue 16), with real phones:
+`[media] workers = 2` and `[placement] max_legs_per_node = 2`, so alice and bob are dialled from
+worker 0 (the meeting's home) and carol, invited third, from worker 1, linked to worker 0.
+Each phone plays its own tone; what each heard is its own baresip recording, and the meeting's
+recording (on the home) is the full mix."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.sip.peers import (
+    Baresip,
+    band_levels,
+    numbers_of,
+    read_wav,
+    recordings_toml,
+    serving_phones,
+    write_tone,
+)
+from tests.sip.test_recording import PEERS, RATE, _answered, _decode
+
+pytestmark = [pytest.mark.timeout(150), pytest.mark.baresip]
+
+TONES = {name: tone for name, (_, tone) in PEERS.items()}
+PLACEMENT = "[media]\nworkers = 2\n\n[placement]\nmax_legs_per_node = 2\n\n"
+
+
+def _levels(samples: Any, start: float, end: float) -> dict[str, float]:
+    levels = band_levels(samples[int(start * RATE) : int(end * RATE)], list(TONES.values()))
+    return {name: levels[tone] for name, tone in TONES.items()}
+
+
+async def test_a_meeting_on_two_workers_with_real_phones(tmp_path: Path) -> None:
+    peers = []
+    for name, tone in TONES.items():
+        wav = tmp_path / f"{name}.wav"
+        write_tone(wav, tone, seconds=40)
+        peers.append(Baresip(tmp_path, name, wav))
+    alice, bob, carol = peers
+    phones = numbers_of(PEERS)
+    marks: dict[str, float] = {}
+    extra = recordings_toml(tmp_path) + PLACEMENT
+    async with serving_phones(tmp_path, peers, phones, extra) as api:
+
+        async def post(action: str, **params: Any) -> None:
+            reply = await asyncio.to_thread(
+                api.post, {"action": action, "confid": meid, **params}, env="production"
+            )
+            assert reply.code == "0", reply.body
+
+        meid = await asyncio.to_thread(
+            api.create_meeting,
+            "production",
+            record="1",
+            beep="0",
+            parties=[{"phone": phones["alice"]}, {"phone": phones["bob"]}],
+        )
+        two = [phones["alice"], phones["bob"]]
+        await asyncio.to_thread(api.wait_for, meid, _answered(two), "production", 20)
+        assert "sip_driver.meeting_extended" not in api.server.log()
+        invited = await asyncio.to_thread(api.invite, meid, phones["carol"], env="production")
+        assert invited.code == "0", invited.body
+        await asyncio.to_thread(
+            api.wait_for, meid, _answered(list(phones.values())), "production", 20
+        )
+        marks["start"] = time.monotonic()  # recordings are aligned on their ends below
+        # The home was full: the meeting was extended to worker 1 for carol.
+        assert "sip_driver.meeting_extended" in api.server.log(), api.server.log()[-3000:]
+        await asyncio.sleep(3.0)  # everyone hears the two others
+        await post("muteMeetingMember", phone=phones["carol"])  # carol is on worker 1
+        marks["muted"] = time.monotonic()
+        await asyncio.sleep(2.5)
+        await post("unmuteMeetingMember", phone=phones["carol"])
+        await asyncio.sleep(0.5)
+        # The home's last local legs end; the meeting (and its recording) go on with carol.
+        await alice.command("hangup")
+        await bob.command("hangup")
+        await alice.wait_event("CALL_CLOSED", timeout=15)
+        await bob.wait_event("CALL_CLOSED", timeout=15)
+        marks["alone"] = time.monotonic()
+        await asyncio.sleep(2.0)
+        await carol.command("hangup")
+        await carol.wait_event("CALL_CLOSED", timeout=15)
+        marks["end"] = time.monotonic()
+        meeting = await asyncio.to_thread(
+            api.wait_for,
+            meid,
+            lambda m: bool(m.get("recordings")) and m["recordings"][0]["bytes"] > 0,
+            "production",
+            20,
+        )
+        response = await asyncio.to_thread(httpx.get, meeting["recordings"][0]["url"], timeout=10)
+        assert response.status_code == 200
+
+    def since_start(peer: Baresip) -> Any:
+        """The peer's recording from carol's answer on (it ends when the peer hung up)."""
+        samples = read_wav(peer.recording())
+        ended = {"alice": marks["alone"], "bob": marks["alone"], "carol": marks["end"]}
+        before = ended[peer.name] - marks["start"]
+        return samples[max(0, len(samples) - int(before * RATE)) :]
+
+    muted_at = marks["muted"] - marks["start"]
+    for peer in peers:  # all three: each hears the two others and not itself
+        heard = _levels(since_start(peer), 0.7, muted_at - 0.3)
+        others = [name for name in TONES if name != peer.name]
+        for other in others:
+            assert heard[other] - heard[peer.name] >= 20, (peer.name, heard)
+    for peer, other in ((alice, "bob"), (bob, "alice")):  # carol muted on worker 1
+        heard = _levels(since_start(peer), muted_at + 0.7, muted_at + 2.2)
+        assert heard[other] - heard["carol"] >= 25, (peer.name, heard)
+
+    mix = _decode(response.content, tmp_path)
+    # The recording's last two seconds: carol alone on worker 1, recorded by the home (worker 0).
+    tail = band_levels(mix[-int(1.5 * RATE) - RATE // 4 : -RATE // 4], list(TONES.values()))
+    assert tail[TONES["carol"]] - max(tail[TONES["alice"]], tail[TONES["bob"]]) >= 20, tail
+    # Before the mute, all three tones are in the home's recording (the full mix).
+    full = len(mix) / RATE - (marks["end"] - marks["start"])
+    levels = _levels(mix, full + 0.7, full + muted_at - 0.3)
+    assert max(levels.values()) - min(levels.values()) <= 6, levels

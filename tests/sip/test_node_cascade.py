@@ -1,0 +1,82 @@
+"""SipDriver placing one meeting across two media worker processes (issue 16), with sipp peers:
+the second worker is linked to the first over the node pipe's cascade orders, and its death
+ends only its own legs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+
+import pytest
+
+from telemeeting.domain.model import EndReason
+from telemeeting.telephony.driver import Progress
+from telemeeting.telephony.sip.driver import SipDriver
+from tests.sip.conftest import Route, order
+from tests.sip.peers import ReportLog, Sipp, free_ports
+from tests.sip.test_node import Settings
+
+pytestmark = [pytest.mark.timeout(90), pytest.mark.sipp]
+
+
+async def _until(
+    check: Callable[[], bool], what: Callable[[], object], timeout: float = 10
+) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, what()
+        await asyncio.sleep(0.05)
+
+
+async def test_a_full_worker_extends_the_meeting_and_a_dead_worker_ends_only_its_legs(workdir):
+    first = Sipp(workdir, "answer.xml", "-rtp_echo")
+    second = Sipp(workdir, "answer.xml", "-rtp_echo")
+    (rtp,) = free_ports(1, span=40)
+    settings = Settings(
+        rtp,
+        rtp + 39,
+        [Route("^1$", f"sip:1@{first.uri_host}"), Route("^2$", f"sip:2@{second.uri_host}")],
+    )
+    driver = SipDriver(settings, nodes=2, max_legs_per_node=1, stats_seconds=0.1)
+    reports = ReportLog()
+    driver.attach(reports)
+    try:
+        await driver.dial(order("1", leg="a", meeting="m"))
+        await driver.dial(order("2", leg="b", meeting="m"))
+        assert driver.nodes_of("m") == [0, 1]  # the home was full: b is dialled from worker 1
+        assert (driver.node_of_leg("m", "a"), driver.node_of_leg("m", "b")) == (0, 1)
+        await reports.wait_for("a", Progress.ANSWERED, timeout=20)
+        await reports.wait_for("b", Progress.ANSWERED, timeout=20)
+        # One link each way, with audio flowing (sipp echoes each leg's mix back).
+        await _until(
+            lambda: [s.get("cascade_links") for s in driver.node_stats()] == [1, 1],
+            driver.node_stats,
+        )
+        await driver.set_muted("m", "b", True)  # to worker 1; worker 0 does not know b
+
+        pid = driver.node_pids[1]
+        assert pid is not None
+        os.kill(pid, 9)
+        ended = await reports.wait_for("b", Progress.ENDED, timeout=10)
+        assert ended.reason is EndReason.FAILED
+        assert driver.nodes_of("m") == [0]
+        # The survivor closed its link to the dead worker; a's call goes on.
+        await _until(lambda: driver.node_stats()[0].get("cascade_links") == 0, driver.node_stats)
+        await asyncio.sleep(0.5)
+        assert driver.node_stats()[0].get("legs") == 1
+        assert reports.of("b") == [
+            (Progress.RINGING, None),
+            (Progress.ANSWERED, None),
+            (Progress.ENDED, EndReason.FAILED),
+        ]
+        assert Progress.ENDED not in [progress for progress, _ in reports.of("a")]
+        # A new leg of the meeting goes to the surviving worker (over the limit, not refused).
+        await driver.dial(order("9", leg="c", meeting="m"))
+        assert driver.node_of_leg("m", "c") == 0  # (no route: it ends at once, but there)
+        assert (await reports.wait_for("c", Progress.ENDED)).reason is EndReason.NOT_FOUND
+        await driver.hang_up("m", "a")
+        assert await first.wait() == 0, first.log()
+    finally:
+        await driver.close()
+        second.stop()
