@@ -107,3 +107,53 @@ async def test_a_recording_the_dead_node_never_started_gives_way_to_the_new_segm
         assert room.recording_id == running.id
     finally:
         control.conference.stop_recording(meeting.id)
+
+
+async def test_a_node_restarted_with_its_id_gets_its_meetings_media_again(
+    db: Database, tmp_path: Path
+) -> None:
+    """A restart (same `[server] node_id`) is a take-over by the node itself: a meeting that
+    stays active (a party still to be dialled) gets its settings and a new recording segment,
+    or the restarted mixer would carry it unrecorded while the recording it lists runs on."""
+    account = await admin.create_account(db, balance=100)
+    app = await admin.create_app(db, account_sid=account.sid, env="production")
+    settings = load_settings(recordings={"directory": str(tmp_path)})
+    recorder = ChangeRecorder.from_settings(settings, Wakeups())
+    now = time.time()
+    meeting = Meeting.open(app_id=app.appid, meid="1", now=now, max_members=10, max_duration=3600)
+    first, second = meeting.invite(
+        [Invitee("13800138000"), Invitee("13800138001")],
+        request_id="r1",
+        custom_parm="",
+        caller_id="",
+        now=now,
+    )
+    media = meeting_media.requested(parse_create_meeting({"record": "1"}), 3)
+    async with db.unit_of_work() as uow:
+        await uow.meetings.add(meeting, owner="n1")
+        await meeting_media.keep(uow, meeting, media, 3)
+        orders = await meeting_media.starting_orders(uow, meeting, media, settings, app.env, now)
+        await recorder.record(uow, meeting, app, [*orders, *dial_orders(meeting, [first], app.env)])
+    await _claimed(db, "n1")  # the process before the restart carried those out
+    async with db.unit_of_work() as uow:
+        loaded = await uow.meetings.get(meeting.id)
+        assert loaded is not None
+        loaded.leg_answered(first.id, now + 1)
+        await recorder.record(uow, loaded, app, dial_orders(loaded, [second], app.env), now + 1)
+
+    records = CallRecords(db, lambda: now + 5, recorder, Directory(db), settings)
+    assert await records.end_lost_calls("n1") == 1
+    async with db.reader() as uow:
+        rows = await RecordingRepository(uow.connection).for_meeting(meeting.id)
+    (running,) = [r for r in rows if r.stopped_at is None]
+    control = MediaControl(Conference())
+    claimed = await _claimed(db, "n1")
+    for order in claimed:
+        if isinstance(order, MEDIA_ORDERS):
+            control.apply(order)
+    assert any(isinstance(o, ConfigureMeeting) for o in claimed)
+    room = control.conference.media.get(meeting.id)
+    try:
+        assert len(rows) == 2 and room is not None and room.recording_id == running.id
+    finally:
+        control.conference.stop_recording(meeting.id)

@@ -58,12 +58,16 @@ class CallRecords:
 
     async def end_lost_calls(self, owner: str) -> int:
         """After `owner` restarted: the calls it had placed died with the old process; end them
-        once each. Legs whose dial order it never claimed are still dialled."""
+        once each. Legs whose dial order it never claimed are still dialled, and a meeting that
+        stays active gets its media settings and recording again, as after a take-over (the
+        restarted mixer knows nothing of it)."""
         async with self._db.reader() as uow:
             meeting_ids = await uow.meetings.ids_with_live_legs(owner)
         for meeting_id in meeting_ids:
             async with self._db.unit_of_work() as uow:
-                await self._calls_lost(uow, meeting_id)
+                meeting = await self._calls_lost(uow, meeting_id)
+                if meeting is not None:
+                    await self._resume_media(uow, meeting)
         if meeting_ids:
             log.warning("meetings.recovered", owner=owner, meetings=len(meeting_ids))
         return len(meeting_ids)
@@ -83,14 +87,15 @@ class CallRecords:
 
     async def _calls_lost(
         self, uow: UnitOfWork, meeting_id: str, meeting: Meeting | None = None, close: bool = True
-    ) -> None:
+    ) -> Meeting | None:
         meeting = meeting or await uow.meetings.get(meeting_id, LIVE_LEGS)
         if meeting is None:
-            return
+            return None
         waiting = await self._legs_awaiting_dial(uow, meeting_id)
         meeting.calls_lost(self._clock(), keep=waiting, close=close)
         app = await self._directory.app(meeting.app_id)
         await self._record(uow, meeting, app)
+        return meeting
 
     async def _resume_media(self, uow: UnitOfWork, meeting: Meeting) -> None:
         """The new node gets the meeting's media settings and goes on recording it (after the
