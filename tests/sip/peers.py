@@ -314,7 +314,7 @@ def phones_config(
 ) -> Path:
     """A server config whose SIP routes send each phone's number to that baresip peer, on free
     SIP and RTP ports; `extra` is more TOML (e.g. a `[recordings]` directory)."""
-    (sip_port,) = free_ports(1)
+    (sip_port,) = free_ports(1, span=2)  # a second media worker listens on sip_port + 1
     (rtp_base,) = free_ports(1, span=40)
     routes = "".join(
         f'[[sip.routes]]\nmatch = "^{numbers[p.name]}$"\ntarget = "{p.uri}"\n\n' for p in peers

@@ -14,7 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.sip import test_dialin as dialin
 from tests.sip.peers import (
+    HOST,
     Baresip,
     band_levels,
     numbers_of,
@@ -123,3 +125,58 @@ async def test_a_meeting_on_two_workers_with_real_phones(tmp_path: Path) -> None
     full = len(mix) / RATE - (marks["end"] - marks["start"])
     levels = _levels(mix, full + 0.7, full + muted_at - 0.3)
     assert max(levels.values()) - min(levels.values()) <= 6, levels
+
+
+async def test_a_caller_dialling_in_on_the_other_worker_joins_the_meeting(tmp_path: Path) -> None:
+    """Alice is dialled from worker 0; the caller calls worker 1's SIP port, which does not
+    carry the meeting: it is extended there (issue 16, item 2) instead of being refused."""
+    peers = dialin.phones(tmp_path)
+    alice, _, dave = peers
+    peers = [alice, dave]
+    tones = {"alice": dialin.PEERS["alice"][1], "dave": dialin.PEERS[dialin.CALLER][1]}
+    extra = dialin.dialin_toml(tmp_path) + "[media]\nworkers = 2\n\n"
+    async with serving_phones(tmp_path, peers, numbers_of(dialin.PEERS), extra) as api:
+        meid = (
+            await dialin.call(
+                api,
+                {
+                    "action": "createMeeting",
+                    "parties": [{"phone": dialin.PEERS["alice"][0]}],
+                    "dialin": "1",
+                    "pin": "2468",
+                },
+            )
+        )["meid"]
+        await asyncio.to_thread(
+            api.wait_for, meid, _answered([dialin.PEERS["alice"][0]]), "production", 20
+        )
+        other_worker = dialin.sip_port(tmp_path) + 1
+        await dave.command("dial", f"sip:{dialin.DIALIN}@{HOST}:{other_worker}")
+        await dave.wait_event("CALL_ESTABLISHED")
+        await dialin.key_in(dave, f"{meid}#2468#")
+        await asyncio.to_thread(api.wait_for, meid, dialin.dave_in, "production", 30)
+        started = time.monotonic()
+        assert "sip_driver.meeting_extended" in api.server.log(), api.server.log()[-3000:]
+        await asyncio.sleep(3.0)
+        ref = {"confid": meid, "phone": dialin.CALLER}
+        await dialin.call(api, {"action": "muteMeetingMember", **ref})  # on worker 1
+        muted = time.monotonic()
+        await asyncio.sleep(2.5)
+        await dialin.call(api, {"action": "destroyMeeting", "confid": meid})
+        for peer in peers:
+            await peer.wait_event("CALL_CLOSED", timeout=15)
+        ended = time.monotonic()
+
+    def heard(peer: Baresip, start: float, end: float) -> dict[str, float]:
+        samples = read_wav(peer.recording())
+        offset = len(samples) / RATE - (ended - started)  # aligned on the call's end
+        window = samples[int((offset + start) * RATE) : int((offset + end) * RATE)]
+        levels = band_levels(window, list(tones.values()))
+        return {name: levels[tone] for name, tone in tones.items()}
+
+    unmuted = heard(alice, 0.7, muted - started - 0.3)
+    assert unmuted["dave"] - unmuted["alice"] >= 20, unmuted
+    hears = heard(dave, 0.7, muted - started - 0.3)
+    assert hears["alice"] - hears["dave"] >= 20, hears
+    silenced = heard(alice, muted - started + 0.7, muted - started + 2.0)
+    assert unmuted["dave"] - silenced["dave"] >= 25, (unmuted, silenced)

@@ -12,6 +12,7 @@ import pytest
 
 from telemeeting.domain.model import EndReason
 from telemeeting.telephony.driver import Progress
+from telemeeting.telephony.orders import ConfigureMeeting
 from telemeeting.telephony.sip.driver import SipDriver
 from tests.sip.conftest import Route, order
 from tests.sip.peers import ReportLog, Sipp, free_ports
@@ -80,3 +81,40 @@ async def test_a_full_worker_extends_the_meeting_and_a_dead_worker_ends_only_its
     finally:
         await driver.close()
         second.stop()
+
+
+async def test_the_creator_leaving_from_another_worker_ends_the_meeting_everywhere(workdir):
+    """endoncreatorleave with the creator on worker 1: worker 0's member ends too (会议结束), and
+    the emptied meeting is ended on both workers (links closed)."""
+    member = Sipp(workdir, "answer.xml", "-rtp_echo")
+    creator = Sipp(workdir, "remote_bye.xml")  # answers, then hangs up by itself
+    (rtp,) = free_ports(1, span=40)
+    settings = Settings(
+        rtp,
+        rtp + 39,
+        [Route("^1$", f"sip:1@{member.uri_host}"), Route("^2$", f"sip:2@{creator.uri_host}")],
+    )
+    driver = SipDriver(settings, nodes=2, max_legs_per_node=1, stats_seconds=0.1)
+    reports = ReportLog()
+    driver.attach(reports)
+    try:
+        configure = ConfigureMeeting("m", "production", creator_leg="c", end_on_creator_leave=True)
+        await driver.media(configure)
+        await driver.dial(order("1", leg="a", meeting="m"))
+        await reports.wait_for("a", Progress.ANSWERED, timeout=20)
+        await driver.dial(order("2", leg="c", meeting="m"))
+        assert (driver.node_of_leg("m", "a"), driver.node_of_leg("m", "c")) == (0, 1)
+        assert (await reports.wait_for("c", Progress.ENDED, timeout=20)).reason is EndReason.NORMAL
+        ended = await reports.wait_for("a", Progress.ENDED, timeout=10)
+        assert ended.reason is EndReason.MEETING_ENDED
+        assert await member.wait() == 0, member.log()
+        assert await creator.wait() == 0, creator.log()
+        assert driver.nodes_of("m") == []
+        await _until(
+            lambda: [s.get("cascade_links") for s in driver.node_stats()] == [0, 0],
+            driver.node_stats,
+        )
+    finally:
+        await driver.close()
+        member.stop()
+        creator.stop()
