@@ -78,6 +78,13 @@ async def test_a_full_worker_extends_the_meeting_and_a_dead_worker_ends_only_its
         assert (await reports.wait_for("c", Progress.ENDED)).reason is EndReason.NOT_FOUND
         await driver.hang_up("m", "a")
         assert await first.wait() == 0, first.log()
+        # With every worker gone a dial is reported failed, not sent into a dead pipe.
+        pid = driver.node_pids[0]
+        assert pid is not None
+        os.kill(pid, 9)
+        await _until(lambda: driver.alive_nodes == [], lambda: driver.alive_nodes)
+        await driver.dial(order("1", leg="d", meeting="m2"))
+        assert (await reports.wait_for("d", Progress.ENDED)).reason is EndReason.FAILED
     finally:
         await driver.close()
         second.stop()

@@ -201,7 +201,15 @@ class SipDriver:
         await self.start()
         async with self._lock(order.meeting_id):
             span = self._span(order.meeting_id)
-            node = self._nodes[self._choose(span)]
+            try:
+                node = self._nodes[self._choose(span)]
+            except MediaNodeError:  # every media process has died: the call cannot be made
+                log.error("sip_driver.no_node", meeting_id=order.meeting_id)
+                report = LegReport(
+                    order.meeting_id, order.leg_id, Progress.ENDED, time.time(), EndReason.FAILED
+                )
+                self._reports.put_nowait(report)
+                return
             try:
                 await self._extend(order.meeting_id, span, node)
             except MediaNodeError:
@@ -219,7 +227,12 @@ class SipDriver:
         async with self._lock(meeting_id):
             span = self._span(meeting_id)
             if not span.nodes:  # before the first leg (createMeeting's settings, recording)
-                await self._extend(meeting_id, span, self._nodes[self._choose(span)])
+                try:
+                    home = self._nodes[self._choose(span)]
+                except MediaNodeError:
+                    log.error("sip_driver.no_node", meeting_id=meeting_id)
+                    return
+                await self._extend(meeting_id, span, home)
         if isinstance(order, ConfigureMeeting):
             self._configs[meeting_id] = order
         leg_id = order.leg_id if isinstance(order, HoldMember | PlayPrompt | StopPrompt) else ""
@@ -362,6 +375,11 @@ class SipDriver:
         self._spans = {}
         self._configs = {}
         self._placing = {}
+
+    @property
+    def alive_nodes(self) -> list[int]:
+        """The indexes of the media processes still running (as far as the driver knows)."""
+        return [node.index for node in self._nodes if node.alive]
 
     def node_stats(self) -> list[dict[str, float]]:
         """Each media process's last figures (legs, cascade_links, …), by node index."""
