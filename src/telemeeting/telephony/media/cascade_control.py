@@ -1,4 +1,4 @@
-"""Opening and closing a media node's cascade links: the interface placement will drive.
+"""Opening and closing a media node's cascade links: the interface placement drives.
 
 A link joins one meeting on two nodes. Neither node can pick the other's port, so opening takes
 two steps, each an `OpenCascade` to one node:
@@ -11,9 +11,10 @@ two steps, each an `OpenCascade` to one node:
    points A's end at B: audio flows both ways.
 
 Orders are idempotent (the same order twice changes nothing) and shaped like the orders of
-telephony/orders.py (frozen dataclasses of plain fields with `meeting_id` and `env`), so the
-orders table and the node pipe can carry them unchanged once placement sends them; the answer
-will travel as a report. `CloseCascade` (or the meeting's end) frees the port.
+telephony/orders.py (frozen dataclasses of plain fields with `meeting_id` and `env`). Within one
+server SipDriver sends them over the node pipe and the endpoint comes back as its answer
+(telephony/sip/node.py); across servers the orders table does not carry them yet.
+`CloseCascade` (or the meeting's end) frees the port.
 """
 
 from __future__ import annotations
