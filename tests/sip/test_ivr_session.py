@@ -68,6 +68,11 @@ def test_player_sends_the_prompt_frame_by_frame_then_silence() -> None:
     assert stream.sent[3] is None  # silence between prompts
     assert player.idle.is_set()
     assert stream.drained == [1, 1, 1, 1]  # the caller's socket is read every tick
+    player.play(prompt)
+    player.tick(1)
+    stream.payload_type = g711.PCMU  # a re-INVITE changed the codec mid-prompt
+    player.tick(1)
+    assert stream.sent[-1] == g711.encode(g711.PCMU, prompt[160:320])
 
 
 async def bound_stream(peer: socket.socket) -> RtpStream:
