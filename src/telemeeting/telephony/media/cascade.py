@@ -114,17 +114,8 @@ class CascadeStream(asyncio.DatagramProtocol):
         """ICMP port unreachable while the peer's end is not open yet: RTP is best effort."""
 
     def drain(self, limit: int = 8) -> None:
-        sock = self._sock
-        if sock is None:
-            return
-        for _ in range(limit):
-            try:
-                data, addr = sock.recvfrom(2048)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                return
-            self.datagram_received(data, addr)
+        """Read what the peer node has sent since the last tick (at most `limit` packets)."""
+        rtp.drain(self._sock, self.datagram_received, limit)
 
     def read_frame(self) -> Frame | None:
         """This tick's 20 ms from the peer node, or None (nothing arrived: silence)."""

@@ -91,17 +91,7 @@ class RtpStream(asyncio.DatagramProtocol):
 
     def drain(self, limit: int = 8) -> None:
         """Read what has arrived since the last tick (at most `limit` packets)."""
-        sock = self._sock
-        if sock is None:
-            return
-        for _ in range(limit):
-            try:
-                data, addr = sock.recvfrom(2048)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:  # an ICMP error reported on the socket: RTP is best effort
-                return
-            self.datagram_received(data, addr)
+        rtp.drain(self._sock, self.datagram_received, limit)
 
     def error_received(self, exc: Exception) -> None:
         """ICMP port unreachable while the peer sets up: nothing to do, RTP is best effort."""
