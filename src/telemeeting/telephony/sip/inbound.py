@@ -21,17 +21,17 @@ import structlog
 from telemeeting.telephony.ivr.digits import info_digit
 from telemeeting.telephony.media import sdp
 from telemeeting.telephony.sip.dialog import Dialog
+from telemeeting.telephony.sip.leg import CallState, DialogLeg
 from telemeeting.telephony.sip.message import SipRequest
 from telemeeting.telephony.sip.transaction import T2
 from telemeeting.telephony.sip.transport import Addr
 from telemeeting.telephony.sip.ua import ALLOW, UserAgent
-from telemeeting.telephony.sip.uac import CallState
 from telemeeting.telephony.sip.uri import NameAddr, SipUri
 
 log = structlog.get_logger(__name__)
 
 
-class IncomingCall:
+class IncomingCall(DialogLeg):
     def __init__(self, ua: UserAgent, invite: SipRequest, source: Addr) -> None:
         self.ua = ua
         self.invite = invite
@@ -157,10 +157,6 @@ class IncomingCall:
         finally:
             self._terminate()
 
-    def _terminate(self) -> None:
-        self.state = CallState.TERMINATED
-        self.ua.unregister_call(self.call_id)
-
     # the caller's requests -----------------------------------------------------------------
     def on_request(self, request: SipRequest, addr: Addr) -> None:
         method = request.method
@@ -175,23 +171,15 @@ class IncomingCall:
         if self.state is CallState.TERMINATED or not self._in_dialog(request):
             self.ua.reply(request, addr, 481, "Call/Transaction Does Not Exist")
             return
-        if method == "BYE":
-            self.ua.reply(request, addr, 200, "OK")
-            self._terminate()
-            if self._retransmit is not None:
-                self._retransmit.cancel()
-            self.on_remote_bye()
-        elif method == "INFO":
-            self.ua.reply(request, addr, 200, "OK")
-            key = info_digit(request.get("Content-Type") or "", request.body)
-            if key is not None:
-                self.on_key(key)
-        elif method in ("INVITE", "UPDATE"):
-            self._answer_refresh(request, addr)
-        elif method in ("OPTIONS", "NOTIFY"):
-            self.ua.reply(request, addr, 200, "OK")
-        else:
-            self.ua.reply(request, addr, 501, "Not Implemented", headers=[("Allow", ALLOW)])
+        if method == "BYE" and self._retransmit is not None:
+            self._retransmit.cancel()  # no 200 repeats after the caller's BYE
+        self._on_dialog_request(request, addr)
+
+    def _on_info(self, request: SipRequest) -> None:
+        """SIP INFO dtmf-relay: keys from trunks that do not send RFC 4733 events."""
+        key = info_digit(request.get("Content-Type") or "", request.body)
+        if key is not None:
+            self.on_key(key)
 
     def _on_cancel(self, request: SipRequest, addr: Addr) -> None:
         if request.branch != self.invite.branch:
@@ -208,24 +196,6 @@ class IncomingCall:
         from_tag = NameAddr.parse(request.get("From") or "").tag
         to_tag = NameAddr.parse(request.get("To") or "").tag
         return from_tag == self.dialog.remote_tag and to_tag == self.local_tag
-
-    def _answer_refresh(self, request: SipRequest, addr: Addr) -> None:
-        body = self.local_sdp
-        if request.body and "sdp" in (request.get("Content-Type") or "").lower():
-            try:
-                offer = sdp.parse(request.body.decode(errors="replace"))
-                if self.on_remote_offer is not None:
-                    body = self.on_remote_offer(offer)
-                self.remote_media = offer
-            except sdp.SdpError:
-                self.ua.reply(request, addr, 488, "Not Acceptable Here")
-                return
-        elif request.method == "UPDATE":
-            body = ""
-        headers = [("Contact", self.ua.contact), ("Allow", ALLOW)]
-        if body:
-            headers.append(("Content-Type", "application/sdp"))
-        self.ua.reply(request, addr, 200, "OK", headers=headers, body=body.encode())
 
 
 def _source_uri(source: Addr) -> str:

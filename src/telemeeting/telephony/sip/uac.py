@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import ipaddress
 from collections.abc import Callable
-from enum import Enum
 
 import structlog
 
@@ -19,6 +18,7 @@ from telemeeting.domain.model import EndReason
 from telemeeting.telephony.media import sdp
 from telemeeting.telephony.sip.dialog import Dialog
 from telemeeting.telephony.sip.digest import Challenge, UnsupportedChallenge, authorization
+from telemeeting.telephony.sip.leg import CallState, DialogLeg
 from telemeeting.telephony.sip.message import SipRequest, SipResponse
 from telemeeting.telephony.sip.reasons import reason_for_status
 from telemeeting.telephony.sip.routes import Credentials
@@ -33,14 +33,7 @@ log = structlog.get_logger(__name__)
 _AUTH_ATTEMPTS = 2
 
 
-class CallState(Enum):
-    CALLING = "calling"
-    EARLY = "early"
-    CONFIRMED = "confirmed"
-    TERMINATED = "terminated"
-
-
-class OutgoingCall:
+class OutgoingCall(DialogLeg):
     def __init__(
         self,
         ua: UserAgent,
@@ -240,10 +233,6 @@ class OutgoingCall:
             cancel.add("Route", route)
         return cancel
 
-    def _terminate(self) -> None:
-        self.state = CallState.TERMINATED
-        self.ua.unregister_call(self.call_id)
-
     # the peer's requests ------------------------------------------------------------------
     def on_request(self, request: SipRequest, addr: Addr) -> None:
         method = request.method
@@ -252,39 +241,11 @@ class OutgoingCall:
         if self.state is not CallState.CONFIRMED or not self._in_dialog(request):
             self.ua.reply(request, addr, 481, "Call/Transaction Does Not Exist")
             return
-        if method == "BYE":
-            self.ua.reply(request, addr, 200, "OK")
-            self._terminate()
-            self.on_remote_bye()
-        elif method in ("INVITE", "UPDATE"):
-            self._answer_refresh(request, addr)
-        elif method in ("OPTIONS", "INFO", "NOTIFY", "CANCEL"):
-            self.ua.reply(request, addr, 200, "OK")
-        else:
-            self.ua.reply(request, addr, 501, "Not Implemented", headers=[("Allow", ALLOW)])
+        self._on_dialog_request(request, addr)
 
     def _in_dialog(self, request: SipRequest) -> bool:
         from_tag = _tag(request.get("From") or "")
         return self.dialog is not None and from_tag == self.dialog.remote_tag
-
-    def _answer_refresh(self, request: SipRequest, addr: Addr) -> None:
-        """Session refresh or re-offer: 200 with our SDP (an INVITE always gets one)."""
-        body = b""
-        if request.body and "sdp" in (request.get("Content-Type") or "").lower():
-            try:
-                offer = sdp.parse(request.body.decode(errors="replace"))
-                answer = self.on_remote_offer(offer) if self.on_remote_offer else self.local_sdp
-                self.remote_media = offer
-                body = answer.encode()
-            except sdp.SdpError:
-                self.ua.reply(request, addr, 488, "Not Acceptable Here")
-                return
-        elif request.method == "INVITE":
-            body = self.local_sdp.encode()
-        headers = [("Contact", self.ua.contact), ("Allow", ALLOW)]
-        if body:
-            headers.append(("Content-Type", "application/sdp"))
-        self.ua.reply(request, addr, 200, "OK", headers=headers, body=body)
 
 
 def _tag(header: str) -> str | None:
