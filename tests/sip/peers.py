@@ -15,10 +15,10 @@ import socket
 import subprocess
 import time
 import wave
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
@@ -30,6 +30,13 @@ if TYPE_CHECKING:
 
 HOST = "127.0.0.1"
 SCENARIOS = Path(__file__).parent / "scenarios"
+RATE = 8000
+#: The real-phone tests' three phones: `{name: (number, tone in Hz)}`, tones far apart.
+PEERS = {
+    "alice": ("13800000001", 440.0),
+    "bob": ("13800000002", 660.0),
+    "carol": ("13800000003", 880.0),
+}
 
 
 def need(binary: str) -> str:
@@ -302,6 +309,80 @@ snd_path {self.dir / "rec"}
 def numbers_of(peers: dict[str, tuple[str, float]]) -> dict[str, str]:
     """Each peer's phone number from a test's `{name: (number, tone)}` table."""
     return {name: number for name, (number, _) in peers.items()}
+
+
+def tones_of(peers: Mapping[str, tuple[str, float]]) -> dict[str, float]:
+    """Each peer's tone from a test's `{name: (number, tone)}` table."""
+    return {name: tone for name, (_, tone) in peers.items()}
+
+
+def tone_phones(workdir: Path, tones: Mapping[str, float], seconds: float = 20.0) -> list[Baresip]:
+    """One baresip per name, each playing its own tone. A phone hangs up when its file ends, so
+    `seconds` must outlast the call. Not started: `serving_phones` or `ready_all` does that."""
+    peers = []
+    for name, tone in tones.items():
+        wav = workdir / f"{name}.wav"
+        write_tone(wav, tone, seconds=seconds)
+        peers.append(Baresip(workdir, name, wav))
+    return peers
+
+
+async def ready_all(peers: list[Baresip]) -> list[Baresip]:
+    """Start the phones together; if one fails, stop them all (no baresip is left running)."""
+    try:
+        await asyncio.gather(*(peer.ready() for peer in peers))
+    except BaseException:
+        await asyncio.gather(*(peer.stop() for peer in peers))
+        raise
+    return peers
+
+
+async def key_in(phone: Baresip, keys: str, gap: float = 0.35) -> None:
+    """Key digits on a phone as RFC 4733 events, one at a time (`gap` between keys)."""
+    for key in keys:
+        await phone.command("sndcode", key)
+        await asyncio.sleep(gap)
+
+
+async def call_api(api: Api, body: dict, func_url: str = "TeleMeeting.wx") -> dict:
+    """One API call in production that must succeed (code "0"); its reply body."""
+    reply = await asyncio.to_thread(api.post, body, env="production", func_url=func_url)
+    assert reply.code == "0", reply.body
+    return reply.body
+
+
+def answered(phones: Iterable[str]) -> Callable[[dict[str, Any]], bool]:
+    """For `api.wait_for`: these phones are members and have answered."""
+    wanted = list(phones)
+
+    def check(meeting: dict[str, Any]) -> bool:
+        states = {m["phone"]: m["state"] for m in meeting["members"]}
+        return all(states.get(p) == "answer" for p in wanted)
+
+    return check
+
+
+def all_answered(meeting: dict[str, Any]) -> bool:
+    """For `api.wait_for`: every member has answered."""
+    return all(m["state"] == "answer" for m in meeting["members"])
+
+
+def ended_with_recording(meeting: dict[str, Any]) -> bool:
+    """For `api.wait_for`: the meeting has ended and its recording is written."""
+    return bool(meeting["state"] == "ended" and meeting["recordings"][0]["bytes"] > 0)
+
+
+def decode_mp3(mp3: bytes, tmp_path: Path) -> np.ndarray:
+    """A meeting recording (MP3) as 8 kHz samples, decoded by mpg123 (skipped without it)."""
+    mpg123 = shutil.which("mpg123")
+    if mpg123 is None:
+        pytest.skip("mpg123 (Debian) decodes the recording")
+    source, out = tmp_path / "meeting.mp3", tmp_path / "meeting.wav"
+    source.write_bytes(mp3)
+    subprocess.run([mpg123, "-q", "-w", str(out), str(source)], check=True)
+    with wave.open(str(out)) as reader:
+        assert reader.getframerate() == RATE
+        return np.frombuffer(reader.readframes(reader.getnframes()), np.int16).astype(np.float64)
 
 
 def recordings_toml(tmp_path: Path) -> str:

@@ -11,7 +11,7 @@ import pytest
 from telemeeting.domain.model import EndReason
 from telemeeting.telephony.driver import Progress
 from tests.sip.conftest import Route, order
-from tests.sip.peers import Baresip, band_levels, read_wav, write_tone
+from tests.sip.peers import Baresip, band_levels, read_wav, ready_all, tone_phones
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.baresip]
 
@@ -19,17 +19,7 @@ TONES = {"alice": 440.0, "bob": 660.0, "carol": 880.0}
 
 
 async def start_peers(workdir: Path, names: list[str]) -> list[Baresip]:
-    peers = []
-    for name in names:
-        wav = workdir / f"{name}.wav"
-        write_tone(wav, TONES[name])
-        peers.append(Baresip(workdir, name, wav))
-    try:
-        await asyncio.gather(*(peer.ready() for peer in peers))
-    except BaseException:
-        await asyncio.gather(*(peer.stop() for peer in peers))
-        raise
-    return peers
+    return await ready_all(tone_phones(workdir, {name: TONES[name] for name in names}))
 
 
 def routes_for(peers: list[Baresip]) -> list[Route]:

@@ -16,14 +16,17 @@ import pytest
 
 from tests.servers import member
 from tests.sip.peers import (
-    Baresip,
+    PEERS,
+    answered,
     band_levels,
+    decode_mp3,
+    ended_with_recording,
     numbers_of,
     recordings_toml,
     serving_phones,
-    write_tone,
+    tone_phones,
+    tones_of,
 )
-from tests.sip.test_recording import PEERS, _answered, _decode
 
 pytestmark = [pytest.mark.timeout(150), pytest.mark.baresip]
 
@@ -33,14 +36,10 @@ USED = {name: PEERS[name] for name in ("alice", "bob")}
 async def test_a_booked_meeting_applies_its_media_settings_with_real_phones(
     tmp_path: Path,
 ) -> None:
-    peers = []
-    for name, (_, tone) in USED.items():
-        wav = tmp_path / f"{name}.wav"
-        write_tone(wav, tone, seconds=30)
-        peers.append(Baresip(tmp_path, name, wav))
+    peers = tone_phones(tmp_path, tones_of(USED), seconds=30)
     alice, _bob = peers
-    phones = {name: number for name, (number, _) in USED.items()}
-    async with serving_phones(tmp_path, peers, numbers_of(USED), recordings_toml(tmp_path)) as api:
+    phones = numbers_of(USED)
+    async with serving_phones(tmp_path, peers, phones, recordings_toml(tmp_path)) as api:
         start = datetime.now(ZoneInfo("Asia/Shanghai")) + timedelta(seconds=2)
         meid = await asyncio.to_thread(
             api.create_meeting,
@@ -55,7 +54,7 @@ async def test_a_booked_meeting_applies_its_media_settings_with_real_phones(
             parties=[{"phone": phones["bob"], "muted": "1"}],
         )
         meeting = await asyncio.to_thread(
-            api.wait_for, meid, _answered(list(phones.values())), "production", 25
+            api.wait_for, meid, answered(list(phones.values())), "production", 25
         )
         assert meeting["state"] == "active", meeting
         assert member(meeting, phones["bob"])["muted"] is True
@@ -64,11 +63,7 @@ async def test_a_booked_meeting_applies_its_media_settings_with_real_phones(
         for peer in peers:
             await peer.wait_event("CALL_CLOSED", timeout=15)
         meeting = await asyncio.to_thread(
-            api.wait_for,
-            meid,
-            lambda m: m["state"] == "ended" and m["recordings"][0]["bytes"] > 0,
-            "production",
-            15,
+            api.wait_for, meid, ended_with_recording, "production", 15
         )
         (recording,) = meeting["recordings"]
         response = await asyncio.to_thread(httpx.get, recording["url"], timeout=10)
@@ -87,7 +82,7 @@ async def test_a_booked_meeting_applies_its_media_settings_with_real_phones(
     ]
     assert [phones["alice"]] in talkers, talkers
     assert all(phones["bob"] not in t for t in talkers), talkers
-    mix = _decode(response.content, tmp_path)
+    mix = decode_mp3(response.content, tmp_path)
     tones = {name: tone for name, (_, tone) in USED.items()}
     levels = band_levels(mix, [*tones.values(), 1000.0])
     assert levels[tones["alice"]] - levels[1000.0] >= 20, levels  # the creator is recorded

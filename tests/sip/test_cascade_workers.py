@@ -17,19 +17,25 @@ import pytest
 from tests.sip import test_dialin as dialin
 from tests.sip.peers import (
     HOST,
+    PEERS,
+    RATE,
     Baresip,
+    answered,
     band_levels,
+    call_api,
+    decode_mp3,
+    key_in,
     numbers_of,
     read_wav,
     recordings_toml,
     serving_phones,
-    write_tone,
+    tone_phones,
+    tones_of,
 )
-from tests.sip.test_recording import PEERS, RATE, _answered, _decode
 
 pytestmark = [pytest.mark.timeout(150), pytest.mark.baresip]
 
-TONES = {name: tone for name, (_, tone) in PEERS.items()}
+TONES = tones_of(PEERS)
 PLACEMENT = "[media]\nworkers = 2\n\n[placement]\nmax_legs_per_node = 2\n\n"
 
 
@@ -39,11 +45,7 @@ def _levels(samples: Any, start: float, end: float) -> dict[str, float]:
 
 
 async def test_a_meeting_on_two_workers_with_real_phones(tmp_path: Path) -> None:
-    peers = []
-    for name, tone in TONES.items():
-        wav = tmp_path / f"{name}.wav"
-        write_tone(wav, tone, seconds=40)
-        peers.append(Baresip(tmp_path, name, wav))
+    peers = tone_phones(tmp_path, TONES, seconds=40)
     alice, bob, carol = peers
     phones = numbers_of(PEERS)
     marks: dict[str, float] = {}
@@ -64,12 +66,12 @@ async def test_a_meeting_on_two_workers_with_real_phones(tmp_path: Path) -> None
             parties=[{"phone": phones["alice"]}, {"phone": phones["bob"]}],
         )
         two = [phones["alice"], phones["bob"]]
-        await asyncio.to_thread(api.wait_for, meid, _answered(two), "production", 20)
+        await asyncio.to_thread(api.wait_for, meid, answered(two), "production", 20)
         assert "sip_driver.meeting_extended" not in api.server.log()
         invited = await asyncio.to_thread(api.invite, meid, phones["carol"], env="production")
         assert invited.code == "0", invited.body
         await asyncio.to_thread(
-            api.wait_for, meid, _answered(list(phones.values())), "production", 20
+            api.wait_for, meid, answered(list(phones.values())), "production", 20
         )
         marks["start"] = time.monotonic()  # recordings are aligned on their ends below
         # The home was full: the meeting was extended to worker 1 for carol.
@@ -117,7 +119,7 @@ async def test_a_meeting_on_two_workers_with_real_phones(tmp_path: Path) -> None
         heard = _levels(since_start(peer), muted_at + 0.7, muted_at + 2.2)
         assert heard[other] - heard["carol"] >= 25, (peer.name, heard)
 
-    mix = _decode(response.content, tmp_path)
+    mix = decode_mp3(response.content, tmp_path)
     # The recording's last two seconds: carol alone on worker 1, recorded by the home (worker 0).
     tail = band_levels(mix[-int(1.5 * RATE) - RATE // 4 : -RATE // 4], list(TONES.values()))
     assert tail[TONES["carol"]] - max(tail[TONES["alice"]], tail[TONES["bob"]]) >= 20, tail
@@ -130,17 +132,14 @@ async def test_a_meeting_on_two_workers_with_real_phones(tmp_path: Path) -> None
 async def test_a_caller_dialling_in_on_the_other_worker_joins_the_meeting(tmp_path: Path) -> None:
     """Alice is dialled from worker 0; the caller calls worker 1's SIP port, which does not
     carry the meeting: it is extended there (issue 16, item 2) instead of being refused."""
-    peers = []
-    for name in ("alice", dialin.CALLER):  # bob is not needed here
-        wav = tmp_path / f"{name}.wav"
-        write_tone(wav, dialin.PEERS[name][1], seconds=60)
-        peers.append(Baresip(tmp_path, name, wav))
+    used = ("alice", dialin.CALLER)  # bob is not needed here
+    peers = tone_phones(tmp_path, {name: dialin.PEERS[name][1] for name in used}, seconds=60)
     alice, dave = peers
     tones = {"alice": dialin.PEERS["alice"][1], "dave": dialin.PEERS[dialin.CALLER][1]}
     extra = dialin.dialin_toml(tmp_path) + "[media]\nworkers = 2\n\n"
     async with serving_phones(tmp_path, peers, numbers_of(dialin.PEERS), extra) as api:
         meid = (
-            await dialin.call(
+            await call_api(
                 api,
                 {
                     "action": "createMeeting",
@@ -151,21 +150,21 @@ async def test_a_caller_dialling_in_on_the_other_worker_joins_the_meeting(tmp_pa
             )
         )["meid"]
         await asyncio.to_thread(
-            api.wait_for, meid, _answered([dialin.PEERS["alice"][0]]), "production", 20
+            api.wait_for, meid, answered([dialin.PEERS["alice"][0]]), "production", 20
         )
         other_worker = dialin.sip_port(tmp_path) + 1
         await dave.command("dial", f"sip:{dialin.DIALIN}@{HOST}:{other_worker}")
         await dave.wait_event("CALL_ESTABLISHED")
-        await dialin.key_in(dave, f"{meid}#2468#")
+        await key_in(dave, f"{meid}#2468#")
         await asyncio.to_thread(api.wait_for, meid, dialin.dave_in, "production", 30)
         started = time.monotonic()
         assert "sip_driver.meeting_extended" in api.server.log(), api.server.log()[-3000:]
         await asyncio.sleep(3.0)
         ref = {"confid": meid, "phone": dialin.CALLER}
-        await dialin.call(api, {"action": "muteMeetingMember", **ref})  # on worker 1
+        await call_api(api, {"action": "muteMeetingMember", **ref})  # on worker 1
         muted = time.monotonic()
         await asyncio.sleep(2.5)
-        await dialin.call(api, {"action": "destroyMeeting", "confid": meid})
+        await call_api(api, {"action": "destroyMeeting", "confid": meid})
         for peer in peers:
             await peer.wait_event("CALL_CLOSED", timeout=15)
         ended = time.monotonic()

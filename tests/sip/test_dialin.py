@@ -12,16 +12,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import Api, member
+from tests.servers import member
 from tests.sip.peers import (
     HOST,
     Baresip,
+    all_answered,
     band_levels,
+    call_api,
+    key_in,
     numbers_of,
     read_wav,
     recordings_toml,
     serving_phones,
-    write_tone,
+    tone_phones,
+    tones_of,
 )
 
 pytestmark = [pytest.mark.timeout(150), pytest.mark.baresip]
@@ -50,25 +54,8 @@ def sip_port(tmp_path: Path) -> int:
     return int(config["sip"]["local_port"])
 
 
-async def key_in(phone: Baresip, keys: str, gap: float = 0.35) -> None:
-    for key in keys:
-        await phone.command("sndcode", key)
-        await asyncio.sleep(gap)
-
-
 def phones(tmp_path: Path) -> list[Baresip]:
-    peers = []
-    for name, (_, tone) in PEERS.items():
-        wav = tmp_path / f"{name}.wav"
-        write_tone(wav, tone, seconds=60)  # a phone hangs up when its file ends
-        peers.append(Baresip(tmp_path, name, wav))
-    return peers
-
-
-async def call(api: Api, body: dict) -> dict:
-    reply = await asyncio.to_thread(api.post, body, env="production")
-    assert reply.code == "0", reply.body
-    return reply.body
+    return tone_phones(tmp_path, tones_of(PEERS), seconds=60)  # hangs up when its file ends
 
 
 def dave_in(meeting: dict) -> bool:
@@ -84,7 +71,7 @@ async def test_caller_dials_in_is_mixed_muted_and_kicked(tmp_path: Path) -> None
     async with serving_phones(
         tmp_path, peers, numbers_of(PEERS), extra=dialin_toml(tmp_path)
     ) as api:
-        created = await call(
+        created = await call_api(
             api,
             {
                 "action": "createMeeting",
@@ -96,13 +83,7 @@ async def test_caller_dials_in_is_mixed_muted_and_kicked(tmp_path: Path) -> None
         )
         meid = created["meid"]
         assert created["pin"] == "2468" and created["dialinnumbers"] == [DIALIN]
-        await asyncio.to_thread(
-            api.wait_for,
-            meid,
-            lambda m: all(x["state"] == "answer" for x in m["members"]),
-            "production",
-            20,
-        )
+        await asyncio.to_thread(api.wait_for, meid, all_answered, "production", 20)
         # the right meeting with a wrong PIN three times: told so, then goodbye and released
         await dave.command("dial", f"sip:{DIALIN}@{HOST}:{sip_port(tmp_path)}")
         await dave.wait_event("CALL_ESTABLISHED")
@@ -119,15 +100,15 @@ async def test_caller_dials_in_is_mixed_muted_and_kicked(tmp_path: Path) -> None
         assert member(meeting, PEERS["alice"][0])["direction"] == "out"
         await asyncio.sleep(3.0)  # everyone talks
         ref = {"confid": meid, "phone": CALLER}
-        await call(api, {"action": "muteMeetingMember", **ref})
+        await call_api(api, {"action": "muteMeetingMember", **ref})
         await asyncio.sleep(2.5)  # dave is muted
-        await call(api, {"action": "holdMeetingMember", **ref})  # hold works on it too
+        await call_api(api, {"action": "holdMeetingMember", **ref})  # hold works on it too
         held = await asyncio.to_thread(api.query, meid, "production")
         assert member(held, CALLER)["held"] is True
-        await call(api, {"action": "unholdMeetingMember", **ref})
-        await call(api, {"action": "kickMeetingMember", **ref})
+        await call_api(api, {"action": "unholdMeetingMember", **ref})
+        await call_api(api, {"action": "kickMeetingMember", **ref})
         await dave.wait_event("CALL_CLOSED", count=2, timeout=15)
-        await call(api, {"action": "destroyMeeting", "confid": meid})
+        await call_api(api, {"action": "destroyMeeting", "confid": meid})
         for peer in peers[:2]:
             await peer.wait_event("CALL_CLOSED", timeout=15)
         events = await asyncio.to_thread(

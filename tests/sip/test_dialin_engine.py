@@ -15,7 +15,7 @@ from telemeeting.domain.model import EndReason
 from telemeeting.telephony.dialin import Admission, AdmitRequest
 from telemeeting.telephony.driver import Progress
 from telemeeting.telephony.ivr.machine import Verdict
-from tests.sip.peers import HOST, Baresip, write_tone
+from tests.sip.peers import HOST, Baresip, key_in, ready_all, tone_phones
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.baresip]
 
@@ -37,23 +37,7 @@ class Admitter:
 
 
 async def started(workdir: Path, names: list[str]) -> list[Baresip]:
-    peers = []
-    for name in names:
-        wav = workdir / f"{name}.wav"
-        write_tone(wav, TONES[name])
-        peers.append(Baresip(workdir, name, wav))
-    try:
-        await asyncio.gather(*(peer.ready() for peer in peers))
-    except BaseException:
-        await asyncio.gather(*(peer.stop() for peer in peers))
-        raise
-    return peers
-
-
-async def key_in(phone: Baresip, keys: str, gap: float = 0.35) -> None:
-    for key in keys:
-        await phone.command("sndcode", key)
-        await asyncio.sleep(gap)
+    return await ready_all(tone_phones(workdir, {name: TONES[name] for name in names}))
 
 
 async def dialin_engine(make_engine, routes, trusted=(HOST,), **options):

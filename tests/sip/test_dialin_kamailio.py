@@ -23,20 +23,23 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import Api
 from tests.sip.peers import (
     HOST,
     SCENARIOS,
     Baresip,
     Sipp,
+    all_answered,
     band_levels,
+    call_api,
     free_ports,
+    key_in,
     need,
     numbers_of,
     read_wav,
     recordings_toml,
     serving_phones,
-    write_tone,
+    tone_phones,
+    tones_of,
 )
 
 pytestmark = [pytest.mark.timeout(150), pytest.mark.baresip, pytest.mark.sipp]
@@ -92,24 +95,7 @@ def kamailio(workdir: Path, port: int, media_node: int, trunk: str) -> Iterator[
 
 
 def phones(tmp_path: Path) -> list[Baresip]:
-    peers = []
-    for name, (_, tone) in PEERS.items():
-        wav = tmp_path / f"{name}.wav"
-        write_tone(wav, tone, seconds=60)  # a phone hangs up when its file ends
-        peers.append(Baresip(tmp_path, name, wav))
-    return peers
-
-
-async def key_in(phone: Baresip, keys: str, gap: float = 0.35) -> None:
-    for key in keys:
-        await phone.command("sndcode", key)
-        await asyncio.sleep(gap)
-
-
-async def call(api: Api, body: dict, func_url: str = "TeleMeeting.wx") -> dict:
-    reply = await asyncio.to_thread(api.post, body, env="production", func_url=func_url)
-    assert reply.code == "0", reply.body
-    return reply.body
+    return tone_phones(tmp_path, tones_of(PEERS), seconds=60)  # hangs up when its file ends
 
 
 def info_keys(caller: str, keys: str) -> str:
@@ -167,7 +153,7 @@ async def test_dialin_through_kamailio(tmp_path: Path) -> None:
         config = tomllib.loads((tmp_path / "telemeeting.toml").read_text())
         node_port = int(config["sip"]["local_port"])
         with kamailio(tmp_path, edge_port, node_port, f"sip:{HOST}:{bob.port}") as edge_log:
-            created = await call(
+            created = await call_api(
                 api,
                 {
                     "action": "createMeeting",
@@ -177,13 +163,7 @@ async def test_dialin_through_kamailio(tmp_path: Path) -> None:
             )
             meid, pin = created["meid"], created["pin"]
             assert len(pin) == 6 and pin.isdigit()
-            await asyncio.to_thread(
-                api.wait_for,
-                meid,
-                lambda m: all(x["state"] == "answer" for x in m["members"]),
-                "production",
-                20,
-            )
+            await asyncio.to_thread(api.wait_for, meid, all_answered, "production", 20)
             # straight to the media node from an untrusted address: 403
             await dave.command("dial", f"sip:{DIALIN}@{HOST}:{node_port}")
             refused = await dave.wait_event("CALL_CLOSED")
@@ -194,7 +174,7 @@ async def test_dialin_through_kamailio(tmp_path: Path) -> None:
             await key_in(dave, f"{meid}#{pin}#")
             await asyncio.to_thread(api.wait_for, meid, joined(CALLER), "production", 30)
             await asyncio.sleep(3.0)  # everyone talks
-            await call(api, {"action": "kickMeetingMember", "confid": meid, "phone": CALLER})
+            await call_api(api, {"action": "kickMeetingMember", "confid": meid, "phone": CALLER})
             await dave.wait_event("CALL_CLOSED", count=2, timeout=15)
             # a caller keying by SIP INFO through the edge
             sipp = Sipp(
@@ -207,13 +187,13 @@ async def test_dialin_through_kamailio(tmp_path: Path) -> None:
             )
             try:
                 await asyncio.to_thread(api.wait_for, meid, joined(SIPP_CALLER), "production", 30)
-                await call(api, {"action": "destroyMeeting", "confid": meid})
+                await call_api(api, {"action": "destroyMeeting", "confid": meid})
                 assert await sipp.wait(20) == 0, sipp.log()
             finally:
                 sipp.stop()
             for peer in (alice, bob):
                 await peer.wait_event("CALL_CLOSED", timeout=15)
-            events = await call(
+            events = await call_api(
                 api, {"action": "queryMeetingEvents", "confid": meid}, "MeetingQuery.wx"
             )
             edge = edge_log.read_text(errors="replace")

@@ -10,22 +10,20 @@ import pytest
 
 from tests.servers import member
 from tests.sip.peers import (
+    PEERS,
+    RATE,
     Baresip,
+    all_answered,
     band_levels,
     numbers_of,
     read_wav,
     serving_phones,
-    write_tone,
+    tone_phones,
+    tones_of,
 )
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.baresip]
 
-RATE = 8000
-PEERS = {
-    "alice": ("13800000001", 440.0),
-    "bob": ("13800000002", 660.0),
-    "carol": ("13800000003", 880.0),
-}
 FREQUENCIES = [tone for _, tone in PEERS.values()]
 
 
@@ -36,23 +34,13 @@ def _levels(peer: Baresip, start: float, end: float | None = None) -> dict[float
 
 
 async def test_conference_through_the_api(tmp_path: Path) -> None:
-    peers = []
-    for name, (_, tone) in PEERS.items():
-        wav = tmp_path / f"{name}.wav"
-        write_tone(wav, tone)
-        peers.append(Baresip(tmp_path, name, wav))
+    peers = tone_phones(tmp_path, tones_of(PEERS))
     async with serving_phones(tmp_path, peers, numbers_of(PEERS)) as api:
         phones = [number for number, _ in PEERS.values()]
         meid = await asyncio.to_thread(
             api.create_meeting, "production", parties=[{"phone": p} for p in phones]
         )
-        await asyncio.to_thread(
-            api.wait_for,
-            meid,
-            lambda m: all(x["state"] == "answer" for x in m["members"]),
-            "production",
-            20,
-        )
+        await asyncio.to_thread(api.wait_for, meid, all_answered, "production", 20)
         await asyncio.sleep(3.0)  # everyone talks
         carol = PEERS["carol"][0]
         muted = await asyncio.to_thread(

@@ -12,19 +12,23 @@ import pytest
 
 from tests.servers import member
 from tests.sip.peers import (
+    PEERS,
+    RATE,
     Baresip,
+    answered,
     band_levels,
+    ended_with_recording,
     numbers_of,
     read_wav,
     recordings_toml,
     serving_phones,
-    write_tone,
+    tone_phones,
+    tones_of,
 )
-from tests.sip.test_recording import PEERS, RATE, _answered
 
 pytestmark = [pytest.mark.timeout(150), pytest.mark.baresip]
 
-TONES = {name: tone for name, (_, tone) in PEERS.items()}
+TONES = tones_of(PEERS)
 
 
 def _heard(peer: Baresip, start: float, end: float) -> dict[str, float]:
@@ -34,15 +38,11 @@ def _heard(peer: Baresip, start: float, end: float) -> dict[str, float]:
 
 
 async def test_join_muted_mute_all_and_the_creator_ending_the_meeting(tmp_path: Path) -> None:
-    peers = []
-    for name, tone in TONES.items():
-        wav = tmp_path / f"{name}.wav"
-        write_tone(wav, tone, seconds=30)
-        peers.append(Baresip(tmp_path, name, wav))
+    peers = tone_phones(tmp_path, TONES, seconds=30)
     alice, bob, carol = peers
-    phones = {name: number for name, (number, _) in PEERS.items()}
+    phones = numbers_of(PEERS)
     marks: dict[str, float] = {}
-    async with serving_phones(tmp_path, peers, numbers_of(PEERS), recordings_toml(tmp_path)) as api:
+    async with serving_phones(tmp_path, peers, phones, recordings_toml(tmp_path)) as api:
 
         async def post(action: str, **params: Any) -> None:
             reply = await asyncio.to_thread(
@@ -60,7 +60,7 @@ async def test_join_muted_mute_all_and_the_creator_ending_the_meeting(tmp_path: 
             parties=[{"phone": phones["bob"], "muted": "1"}, {"phone": phones["carol"]}],
         )
         meeting = await asyncio.to_thread(
-            api.wait_for, meid, _answered(list(phones.values())), "production", 20
+            api.wait_for, meid, answered(list(phones.values())), "production", 20
         )
         assert member(meeting, phones["bob"])["muted"] is True
         marks["answered"] = time.monotonic()
@@ -78,11 +78,7 @@ async def test_join_muted_mute_all_and_the_creator_ending_the_meeting(tmp_path: 
         for peer in peers:
             await peer.wait_event("CALL_CLOSED", timeout=15)
         meeting = await asyncio.to_thread(
-            api.wait_for,
-            meid,
-            lambda m: m["state"] == "ended" and m["recordings"][0]["bytes"] > 0,
-            "production",
-            15,
+            api.wait_for, meid, ended_with_recording, "production", 15
         )
 
     # The meeting ended by emptying (no EndMeeting order): its recording was finished anyway.

@@ -20,15 +20,17 @@ import numpy as np
 import pytest
 
 from tests.sip.peers import (
+    PEERS,
+    RATE,
     Baresip,
+    answered,
     band_levels,
     numbers_of,
     read_wav,
     recordings_toml,
     serving_phones,
-    write_tone,
+    tone_phones,
 )
-from tests.sip.test_recording import PEERS, RATE, _answered
 
 pytestmark = [pytest.mark.timeout(150), pytest.mark.baresip]
 
@@ -76,16 +78,12 @@ async def test_prompts_and_hold_with_real_phones(tmp_path: Path) -> None:
     _prompt_wav(site / "all.wav", TO_ALL)
     _prompt_wav(site / "bob.wav", TO_BOB)
     _prompt_wav(site / "loop.wav", LOOP, seconds=0.6)
-    peers = []
-    for name, tone in TONES.items():
-        wav = tmp_path / f"{name}.wav"
-        write_tone(wav, tone, seconds=40)
-        peers.append(Baresip(tmp_path, name, wav))
-    phones = {name: number for name, (number, _) in PEERS.items()}
+    peers = tone_phones(tmp_path, TONES, seconds=40)
+    phones = numbers_of(PEERS)
     marks: dict[str, float] = {}
     with _serve(site) as base:
         async with serving_phones(
-            tmp_path, peers, numbers_of(PEERS), recordings_toml(tmp_path) + PRIVATE_URLS
+            tmp_path, peers, phones, recordings_toml(tmp_path) + PRIVATE_URLS
         ) as api:
 
             async def post(action: str, **params: Any) -> str:
@@ -101,7 +99,7 @@ async def test_prompts_and_hold_with_real_phones(tmp_path: Path) -> None:
                 parties=[{"phone": p} for p in phones.values()],
             )
             await asyncio.to_thread(
-                api.wait_for, meid, _answered(list(phones.values())), "production", 20
+                api.wait_for, meid, answered(list(phones.values())), "production", 20
             )
             marks["answered"] = time.monotonic()
             await asyncio.sleep(1.0)

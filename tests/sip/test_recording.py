@@ -6,48 +6,30 @@ baresip recording."""
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 import time
-import wave
 from pathlib import Path
-from typing import Any
 
 import httpx
 import numpy as np
 import pytest
 
 from tests.sip.peers import (
-    Baresip,
+    PEERS,
+    RATE,
+    answered,
     band_levels,
+    decode_mp3,
     numbers_of,
     read_wav,
     recordings_toml,
     serving_phones,
-    write_tone,
+    tone_phones,
+    tones_of,
 )
 
 pytestmark = [pytest.mark.timeout(150), pytest.mark.baresip]
 
-RATE = 8000
-PEERS = {
-    "alice": ("13800000001", 440.0),
-    "bob": ("13800000002", 660.0),
-    "carol": ("13800000003", 880.0),
-}
 BEEP = 1200.0  # the join beep's second note (sounds.join_beep)
-
-
-def _decode(mp3: bytes, tmp_path: Path) -> np.ndarray:
-    mpg123 = shutil.which("mpg123")
-    if mpg123 is None:
-        pytest.skip("mpg123 (Debian) decodes the recording")
-    source, out = tmp_path / "meeting.mp3", tmp_path / "meeting.wav"
-    source.write_bytes(mp3)
-    subprocess.run([mpg123, "-q", "-w", str(out), str(source)], check=True)
-    with wave.open(str(out)) as reader:
-        assert reader.getframerate() == RATE
-        return np.frombuffer(reader.readframes(reader.getnframes()), np.int16).astype(np.float64)
 
 
 def _beep_windows(samples: np.ndarray) -> int:
@@ -63,20 +45,8 @@ def _beep_windows(samples: np.ndarray) -> int:
     return sum(1 for level in levels if level > floor + 20)
 
 
-def _answered(phones: list[str]) -> Any:
-    def check(meeting: dict[str, Any]) -> bool:
-        states = {m["phone"]: m["state"] for m in meeting["members"]}
-        return all(states.get(p) == "answer" for p in phones)
-
-    return check
-
-
 async def test_recording_and_join_beeps_with_real_phones(tmp_path: Path) -> None:
-    peers = []
-    for name, (_, tone) in PEERS.items():
-        wav = tmp_path / f"{name}.wav"
-        write_tone(wav, tone, seconds=30)
-        peers.append(Baresip(tmp_path, name, wav))
+    peers = tone_phones(tmp_path, tones_of(PEERS), seconds=30)
     phones = [number for number, _ in PEERS.values()]
     async with serving_phones(tmp_path, peers, numbers_of(PEERS), recordings_toml(tmp_path)) as api:
         started = time.monotonic()
@@ -87,11 +57,11 @@ async def test_recording_and_join_beeps_with_real_phones(tmp_path: Path) -> None
             beep="1",
             parties=[{"phone": p} for p in phones[:2]],
         )
-        await asyncio.to_thread(api.wait_for, meid, _answered(phones[:2]), "production", 20)
+        await asyncio.to_thread(api.wait_for, meid, answered(phones[:2]), "production", 20)
         await asyncio.sleep(2.0)
         invited = await asyncio.to_thread(api.invite, meid, phones[2], env="production")
         assert invited.code == "0"
-        await asyncio.to_thread(api.wait_for, meid, _answered(phones), "production", 20)
+        await asyncio.to_thread(api.wait_for, meid, answered(phones), "production", 20)
         await asyncio.sleep(2.5)
         destroyed = await asyncio.to_thread(
             api.post, {"action": "destroyMeeting", "confid": meid}, env="production"
@@ -117,7 +87,7 @@ async def test_recording_and_join_beeps_with_real_phones(tmp_path: Path) -> None
             func_url="MeetingQuery.wx",
         )
 
-    mix = _decode(response.content, tmp_path)
+    mix = decode_mp3(response.content, tmp_path)
     assert abs(len(mix) / RATE - length) <= 1.0, (len(mix) / RATE, length)
     tones = [tone for _, tone in PEERS.values()]
     levels = band_levels(mix, [*tones, 300.0, 1000.0])

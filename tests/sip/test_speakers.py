@@ -10,8 +10,15 @@ from typing import Any
 import pytest
 
 from tests.servers import member
-from tests.sip.peers import Baresip, numbers_of, recordings_toml, serving_phones, write_tone
-from tests.sip.test_recording import PEERS, _answered
+from tests.sip.peers import (
+    PEERS,
+    Baresip,
+    answered,
+    numbers_of,
+    recordings_toml,
+    serving_phones,
+    write_tone,
+)
 
 pytestmark = [pytest.mark.timeout(150), pytest.mark.baresip]
 
@@ -22,8 +29,8 @@ async def test_speaker_events_name_the_phone_that_talks(tmp_path: Path) -> None:
         wav = tmp_path / f"{name}.wav"
         write_tone(wav, 440.0, seconds=30, level=0.25 if name == "alice" else 0.0)
         peers.append(Baresip(tmp_path, name, wav))
-    phones = {name: number for name, (number, _) in PEERS.items()}
-    async with serving_phones(tmp_path, peers, numbers_of(PEERS), recordings_toml(tmp_path)) as api:
+    phones = numbers_of(PEERS)
+    async with serving_phones(tmp_path, peers, phones, recordings_toml(tmp_path)) as api:
         meid = await asyncio.to_thread(
             api.create_meeting,
             "production",
@@ -32,7 +39,7 @@ async def test_speaker_events_name_the_phone_that_talks(tmp_path: Path) -> None:
             parties=[{"phone": p} for p in phones.values()],
         )
         await asyncio.to_thread(
-            api.wait_for, meid, _answered(list(phones.values())), "production", 20
+            api.wait_for, meid, answered(list(phones.values())), "production", 20
         )
         meeting = await asyncio.to_thread(
             api.wait_for,
