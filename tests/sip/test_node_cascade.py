@@ -30,18 +30,22 @@ async def _until(
         await asyncio.sleep(0.05)
 
 
+def _two_workers(one: Sipp, two: Sipp) -> tuple[SipDriver, ReportLog]:
+    """A driver with two workers of one leg each, routing number 1 to `one` and 2 to `two`."""
+    (rtp,) = free_ports(1, span=40)
+    routes = [Route("^1$", f"sip:1@{one.uri_host}"), Route("^2$", f"sip:2@{two.uri_host}")]
+    driver = SipDriver(
+        Settings(rtp, rtp + 39, routes), nodes=2, max_legs_per_node=1, stats_seconds=0.1
+    )
+    reports = ReportLog()
+    driver.attach(reports)
+    return driver, reports
+
+
 async def test_a_full_worker_extends_the_meeting_and_a_dead_worker_ends_only_its_legs(workdir):
     first = Sipp(workdir, "answer.xml", "-rtp_echo")
     second = Sipp(workdir, "answer.xml", "-rtp_echo")
-    (rtp,) = free_ports(1, span=40)
-    settings = Settings(
-        rtp,
-        rtp + 39,
-        [Route("^1$", f"sip:1@{first.uri_host}"), Route("^2$", f"sip:2@{second.uri_host}")],
-    )
-    driver = SipDriver(settings, nodes=2, max_legs_per_node=1, stats_seconds=0.1)
-    reports = ReportLog()
-    driver.attach(reports)
+    driver, reports = _two_workers(first, second)
     try:
         await driver.dial(order("1", leg="a", meeting="m"))
         await driver.dial(order("2", leg="b", meeting="m"))
@@ -95,15 +99,7 @@ async def test_the_creator_leaving_from_another_worker_ends_the_meeting_everywhe
     the emptied meeting is ended on both workers (links closed)."""
     member = Sipp(workdir, "answer.xml", "-rtp_echo")
     creator = Sipp(workdir, "remote_bye.xml")  # answers, then hangs up by itself
-    (rtp,) = free_ports(1, span=40)
-    settings = Settings(
-        rtp,
-        rtp + 39,
-        [Route("^1$", f"sip:1@{member.uri_host}"), Route("^2$", f"sip:2@{creator.uri_host}")],
-    )
-    driver = SipDriver(settings, nodes=2, max_legs_per_node=1, stats_seconds=0.1)
-    reports = ReportLog()
-    driver.attach(reports)
+    driver, reports = _two_workers(member, creator)
     try:
         configure = ConfigureMeeting("m", "production", creator_leg="c", end_on_creator_leave=True)
         await driver.media(configure)
