@@ -112,11 +112,18 @@ def assert_hears(name: str, heard: dict[str, float], present: set[str], absent: 
 TONES = {"a1": 400.0, "a2": 600.0, "b1": 800.0, "b2": 1000.0, "c1": 1200.0}
 
 
-def test_every_member_hears_everyone_else_across_two_nodes() -> None:
+def two_nodes() -> tuple[Conference, Conference, dict[str, ToneStream]]:
+    """Node A with phones a1 and a2, node B with b1 and b2, each playing its own tone (not yet
+    linked: the test connects them)."""
     a, b = Conference(), Conference()
     phones = {name: ToneStream(f) for name, f in TONES.items() if name[0] in "ab"}
     for name, phone in phones.items():
         add(a if name[0] == "a" else b, name, phone)
+    return a, b, phones
+
+
+def test_every_member_hears_everyone_else_across_two_nodes() -> None:
+    a, b, phones = two_nodes()
     a_to_b, b_to_a = connect(a, "A", b, "B")
     run([a, b])
     tones = {n: TONES[n] for n in phones}
@@ -159,10 +166,7 @@ def test_three_nodes_in_a_mesh_do_not_echo() -> None:
 
 
 def test_muted_and_held_members_are_not_sent_to_other_nodes() -> None:
-    a, b = Conference(), Conference()
-    phones = {name: ToneStream(f) for name, f in TONES.items() if name[0] in "ab"}
-    for name, phone in phones.items():
-        add(a if name[0] == "a" else b, name, phone)
+    a, b, phones = two_nodes()
     _, b_to_a = connect(a, "A", b, "B")
     member = b.get(ROOM, "b1")
     assert member is not None
@@ -183,10 +187,7 @@ def test_muted_and_held_members_are_not_sent_to_other_nodes() -> None:
 
 
 def test_the_home_nodes_recording_holds_the_full_mix(tmp_path: Path) -> None:
-    a, b = Conference(), Conference()
-    phones = {name: ToneStream(f) for name, f in TONES.items() if name[0] in "ab"}
-    for name, phone in phones.items():
-        add(a if name[0] == "a" else b, name, phone)
+    a, b, phones = two_nodes()
     connect(a, "A", b, "B")
     a.start_recording(ROOM, "r1", tmp_path / "r1.wav")
     run([a, b])
