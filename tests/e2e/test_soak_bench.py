@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,20 +18,22 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(180)
 
 
-def test_a_short_soak_reports_every_row() -> None:
+def _soak(*args: str) -> dict[str, Any]:
+    """bench/soak.py with these arguments and `--json`; it must succeed. Its report."""
     done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench/soak.py"),
-            "--minutes", "0.15", "--interval", "3", "--rate", "20", "--json",
-        ],
+        [sys.executable, str(ROOT / "bench/soak.py"), *args, "--json"],
         capture_output=True,
         text=True,
         timeout=150,
         check=False,
-    )  # fmt: skip
+    )
     assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads(done.stdout)
+    report: dict[str, Any] = json.loads(done.stdout)
+    return report
+
+
+def test_a_short_soak_reports_every_row() -> None:
+    report = _soak("--minutes", "0.15", "--interval", "3", "--rate", "20")
     (result,) = report["results"]
     assert result["target"] == "sqlite" and result["rate_rps"] == 20
     rows = result["rows"]
@@ -46,20 +49,8 @@ def test_a_short_soak_reports_every_row() -> None:
 def test_a_short_postgres_soak_reports_what_postgres_did() -> None:
     """The PostgreSQL columns: WAL, checkpoints, cache, dead tuples, lock waiters, and the
     largest tables at the end (bench/_pg_activity.py)."""
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench/soak.py"),
-            "--targets", "postgres",
-            "--minutes", "0.1", "--interval", "3", "--rate", "20", "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=150,
-        check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    (result,) = json.loads(done.stdout)["results"]
+    report = _soak("--targets", "postgres", "--minutes", "0.1", "--interval", "3", "--rate", "20")
+    (result,) = report["results"]
     assert result["target"] == "postgres" and len(result["rows"]) == 2
     for row in result["rows"]:
         pg = row["pg"]
