@@ -1,4 +1,5 @@
-"""Shared fixtures: databases (SQLite and PostgreSQL) and running servers."""
+"""Shared fixtures: databases (SQLite and PostgreSQL) and running servers; how the suite is
+spread over pytest-xdist workers."""
 
 from __future__ import annotations
 
@@ -15,6 +16,19 @@ from tests.servers import (
     drop_pg_database,
     start_server,
 )
+
+#: Tests that run real-time audio (SIP peers, RTP, the mixer's clock) or bind shared port ranges:
+#: one xdist group, so they run one after another on one worker, never beside each other.
+REALTIME = ("tests/sip/", "tests/media/")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under `pytest -n N --dist loadgroup` (scripts/test): each module is a group of its own
+    (its module-scoped servers start once), the real-time tests one group together."""
+    for item in items:
+        module = item.nodeid.split("::", 1)[0]
+        group = "realtime" if module.startswith(REALTIME) else module
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])

@@ -70,13 +70,13 @@ def test_idle_connections_are_closed_after_the_idle_timeout(
         opened = time.monotonic()
         idle = [connect(server.sandbox_port) for _ in range(2000)]
         busy = statistics.median(_query_latencies(api, meid, 30)[5:])
-        assert busy < max(0.03, 3 * baseline), (baseline, busy)
+        assert busy < max(0.05, 3 * baseline), (baseline, busy)
         assert sum(is_closed(conn) for conn in idle[-200:]) == 0  # not before the timeout
         waited, still_open = wait_all_closed(idle, timeout=10)
         assert still_open == 0, f"{still_open} of 2000 idle connections still open"
         assert time.monotonic() - opened < 8, waited
         after = statistics.median(_query_latencies(api, meid, 30)[5:])
-        assert after < max(0.03, 3 * baseline), (baseline, after)
+        assert after < max(0.05, 3 * baseline), (baseline, after)
     finally:
         for conn in idle:
             conn.close()
