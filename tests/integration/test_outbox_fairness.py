@@ -33,7 +33,7 @@ async def _seed(
         app_id=appid, meid=str(next(_meids)), now=time.time(), max_members=1000, max_duration=3600
     )
     created = time.time() - age
-    ids = [f"{meeting.id[:12]}-{leg}-{n}" for leg in range(legs) for n in range(per_leg)]
+    ids = [f"{meeting.id[-12:]}-{leg}-{n}" for leg in range(legs) for n in range(per_leg)]
     async with db.unit_of_work() as uow:
         await uow.meetings.add(meeting)
         await uow.events.add_all(
@@ -42,7 +42,7 @@ async def _seed(
                     id=event_id,
                     meeting_id=meeting.id,
                     seq=seq,
-                    leg_id=f"{meeting.id[:12]}-{event_id.split('-')[1]}",
+                    leg_id=f"{meeting.id[-12:]}-{event_id.split('-')[1]}",
                     app_id=appid,
                     kind="CallState",
                     body="{}",

@@ -13,6 +13,7 @@ import random
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import wave
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -201,6 +202,10 @@ class Baresip:
         self.name = name
         self.dir = workdir / f"baresip-{name}"
         (self.dir / "rec").mkdir(parents=True, exist_ok=True)
+        # baresip's sndfile module cuts a recording's path at 128 bytes (losing `.wav`), and
+        # pytest's paths are long (longer still under xdist): it writes through a short link.
+        self._short = Path(tempfile.mkdtemp(prefix="bs"))
+        (self._short / "rec").symlink_to(self.dir / "rec")
         self.port, self.ctrl_port = free_ports(2, span=2)
         rtp = free_ports(1, span=40)[0]
         config = f"""poll_method epoll
@@ -224,7 +229,7 @@ module_app account.so
 module_app menu.so
 module_app ctrl_tcp.so
 ctrl_tcp_listen {HOST}:{self.ctrl_port}
-snd_path {self.dir / "rec"}
+snd_path {self._short / "rec"}
 """
         (self.dir / "config").write_text(config)
         (self.dir / "accounts").write_text(
@@ -304,6 +309,7 @@ snd_path {self.dir / "rec"}
                 self.process.kill()
                 self.process.wait(3)
         self.logfile.close()
+        shutil.rmtree(self._short, ignore_errors=True)  # the link only, not the recordings
 
 
 def numbers_of(peers: dict[str, tuple[str, float]]) -> dict[str, str]:
