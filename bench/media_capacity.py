@@ -215,7 +215,9 @@ def lean_generator_main(conn: Connection, count: int) -> None:
     asyncio.run(_generate_lean(conn, count))
 
 
-async def _generate_lean(conn: Connection, count: int) -> None:
+async def _generate_lean(conn: Connection, count: int, per_endpoint: bool = False) -> None:
+    """One 20 ms PCMU frame per endpoint, sockets read in a batch each tick; reports the packets
+    sent and received, in total or (`per_endpoint`) as a list by endpoint."""
     import socket
 
     sockets = []
@@ -231,38 +233,36 @@ async def _generate_lean(conn: Connection, count: int) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_reader(conn.fileno(), stop.set)
-    received = 0
+    received = [0] * count
 
-    def drain() -> int:
-        got = 0
-        for sock in sockets:
+    def drain() -> None:
+        for index, sock in enumerate(sockets):
             while True:
                 try:
                     sock.recv(2048)
                 except (BlockingIOError, InterruptedError):
                     break
-                got += 1
-        return got
+                received[index] += 1
 
-    sent, seq, due = 0, 0, loop.time()
+    sent, seq, due = [0] * count, 0, loop.time()
     while not stop.is_set():
         for index, sock in enumerate(sockets):
             try:
                 sock.sendto(pack(0, seq, seq * 160, index, payload), targets[index])
             except OSError:  # our own send buffer full: not the node's loss
                 continue
-            sent += 1
+            sent[index] += 1
         seq += 1
-        received += drain()
+        drain()
         due += 0.02
         await asyncio.sleep(max(0.0, due - loop.time()))
     loop.remove_reader(conn.fileno())
     conn.recv()  # "stop"
-    conn.send(sent)
+    conn.send(sent if per_endpoint else sum(sent))
     conn.recv()  # "report": the node has stopped sending
     await asyncio.sleep(0.2)
-    received += drain()
-    conn.send(received)
+    drain()
+    conn.send(received if per_endpoint else sum(received))
     for sock in sockets:
         sock.close()
 
@@ -532,60 +532,9 @@ def _time_ticks(conference: Conference) -> dict[str, float]:
 
 
 def dialin_generator_main(conn: Connection, count: int) -> None:
-    asyncio.run(_generate_per_endpoint(conn, count))
-
-
-async def _generate_per_endpoint(conn: Connection, count: int) -> None:
-    """`generator_main`'s load (one 20 ms PCMU frame per endpoint), reading its sockets in a
-    batch each 20 ms as `lean_generator_main` does, and reporting what each endpoint received
-    (legs and IVR callers are counted apart)."""
-    import socket
-
-    sockets = []
-    for _ in range(count):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.bind((HOST, 0))
-        sock.setblocking(False)
-        sockets.append(sock)
-    conn.send([sock.getsockname()[1] for sock in sockets])
-    targets: list[tuple[str, int]] = [(HOST, port) for port in conn.recv()]
-    tone = (np.sin(np.arange(160) * 2 * np.pi * 440 / 8000) * 2000).astype(np.int16)
-    payload = g711.encode(g711.PCMU, tone)
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    loop.add_reader(conn.fileno(), stop.set)
-    received = [0] * count
-
-    def drain() -> None:
-        for index, sock in enumerate(sockets):
-            while True:
-                try:
-                    sock.recv(2048)
-                except (BlockingIOError, InterruptedError):
-                    break
-                received[index] += 1
-
-    sent, seq, due = [0] * count, 0, loop.time()
-    while not stop.is_set():
-        for index, sock in enumerate(sockets):
-            try:
-                sock.sendto(pack(0, seq, seq * 160, index, payload), targets[index])
-            except OSError:  # our own send buffer full: not the node's loss
-                continue
-            sent[index] += 1
-        seq += 1
-        drain()
-        due += 0.02
-        await asyncio.sleep(max(0.0, due - loop.time()))
-    loop.remove_reader(conn.fileno())
-    conn.recv()  # "stop"
-    conn.send(sent)
-    conn.recv()  # "report": the node has stopped sending
-    await asyncio.sleep(0.2)
-    drain()
-    conn.send(received)
-    for sock in sockets:
-        sock.close()
+    """`lean_generator_main`, reporting what each endpoint sent and received (legs and IVR
+    callers are counted apart)."""
+    asyncio.run(_generate_lean(conn, count, per_endpoint=True))
 
 
 def _pacing(streams: list[_TimedStream], start: float, end: float) -> dict[str, float]:
