@@ -237,7 +237,32 @@ def start_server(
 ) -> Server:
     """`telemeeting serve` on free loopback ports, returned once `ready` stops raising
     httpx.TransportError (60 s at most). `preexec_fn` runs in the child before it starts (a
-    lowered resource limit, say), so that every variant starts, waits and fails alike."""
+    lowered resource limit, say), so that every variant starts, waits and fails alike.
+
+    A port found free can be taken before the server binds it (by another test's outgoing
+    connection: free ports are ephemeral ones, and the suite runs on several workers): then the
+    server is started again on new ports, twice at most."""
+    for attempt in range(3):
+        try:
+            return _start_server_once(db, tmp_dir, env, extra_args, preexec_fn, ready)
+        except PortTaken:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+class PortTaken(AssertionError):
+    """The server could not listen: its port was taken after it had been found free."""
+
+
+def _start_server_once(
+    db: str,
+    tmp_dir: Path,
+    env: dict[str, str] | None,
+    extra_args: tuple[str, ...],
+    preexec_fn: Callable[[], None] | None,
+    ready: Callable[[Server], None],
+) -> Server:
     port, sandbox_port = free_port(), free_port()
     log_path = tmp_dir / f"server-{port}.log"
     full_env = {**os.environ, **FAST_SIM, **(env or {})}
@@ -266,7 +291,10 @@ def start_server(
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"server exited early:\n{server.log()}")
+            log_text = server.log()
+            if "cannot listen on" in log_text and "Address already in use" in log_text:
+                raise PortTaken(f"server exited early:\n{log_text}")
+            raise AssertionError(f"server exited early:\n{log_text}")
         try:
             ready(server)
             return server
