@@ -49,10 +49,11 @@ class AdmissionControl:
         self._logged_refused = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self._counts(scope):
+        if self.limit <= 0 or scope["type"] != "http" or not self._counts(scope):
             await self.app(scope, receive, send)
             return
-        if self.refuses(scope):
+        if self.in_flight >= self.limit:
+            self._note_refusal()
             await self.refuse(scope, receive, send)
             return
         self.in_flight += 1
@@ -63,13 +64,16 @@ class AdmissionControl:
 
     def refuses(self, scope: Scope) -> bool:
         """Whether this request is to be refused now (counted and logged as refused if so).
-        The HTTP protocol asks this too, before the layers above the app run (connections.py):
-        a refusal then costs no more than its answer."""
+        The HTTP protocol asks this before the layers above the app run (connections.py): a
+        refusal then costs no more than its answer."""
         if self.limit <= 0 or self.in_flight < self.limit or not self._counts(scope):
             return False
+        self._note_refusal()
+        return True
+
+    def _note_refusal(self) -> None:
         self.refused += 1
         self._log_refusals()
-        return True
 
     @staticmethod
     async def refuse(_scope: Scope, _receive: Receive, send: Send) -> None:
