@@ -108,9 +108,7 @@ class Conference:
         if member is None or member.joined:
             return
         member.joined = True
-        media = self.media.get(room)
-        if media is not None and media.beep & BEEP_ON_JOIN:
-            media.sounds.append(Sound(Player(join_beep()), exclude=key))
+        self.announce(room, key, joined=True)
 
     def get(self, room: str, key: str) -> Member | None:
         return self.rooms.get(room, {}).get(key)
@@ -125,8 +123,17 @@ class Conference:
             media = self.media.get(room)
             if media is not None:
                 media.held.discard(key)
-            if media is not None and member.joined and members and media.beep & BEEP_ON_LEAVE:
-                media.sounds.append(Sound(Player(leave_beep()), exclude=key))
+            if member.joined and members:
+                self.announce(room, key, joined=False)
+
+    def announce(self, room: str, key: str, joined: bool) -> None:
+        """The join (or leave) beep about member `key`, to everyone else, if the room wants it.
+        Also called for a member of another media node of the meeting (issue 16): the links
+        carry voices only, so each node beeps to its own members."""
+        media = self.media.get(room)
+        if media is not None and media.beep & (BEEP_ON_JOIN if joined else BEEP_ON_LEAVE):
+            sound = join_beep() if joined else leave_beep()
+            media.sounds.append(Sound(Player(sound), exclude=key))
 
     def link(self, room: str, peer: str, stream: cascade.CascadeStream) -> None:
         """From the next tick on, `room` exchanges its audio with node `peer` over `stream`."""
