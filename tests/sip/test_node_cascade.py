@@ -70,6 +70,10 @@ async def test_a_full_worker_extends_the_meeting_and_a_dead_worker_ends_only_its
         await _until(lambda: driver.node_stats()[0].get("cascade_links") == 0, driver.node_stats)
         await asyncio.sleep(0.5)
         assert driver.node_stats()[0].get("legs") == 1
+        # The dead worker's last figures are gone from /metrics; it is counted down instead.
+        assert driver.node_stats()[1] == {}
+        stats = driver.media_stats()
+        assert (stats["legs"], stats["cascade_links"], stats["workers_down"]) == (1, 0, 1)
         assert reports.of("b") == [
             (Progress.RINGING, None),
             (Progress.ANSWERED, None),

@@ -246,3 +246,16 @@ async def test_media_figures_are_exported_when_a_mixer_reports(
     assert value(scraped, "telemeeting_media_late_ticks_total") == 3
     assert value(scraped, "telemeeting_media_tick_lateness_max_seconds") == 0.025
     assert value(scraped, "telemeeting_media_packets_lost") == 7
+    assert value(scraped, "telemeeting_media_workers_down") is None  # only SipDriver counts
+
+
+async def test_dead_media_workers_are_counted_down(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SipDriver drops a dead worker's figures and counts it (issue 16): the gauge shows it."""
+    assert platform.media is not None
+    figures = {"ticks": 500, "late_ticks": 0, "max_lateness": 0.0, "workers_down": 1}
+    monkeypatch.setattr(platform.media.driver, "media_stats", lambda: figures)
+    async with client(create_app(platform)) as c:
+        scraped = samples((await c.get("/metrics")).text)
+    assert value(scraped, "telemeeting_media_workers_down") == 1

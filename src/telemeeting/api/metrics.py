@@ -234,6 +234,12 @@ class _MediaCollector:
             "RTP packets that arrived too late to be played, on the calls in progress",
             value=stats.get("packets_late", 0),
         )
+        if "workers_down" in stats:  # SIP media processes (the figures above are the live ones')
+            yield GaugeMetricFamily(
+                "telemeeting_media_workers_down",
+                "Media worker processes that have died (their calls ended; restart the server)",
+                value=stats["workers_down"],
+            )
 
 
 class Metrics:

@@ -382,12 +382,15 @@ class SipDriver:
         return [node.index for node in self._nodes if node.alive]
 
     def node_stats(self) -> list[dict[str, float]]:
-        """Each media process's last figures (legs, cascade_links, …), by node index."""
+        """Each media process's last figures (legs, cascade_links, …), by node index; {} for
+        a process that has died (its last figures no longer describe anything)."""
         return [dict(node.stats) for node in self._nodes]
 
     def media_stats(self) -> dict[str, float]:
-        """The media processes' mixer figures as they last reported them, combined."""
-        return combine_media_stats(node.stats for node in self._nodes)
+        """The live media processes' mixer figures as they last reported them, combined, and
+        how many have died (`workers_down`, for /metrics)."""
+        down = sum(1 for node in self._nodes if not node.alive)
+        return combine_media_stats([*(node.stats for node in self._nodes), {"workers_down": down}])
 
     # plumbing -----------------------------------------------------------------------------
     def _send(self, node: _Node, message: tuple[Any, ...]) -> None:
@@ -415,6 +418,9 @@ class SipDriver:
         elif kind == "speakers":
             _, meeting_id, leg_ids, at = message
             self._on_speakers(node, meeting_id, tuple(leg_ids), at)
+        elif kind == "presence":
+            _, meeting_id, leg_id, joined = message
+            self._tell_presence(node.index, meeting_id, leg_id, joined)
         elif kind in ("cascade_opened", "cascade_failed"):
             waiting = node.opening.get(message[1])
             if waiting is not None and not waiting.done():
@@ -468,6 +474,14 @@ class SipDriver:
         if span.empty:
             self._finish(report.meeting_id)
 
+    def _tell_presence(self, source: int, meeting_id: str, leg_id: str, joined: bool) -> None:
+        """A member joined or left on node `source`: the meeting's other nodes beep to their
+        own members (the links carry voices only; each node knows the meeting's `beep`)."""
+        span = self._spans.get(meeting_id)
+        for index in span.nodes if span is not None else ():
+            if index != source:
+                self._send(self._nodes[index], ("presence", meeting_id, leg_id, joined))
+
     def _on_speakers(
         self, node: _Node, meeting_id: str, leg_ids: tuple[str, ...], at: float
     ) -> None:
@@ -516,6 +530,7 @@ class SipDriver:
     def _on_node_gone(self, node: _Node) -> None:
         self._forget(node)
         node.alive = False
+        node.stats = {}  # its mixer is gone: its last figures must not stay in /metrics
         if node.ready is not None and not node.ready.done():
             node.ready.set_exception(MediaNodeError(f"media node {node.index} exited"))
         if node.closed is not None and not node.closed.done():
@@ -535,11 +550,14 @@ class SipDriver:
         for meeting_id, span in list(self._spans.items()):
             if node.index not in span.nodes:
                 continue
+            heard = [leg for leg in span.answered if span.legs.get(leg) == node.index]
             span.drop_node(node.index)
             node.meetings.discard(meeting_id)
             for index in span.nodes:
                 close = CloseCascade(meeting_id, node.name, PRODUCTION)
                 self._send(self._nodes[index], cascade_message(close))
+            for leg_id in heard:  # its members left: the others hear it, as for a hang-up
+                self._tell_presence(node.index, meeting_id, leg_id, False)
             if span.empty or not span.nodes:
                 self._finish(meeting_id)
 

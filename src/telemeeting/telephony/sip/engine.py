@@ -136,6 +136,9 @@ class SipEngine:
         self._sink: ReportSink | None = None
         self._reports: asyncio.Queue[Report] = asyncio.Queue()
         self.conference.on_speakers = self._on_speakers
+        #: Told (meeting, leg, joined) when a member of a meeting linked to other media nodes
+        #: joins or leaves, so that those nodes beep to their own members (issue 16).
+        self.on_presence: Callable[[str, str, bool], None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._teardowns: set[asyncio.Task[None]] = set()
         self._started = False
@@ -197,10 +200,10 @@ class SipEngine:
                 leg.member.muted = muted
 
     async def end_meeting(self, meeting_id: str) -> None:
+        self.cascades.close_meeting(meeting_id)  # first: the peers end too, nobody to tell
         for leg in [leg for leg in self._legs.values() if leg.order.meeting_id == meeting_id]:
             await self.hang_up(meeting_id, leg.order.leg_id)
         self._joined.discard(meeting_id)
-        self.cascades.close_meeting(meeting_id)
         self.control.end_meeting(meeting_id)
 
     async def open_cascade(self, order: OpenCascade) -> CascadeEndpoint:
@@ -211,6 +214,15 @@ class SipEngine:
 
     async def close_cascade(self, order: CloseCascade) -> None:
         self.cascades.close(order)
+
+    def peer_presence(self, meeting_id: str, leg_id: str, joined: bool) -> None:
+        """A member of the meeting joined or left on another media node: this node's members
+        hear the beep the meeting wants (the links carry voices only)."""
+        self.conference.announce(meeting_id, leg_id, joined)
+
+    def _tell_presence(self, meeting_id: str, leg_id: str, joined: bool) -> None:
+        if self.on_presence is not None and meeting_id in self.conference.links:
+            self.on_presence(meeting_id, leg_id, joined)
 
     async def media(self, order: MediaOrder) -> None:
         await self.start()
@@ -351,6 +363,7 @@ class SipEngine:
                 self._ticks(self.dtmf_gap_seconds),
             )
         self.conference.join(leg.order.meeting_id, leg.order.leg_id)
+        self._tell_presence(leg.order.meeting_id, leg.order.leg_id, True)
 
     @staticmethod
     def _ticks(seconds: float) -> int:
@@ -429,8 +442,11 @@ class SipEngine:
     def _release(self, leg: _Leg) -> None:
         if self._legs.get(leg.order.leg_id) is leg:
             del self._legs[leg.order.leg_id]
+        joined = leg.member is not None and leg.member.joined
         self.conference.remove(leg.order.meeting_id, leg.order.leg_id)
         leg.member = None
+        if joined:
+            self._tell_presence(leg.order.meeting_id, leg.order.leg_id, False)
         if leg.stream is not None:
             leg.stream.close()
         if leg.port is not None:

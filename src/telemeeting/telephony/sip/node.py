@@ -8,8 +8,11 @@ token, …) and the service's verdict comes down as ("admitted", token, …) (is
 Cascade links (issue 16) ride the same pipe: ("cascade_open", token, <OpenCascade as JSON>) is
 answered ("cascade_opened", token, host, port, codec) or ("cascade_failed", token, why);
 ("cascade_close", <CloseCascade as JSON>) and ("end_with_creator", meeting_id) (the creator of a
-meeting that spans nodes left from another node) need no answer. They are not `orders.Order`s:
-the orders table never carries them (placement across servers will decide how it should).
+meeting that spans nodes left from another node) need no answer. A member of a linked meeting
+joining or leaving goes up as ("presence", meeting_id, leg_id, joined), and the driver passes it
+down, the same, to the meeting's other nodes, which beep to their members. They are not
+`orders.Order`s: the orders table never carries them (placement across servers will decide how
+it should).
 """
 
 from __future__ import annotations
@@ -69,6 +72,9 @@ async def _serve(conn: Connection, options: dict[str, Any]) -> None:
         conn.send(report_message(report))
 
     engine.attach(sink)
+    engine.on_presence = lambda meeting_id, leg_id, joined: _tell(
+        conn, ("presence", meeting_id, leg_id, joined)
+    )
     loop = asyncio.get_running_loop()
     asked: dict[int, asyncio.Future[Admission]] = {}
     tokens = itertools.count(1)
@@ -122,6 +128,11 @@ async def _serve(conn: Connection, options: dict[str, Any]) -> None:
             conn.send(("closed",))
 
 
+def _tell(conn: Connection, message: tuple[Any, ...]) -> None:
+    with contextlib.suppress(OSError, ValueError):  # the API process is gone: nobody to tell
+        conn.send(message)
+
+
 def cascade_message(order: OpenCascade | CloseCascade, token: int = 0) -> tuple[Any, ...]:
     """A cascade order as the driver sends it down the pipe."""
     body = json.dumps(vars(order))
@@ -134,6 +145,8 @@ async def _cascade(engine: SipEngine, message: tuple[Any, ...], conn: Connection
     kind = message[0]
     if kind == "end_with_creator":
         engine.end_with_creator(str(message[1]))
+    elif kind == "presence":
+        engine.peer_presence(str(message[1]), str(message[2]), bool(message[3]))
     elif kind == "cascade_close":
         await engine.close_cascade(CloseCascade(**json.loads(message[1])))
     else:
@@ -148,7 +161,7 @@ async def _cascade(engine: SipEngine, message: tuple[Any, ...], conn: Connection
         conn.send(("cascade_opened", token, endpoint.host, endpoint.port, endpoint.codec))
 
 
-_CASCADE = frozenset({"cascade_open", "cascade_close", "end_with_creator"})
+_CASCADE = frozenset({"cascade_open", "cascade_close", "end_with_creator", "presence"})
 
 
 async def _obey(engine: SipEngine, message: tuple[Any, ...], conn: Connection) -> None:
