@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from telemeeting.config import Settings
 from telemeeting.domain.model import Leg, LegState, Meeting, new_id
-from telemeeting.service import billing
+from telemeeting.service import billing, routing
 from telemeeting.service.pushes import pushes_for
 from telemeeting.service.recordings import RecordingLinks, add_tapes
 from telemeeting.store.orders import StoredOrder
@@ -109,7 +109,14 @@ async def record_change(
             uow.after_commit(wakeups.pushes)
     await uow.meetings.save(meeting)
     if orders:
-        stored = [StoredOrder(0, o.meeting_id, kind_of(o), encode(o)) for o in orders]
+        servers: list[str] = []
+        if routing.needs_servers(orders):
+            owner = uow.meetings.owner_of(meeting.id)
+            servers = [s for s in await uow.spans.servers(meeting.id) if s != owner]
+        stored = [
+            StoredOrder(0, o.meeting_id, kind_of(o), encode(o), node)
+            for o, node in routing.address(orders, uow.meetings.node_of_leg, servers)
+        ]
         await uow.orders.add(stored, time.time() if now is None else now)
         uow.after_commit(wakeups.orders)
     await billing.record_cdrs(uow, meeting, app, billing.cdr_pushes(pushes), charges)

@@ -2,8 +2,9 @@
 prompts.
 
 Admission is one transaction on the meeting's row: the PIN is compared in constant time, the
-meeting must be open and carried by this node (the caller's call is here, and the mix of a
-meeting is in one place), and there must be room (maxmembers). The admitted caller is a leg in
+meeting must be open and carried by this node, or (with `span_servers`) owned by another live
+server that this one then links to (issue 16: the caller's leg is recorded as this server's,
+`legs.node`), and there must be room (maxmembers). The admitted caller is a leg in
 `callin` (pushed as CallState `callin`, 呼入); the media node reports it answered once it joins
 the mix, so the application sees callin → answer → disconnect, and one `Call` CDR with
 `direction` "in".
@@ -106,6 +107,9 @@ class DialIn:
         self._directory = directory
         self._clock = clock
         self._request_ids = request_ids
+        #: Admit callers of meetings another server owns: the meeting is then extended to this
+        #: server (issue 16, service/spans.py). Off: they hear "unavailable".
+        self.span_servers = False
         #: Meeting number → when its recent wrong PINs were keyed (this process's callers).
         self._guesses: dict[str, deque[float]] = {}
 
@@ -148,7 +152,8 @@ class DialIn:
                 if meeting.state is MeetingState.BOOKED:
                     return Admission(Verdict.NOT_STARTED)
                 owner = uow.meetings.owner_of(meeting.id)
-                if owner != self._node_id or not host_ok(meeting.id):
+                remote = owner != self._node_id
+                if (remote and not (self.span_servers and owner)) or not host_ok(meeting.id):
                     log.warning("dialin.other_node", meeting_id=meeting.id, owner=owner)
                     return Admission(Verdict.UNAVAILABLE)
                 now = self._clock()
@@ -159,6 +164,8 @@ class DialIn:
                     )
                 except errors.MeetingFull:
                     return Admission(Verdict.FULL)
+                if remote:  # the call is here: its orders come here (issue 16)
+                    uow.meetings.place_leg(leg.id, self._node_id)
                 app = await self._directory.app(meeting.app_id)
                 await self._recorder.record(uow, meeting, app, now=now)
             log.info("dialin.admitted", meeting_id=meeting.id, leg_id=leg.id)

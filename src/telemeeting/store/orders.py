@@ -1,5 +1,6 @@
 """Carrier orders as rows: written with the change that causes them, claimed by the media node
-that owns the meeting.
+they are addressed to: `node` "" is the meeting's owner at claim time (so orders follow a
+take-over), another id is that server (issue 16: a leg's orders go to the server carrying it).
 
 A claim deletes the orders it returns in the claiming transaction: an order is carried out at
 most once. One that was claimed by a node that then died is covered by failover, which ends the
@@ -21,13 +22,18 @@ class StoredOrder:
     meeting_id: str
     kind: str
     body: str
+    #: The server the order is for; "" the meeting's owner.
+    node: str = ""
 
 
 _INSERT = Statement(
-    "INSERT INTO orders (meeting_id, kind, body, created_at) "
-    "VALUES (:meeting_id, :kind, :body, :created_at)"
+    "INSERT INTO orders (meeting_id, kind, body, created_at, node) "
+    "VALUES (:meeting_id, :kind, :body, :created_at, :node)"
 )
-_MINE = "SELECT o.id FROM orders o JOIN meetings m ON m.id = o.meeting_id WHERE m.owner = :owner"
+_MINE = (
+    "SELECT o.id FROM orders o JOIN meetings m ON m.id = o.meeting_id "
+    "WHERE (o.node = '' AND m.owner = :owner) OR o.node = :owner"
+)
 _CLAIM = Statement(
     f"DELETE FROM orders WHERE id IN ({_MINE} ORDER BY o.id LIMIT :limit) "
     "RETURNING id, meeting_id, kind, body",
@@ -43,6 +49,7 @@ _ORPHANED = Statement(
     "WHERE m.owner = ''"
 )
 _BACKLOG = Statement("SELECT COUNT(*) FROM orders")
+_DROP_FOR_NODE = Statement("DELETE FROM orders WHERE node = :node")
 
 
 class OrderRepository:
@@ -54,13 +61,20 @@ class OrderRepository:
             await self._db.execute_many(
                 _INSERT,
                 [
-                    {"meeting_id": o.meeting_id, "kind": o.kind, "body": o.body, "created_at": now}
+                    {
+                        "meeting_id": o.meeting_id,
+                        "kind": o.kind,
+                        "body": o.body,
+                        "created_at": now,
+                        "node": o.node,
+                    }
                     for o in orders
                 ],
             )
 
     async def claim(self, owner: str, limit: int) -> list[StoredOrder]:
-        """The oldest orders of meetings `owner` carries, removed from the table, in order."""
+        """The oldest orders for `owner` (addressed to it, or to the owner of a meeting it owns),
+        removed from the table, in order."""
         rows = await self._db.fetch(_CLAIM, {"owner": owner, "limit": limit})
         found = [StoredOrder(r["id"], r["meeting_id"], r["kind"], r["body"]) for r in rows]
         return sorted(found, key=lambda order: order.id)
@@ -77,6 +91,10 @@ class OrderRepository:
     async def orphaned(self) -> list[str]:
         """Meetings with orders but no owner (placed while no media node was alive)."""
         return [row[0] for row in await self._db.fetch(_ORPHANED)]
+
+    async def drop_for_node(self, node: str) -> int:
+        """Forget the orders addressed to a server that is gone (its calls died with it)."""
+        return await self._db.execute(_DROP_FOR_NODE, {"node": node})
 
     async def backlog(self) -> int:
         return int(await self._db.scalar(_BACKLOG))

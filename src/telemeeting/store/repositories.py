@@ -25,7 +25,9 @@ _MEETING_FIELDS = tuple(
 _MEETING_COLUMNS = (*_MEETING_FIELDS, "next_seq", "leg_count", "owner")
 _MEETING_FIELD_COUNT = len(_MEETING_FIELDS)
 _LEG_FIELDS = tuple(f.name for f in dataclasses.fields(Leg))
-_LEG_COLUMNS = (*_LEG_FIELDS, "meeting_id", "position")
+#: `node`, last: the server carrying the leg ("" the meeting's owner; issue 16).
+_LEG_COLUMNS = (*_LEG_FIELDS, "meeting_id", "position", "node")
+_LEG_NODE = len(_LEG_COLUMNS) - 1
 #: Where `MeetingRepository._READ`'s two media columns and then the leg's columns start.
 _READ_MEDIA = len(_MEETING_COLUMNS)
 _READ_LEGS = _READ_MEDIA + 2
@@ -138,6 +140,7 @@ NO_LEGS = LegSelection(None)
 ALL_LEGS = LegSelection(Statement(f"{_SELECT_LEGS} ORDER BY position"))
 LIVE_LEGS = LegSelection(Statement(f"{_SELECT_LEGS} AND state != '{_GONE}' ORDER BY position"))
 _BY_ID = _any_of("id")
+_BY_NODE = _any_of("node")
 _LIVE_BY_PHONE = Statement(
     "",
     postgres=f"{_SELECT_LEGS} AND state != '{_GONE}' AND phone = ANY(:values) ORDER BY position",
@@ -149,6 +152,11 @@ _LIVE_BY_PHONE = Statement(
 def legs_with_ids(ids: Sequence[str]) -> LegSelection:
     """The legs a batch of carrier reports is about (whatever their state)."""
     return LegSelection(_BY_ID, tuple(ids))
+
+
+def legs_on(node: str) -> LegSelection:
+    """The legs carried by one server other than the owner (issue 16: that server died)."""
+    return LegSelection(_BY_NODE, (node,))
 
 
 def live_legs_of(phones: Sequence[str]) -> LegSelection:
@@ -211,6 +219,7 @@ class MeetingRepository:
         self._dialect = dialect
         self._meetings: dict[str, dict[str, Any]] = {}  # meeting id -> row values when loaded
         self._legs: dict[str, dict[str, Any]] = {}  # leg id -> row values when loaded
+        self._leg_nodes: dict[str, str] = {}  # leg id -> server carrying it, when not the owner
 
     async def get(self, meeting_id: str, legs: LegSelection = LIVE_LEGS) -> Meeting | None:
         """The meeting, locked, with the selected legs (by default the live ones)."""
@@ -272,6 +281,15 @@ class MeetingRepository:
         """The owner of a meeting loaded in this transaction."""
         return str(self._meetings[meeting_id]["owner"])
 
+    def node_of_leg(self, leg_id: str) -> str:
+        """The server carrying a leg loaded (or placed) in this transaction; "" the owner."""
+        return self._leg_nodes.get(leg_id, "")
+
+    def place_leg(self, leg_id: str, node: str) -> None:
+        """A new leg (not yet saved) is carried by `node`, not by the meeting's owner."""
+        if node:
+            self._leg_nodes[leg_id] = node
+
     async def _load(
         self, row: Row | None, legs: LegSelection, track: bool = True
     ) -> Meeting | None:
@@ -291,10 +309,13 @@ class MeetingRepository:
             return meeting
         rows = await self._db.fetch(legs.statement, legs.params(meeting.id, self._dialect))
         for leg_row in rows:
-            leg = _leg(tuple(leg_row))
+            values = tuple(leg_row)
+            leg = _leg(values)
             meeting.legs.append(leg)
             if track:
                 self._legs[leg.id] = _leg_values(leg)
+                if values[_LEG_NODE]:
+                    self._leg_nodes[leg.id] = str(values[_LEG_NODE])
         return meeting
 
     def reserve_seqs(self, meeting_id: str, count: int) -> int:
@@ -325,7 +346,10 @@ class MeetingRepository:
             previous = self._legs.get(leg.id)
             if previous is None:
                 position = before["leg_count"] + len(new_legs)
-                new_legs.append({**leg_values, "meeting_id": meeting.id, "position": position})
+                node = self._leg_nodes.get(leg.id, "")
+                new_legs.append(
+                    {**leg_values, "meeting_id": meeting.id, "position": position, "node": node}
+                )
             elif previous != leg_values:
                 changed_leg = {k: v for k, v in leg_values.items() if previous[k] != v}
                 changed_legs.setdefault(tuple(changed_leg), []).append(

@@ -59,6 +59,7 @@ _DELETES: tuple[tuple[str, Statement], ...] = (
     ("orders", _in_ids("DELETE FROM orders WHERE meeting_id {ids}")),
     ("speakers", _in_ids("DELETE FROM speakers WHERE meeting_id {ids}")),
     ("meeting_media", _in_ids("DELETE FROM meeting_media WHERE meeting_id {ids}")),
+    ("meeting_spans", _in_ids("DELETE FROM meeting_spans WHERE meeting_id {ids}")),
     ("meetings", _in_ids("DELETE FROM meetings WHERE id {ids}")),
 )
 
@@ -74,6 +75,7 @@ class Pruned:
     orders: int = 0
     speakers: int = 0
     meeting_media: int = 0
+    meeting_spans: int = 0
 
     def add(self, other: Pruned) -> None:
         for name, value in vars(other).items():

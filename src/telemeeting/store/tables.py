@@ -122,11 +122,19 @@ class LegRow(Base):
     held: Mapped[bool] = mapped_column(Boolean, default=False)
     #: "out" (dialled) or "in" (dialled in, issue 15).
     direction: Mapped[str] = mapped_column(String(3), default="out", server_default="out")
+    #: The server carrying the call; "" is the meeting's owner (issue 16, migration 0016).
+    node: Mapped[str] = mapped_column(String(128), default="", server_default="")
 
     # Every query starts from the meeting; no index holds the state, so a leg's state changes
     # are HOT updates on PostgreSQL, in the room fillfactor leaves (migration 0014).
     __table_args__ = (
         Index("ix_legs_meeting_phone", "meeting_id", "phone"),
+        Index(
+            "ix_legs_node",
+            "node",
+            postgresql_where=text("node != ''"),
+            sqlite_where=text("node != ''"),
+        ),
         {"postgresql_with": {"fillfactor": 85}},
     )
 
@@ -183,8 +191,34 @@ class OrderRow(Base):
     kind: Mapped[str] = mapped_column(String(16))
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[float] = mapped_column(Float)
+    #: The server the order is for; "" is the meeting's owner when it is claimed (issue 16).
+    node: Mapped[str] = mapped_column(String(128), default="", server_default="")
 
-    __table_args__ = (Index("ix_orders_meeting", "meeting_id", "id"),)
+    __table_args__ = (
+        Index("ix_orders_meeting", "meeting_id", "id"),
+        Index(
+            "ix_orders_node",
+            "node",
+            "id",
+            postgresql_where=text("node != ''"),
+            sqlite_where=text("node != ''"),
+        ),
+    )
+
+
+class MeetingSpanRow(Base):
+    """A server other than its owner that a meeting is extended to (issue 16): the server's
+    end of the cascade link to the meeting's home. Removed when the server's part ends."""
+
+    __tablename__ = "meeting_spans"
+
+    meeting_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    node: Mapped[str] = mapped_column(String(128), primary_key=True)
+    host: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    port: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_at: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (Index("ix_meeting_spans_node", "node"),)
 
 
 class NodeRow(Base):

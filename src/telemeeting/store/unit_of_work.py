@@ -23,6 +23,7 @@ from telemeeting.store.repositories import (
     EventRepository,
     MeetingRepository,
 )
+from telemeeting.store.spans import SpanRepository
 from telemeeting.store.sql import Dialect
 from telemeeting.store.sqlite import SqliteEngine
 from telemeeting.store.sqlite_watch import CommitWatcher
@@ -79,6 +80,10 @@ class UnitOfWork:
     @cached_property
     def nodes(self) -> NodeRepository:
         return NodeRepository(self.connection)
+
+    @cached_property
+    def spans(self) -> SpanRepository:
+        return SpanRepository(self.connection)
 
     @cached_property
     def rate_demand(self) -> RateDemandRepository:

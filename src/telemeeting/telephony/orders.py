@@ -1,15 +1,17 @@
 """Carrier orders: one typed format, one encoder and decoder.
 
 The service writes orders into the database in the transaction of the change that causes them;
-the media node that owns the meeting claims them and hands them to its driver (`carry_out`).
-The SIP driver uses the same encoding on the pipe to its media processes.
+each is addressed to one server (the meeting's owner unless the service/routing.py rules say
+otherwise), which claims it and hands it to its driver (`carry_out`). The SIP driver uses the
+same encoding on the pipe to its media processes; `LinkServer`/`UnlinkServer` only travel
+between servers (issue 16).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
@@ -112,6 +114,34 @@ class StopPrompt:
     leg_id: str = ""
 
 
+@dataclass(frozen=True)
+class LinkServer:
+    """One step of linking a meeting between two servers (issue 16), sent through the orders
+    table to one server. The extending server sends its end (`reply` False) to the meeting's
+    home; the home points its end at it and replies with its own end (`reply` True), or with
+    `error` when it cannot. `server` is the sender."""
+
+    meeting_id: str
+    server: str
+    env: str
+    host: str = ""
+    port: int = 0
+    codec: str = ""
+    reply: bool = False
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class UnlinkServer:
+    """Close the meeting's link to `server` (its part of the meeting is over, or it died)."""
+
+    meeting_id: str
+    server: str
+    env: str
+
+
+ServerLinkOrder = LinkServer | UnlinkServer
+
 MediaOrder = (
     ConfigureMeeting | StartRecording | StopRecording | HoldMember | PlayPrompt | StopPrompt
 )
@@ -119,7 +149,7 @@ MEDIA_ORDERS = (
     ConfigureMeeting, StartRecording, StopRecording, HoldMember, PlayPrompt, StopPrompt
 )  # fmt: skip
 
-Order = DialOrder | HangUp | SetMuted | EndMeeting | MediaOrder
+Order = DialOrder | HangUp | SetMuted | EndMeeting | MediaOrder | ServerLinkOrder
 
 _KINDS: dict[str, type[Order]] = {
     "dial": DialOrder,
@@ -132,6 +162,8 @@ _KINDS: dict[str, type[Order]] = {
     "hold_member": HoldMember,
     "play_prompt": PlayPrompt,
     "stop_prompt": StopPrompt,
+    "link_server": LinkServer,
+    "unlink_server": UnlinkServer,
 }
 _NAMES = {cls: name for name, cls in _KINDS.items()}
 
@@ -174,9 +206,20 @@ class Carrier(Protocol):
     async def media(self, order: MediaOrder) -> None: ...
 
 
+@runtime_checkable
+class ServerLinker(Protocol):
+    """A carrier that can link a meeting to other servers (the SIP driver, issue 16)."""
+
+    async def link(self, order: ServerLinkOrder) -> None: ...
+
+
 async def carry_out(carrier: Carrier, order: Order) -> None:
     """Hand one order to the driver method that performs it."""
-    if isinstance(order, DialOrder):
+    if isinstance(order, LinkServer | UnlinkServer):
+        if not isinstance(carrier, ServerLinker):
+            raise UnknownOrder(f"{type(carrier).__name__} does not link servers")
+        await carrier.link(order)
+    elif isinstance(order, DialOrder):
         await carrier.dial(order)
     elif isinstance(order, HangUp):
         await carrier.hang_up(order.meeting_id, order.leg_id)

@@ -1,0 +1,249 @@
+"""One meeting across servers (issue 16): linking a meeting's home to another server through
+the store, and ending a dead server's part of the meetings it did not own.
+
+A caller who dials in on server B for a meeting that server A owns is admitted by B (the leg is
+B's: `legs.node`, service/dialin.py). B then extends the meeting to itself:
+
+1. B's driver reserves its end of a cascade link on the worker carrying the meeting there;
+2. B records the span (`meeting_spans`) and writes `LinkServer(end of B)` addressed to A;
+3. A claims it, points the meeting's home worker at B's end and replies `LinkServer(end of A,
+   reply)` addressed to B (or one with `error`);
+4. B points its end at A's: the two mixes hear each other. B waits `LINK_SECONDS` at most for
+   the reply; without one it closes its end, removes the span and the caller is refused.
+
+The orders table carries both steps, so they are woken like any order (NOTIFY on PostgreSQL) and
+need no connection between the servers other than the RTP of the link. A link closes when B's
+part ends (its last leg left, or the meeting ended: B writes `UnlinkServer` to the owner) and
+when B dies: any live media server finds B's lease expired (`sweep`), ends B's live legs once
+each (one `disconnect` push and one CDR each, under the meeting's row lock) and tells the owner
+to close its end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
+
+import structlog
+
+from telemeeting.domain.model import EndReason, MeetingState
+from telemeeting.service.changes import ChangeRecorder
+from telemeeting.service.directory import Directory
+from telemeeting.store.orders import StoredOrder
+from telemeeting.store.repositories import legs_on
+from telemeeting.store.unit_of_work import Database
+from telemeeting.telephony.media.cascade_control import CascadeEndpoint
+from telemeeting.telephony.orders import (
+    LinkServer,
+    Order,
+    ServerLinkOrder,
+    UnlinkServer,
+    encode,
+    kind_of,
+)
+from telemeeting.wire.environments import PRODUCTION
+
+log = structlog.get_logger(__name__)
+
+#: How long a server waits for the home's end of a link (two order round trips, normally
+#: tens of milliseconds) before it gives up and refuses the caller.
+LINK_SECONDS = 10.0
+
+
+class LinkFailed(Exception):
+    """The meeting could not be extended to this server (the caller is refused)."""
+
+
+class LinkDriver(Protocol):
+    """What the SIP driver offers for links to other servers (telephony/sip/driver.py)."""
+
+    async def open_server_end(
+        self, meeting_id: str, server: str, host: str = "", port: int = 0, *, home: bool
+    ) -> CascadeEndpoint: ...
+
+    def close_server_end(self, meeting_id: str, server: str) -> None: ...
+
+
+class ServerLinks:
+    def __init__(
+        self,
+        db: Database,
+        node_id: str,
+        recorder: ChangeRecorder,
+        directory: Directory,
+        clock: Callable[[], float],
+        link_seconds: float = LINK_SECONDS,
+    ) -> None:
+        self._db = db
+        self.node_id = node_id
+        self._recorder = recorder
+        self._directory = directory
+        self._clock = clock
+        self._link_seconds = link_seconds
+        self._driver: LinkDriver | None = None
+        #: Wakes this server's order loop after a local commit (others: NOTIFY).
+        self.wake: Callable[[], None] = lambda: None
+        #: Meetings another server owns that this one is linked into, with their home.
+        self._joined: dict[str, str] = {}
+        self._joining: dict[str, asyncio.Lock] = {}
+        self._replies: dict[str, asyncio.Future[LinkServer]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def attach(self, driver: LinkDriver) -> None:
+        self._driver = driver
+
+    # ---- the extending server (B) -----------------------------------------------------------
+
+    async def join(self, meeting_id: str) -> None:
+        """Link the meeting (already on one of this server's workers) to its owner, unless this
+        server owns it or is linked already. Raises LinkFailed."""
+        driver = self._need_driver()
+        lock = self._joining.setdefault(meeting_id, asyncio.Lock())
+        async with lock:
+            if meeting_id in self._joined:
+                return
+            async with self._db.reader() as uow:
+                owner = await uow.spans.owner(meeting_id)
+            if not owner or owner == self.node_id:
+                return
+            try:
+                await self._link_to(driver, meeting_id, owner)
+            except Exception as exc:
+                log.warning("server_link.failed", meeting_id=meeting_id, home=owner, error=str(exc))
+                driver.close_server_end(meeting_id, owner)
+                with contextlib.suppress(Exception):
+                    async with self._db.unit_of_work() as uow:
+                        await uow.spans.remove(meeting_id, self.node_id)
+                raise LinkFailed(str(exc) or type(exc).__name__) from exc
+            self._joined[meeting_id] = owner
+            log.info("server_link.opened", meeting_id=meeting_id, home=owner)
+
+    async def _link_to(self, driver: LinkDriver, meeting_id: str, owner: str) -> None:
+        mine = await driver.open_server_end(meeting_id, owner, home=False)
+        reply = self._replies[meeting_id] = asyncio.get_running_loop().create_future()
+        try:
+            now = self._clock()
+            request = LinkServer(
+                meeting_id, self.node_id, PRODUCTION, mine.host, mine.port, mine.codec
+            )
+            async with self._db.unit_of_work() as uow:
+                await uow.spans.add(meeting_id, self.node_id, mine.host, mine.port, now)
+                await uow.orders.add([_stored(request, owner)], now)
+                uow.after_commit(self.wake)
+            theirs = await asyncio.wait_for(reply, self._link_seconds)
+        finally:
+            self._replies.pop(meeting_id, None)
+        if theirs.error:
+            raise LinkFailed(f"{owner}: {theirs.error}")
+        await driver.open_server_end(meeting_id, owner, theirs.host, theirs.port, home=False)
+
+    def ended_here(self, meeting_id: str) -> None:
+        """The driver ended its part of the meeting: if another server is its home, forget the
+        span and have the home close its end."""
+        owner = self._joined.pop(meeting_id, None)
+        self._joining.pop(meeting_id, None)
+        if owner is not None:
+            self._spawn(self._leave(meeting_id))
+
+    async def _leave(self, meeting_id: str) -> None:
+        try:
+            async with self._db.unit_of_work() as uow:
+                if await uow.spans.remove(meeting_id, self.node_id):
+                    unlink = UnlinkServer(meeting_id, self.node_id, PRODUCTION)
+                    await uow.orders.add([_stored(unlink, "")], self._clock())
+                    uow.after_commit(self.wake)
+        except Exception:  # the sweep of this server's span follows its next restart or death
+            log.exception("server_link.leave_failed", meeting_id=meeting_id)
+
+    # ---- both ends: the orders ------------------------------------------------------------
+
+    async def on_order(self, order: ServerLinkOrder) -> None:
+        """A link order claimed by this server (SipDriver.link hands it over)."""
+        driver = self._need_driver()
+        if isinstance(order, UnlinkServer):
+            driver.close_server_end(order.meeting_id, order.server)
+            log.info("server_link.closed", meeting_id=order.meeting_id, server=order.server)
+            return
+        if order.reply:
+            waiting = self._replies.get(order.meeting_id)
+            if waiting is not None and not waiting.done():
+                waiting.set_result(order)
+            return
+        try:  # the home: point its end at the server's, answer with its own
+            mine = await driver.open_server_end(
+                order.meeting_id, order.server, order.host, order.port, home=True
+            )
+            reply = LinkServer(
+                order.meeting_id, self.node_id, order.env, mine.host, mine.port, mine.codec,
+                reply=True,
+            )  # fmt: skip
+        except Exception as exc:
+            log.warning("server_link.refused", meeting_id=order.meeting_id, error=str(exc))
+            error = (str(exc) or type(exc).__name__)[:200]
+            reply = LinkServer(order.meeting_id, self.node_id, order.env, reply=True, error=error)
+        async with self._db.unit_of_work() as uow:
+            await uow.orders.add([_stored(reply, order.server)], self._clock())
+            uow.after_commit(self.wake)
+
+    # ---- a server that died ---------------------------------------------------------------
+
+    async def sweep(self, lease_seconds: float) -> int:
+        """End the parts of meetings carried by servers whose lease ran out: their live legs
+        (once each) and their links (the owner closes its end). How many servers were swept."""
+        since = self._clock() - lease_seconds
+        async with self._db.reader() as uow:
+            stale = [node for node in await uow.spans.stale_servers(since) if node != self.node_id]
+        for node in stale:
+            await self.end_server(node)
+        return len(stale)
+
+    async def end_server(self, node: str) -> int:
+        """`node`'s calls are gone (it died, or restarted): end its legs of meetings it did not
+        own and drop its spans and orders. How many legs ended."""
+        async with self._db.reader() as uow:
+            meetings = set(await uow.spans.meetings_with_legs_on(node))
+            meetings.update(await uow.spans.spanned_by(node))
+        ended = 0
+        for meeting_id in sorted(meetings):
+            ended += await self._end_part(meeting_id, node)
+        async with self._db.unit_of_work() as uow:
+            await uow.orders.drop_for_node(node)
+            await uow.spans.remove_node(node)
+        if meetings:
+            log.warning("server_link.server_lost", server=node, meetings=len(meetings), legs=ended)
+        return ended
+
+    async def _end_part(self, meeting_id: str, node: str) -> int:
+        now = self._clock()
+        async with self._db.unit_of_work() as uow:
+            meeting = await uow.meetings.get(meeting_id, legs_on(node))
+            if meeting is None:
+                return 0
+            live = [leg.id for leg in meeting.legs if leg.live]
+            ended = [leg_id for leg_id in live if meeting.leg_ended(leg_id, EndReason.FAILED, now)]
+            orders: list[Order] = []
+            if await uow.spans.remove(meeting_id, node) and meeting.state is MeetingState.ACTIVE:
+                orders.append(UnlinkServer(meeting_id, node, PRODUCTION))
+            if ended or orders:
+                app = await self._directory.app(meeting.app_id)
+                await self._recorder.record(uow, meeting, app, orders, now)
+        return len(ended)
+
+    # ---- plumbing -------------------------------------------------------------------------
+
+    def _need_driver(self) -> LinkDriver:
+        if self._driver is None:
+            raise LinkFailed("no SIP driver links servers here")
+        return self._driver
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _stored(order: Order, node: str) -> StoredOrder:
+    """An order addressed to `node` ("" the meeting's owner)."""
+    return StoredOrder(0, order.meeting_id, kind_of(order), encode(order), node)

@@ -1,0 +1,145 @@
+"""One meeting across servers, the store's part (issue 16), on real SQLite and PostgreSQL: a
+caller admitted on server B for a meeting server A owns is B's leg; its orders are claimed by B
+alone, the meeting's end by both; B's death ends B's leg once and has A close its link."""
+
+from __future__ import annotations
+
+import time
+
+from telemeeting.config import load_settings
+from telemeeting.domain.model import LegState
+from telemeeting.service import admin
+from telemeeting.service.acceptance import Acceptance
+from telemeeting.service.calls import CallRecords
+from telemeeting.service.changes import ChangeRecorder, Wakeups
+from telemeeting.service.dialin import DialIn
+from telemeeting.service.directory import Directory
+from telemeeting.service.meetings import MeetingService
+from telemeeting.service.placement import Placement
+from telemeeting.service.spans import ServerLinks
+from telemeeting.store.repositories import ALL_LEGS
+from telemeeting.store.unit_of_work import Database
+from telemeeting.telephony.dialin import AdmitRequest
+from telemeeting.telephony.driver import LegReport, Progress
+from telemeeting.telephony.ivr.machine import Verdict
+from telemeeting.telephony.orders import (
+    DialOrder,
+    EndMeeting,
+    HangUp,
+    Order,
+    SetMuted,
+    UnlinkServer,
+    decode,
+)
+from telemeeting.wire.actions import parse_create_meeting, parse_meeting_ref, parse_member_ref
+from telemeeting.wire.request_id import RequestIdGenerator
+
+CALLER = "13900000009"
+
+
+async def _claimed(db: Database, node: str) -> list[Order]:
+    async with db.unit_of_work() as uow:
+        stored = await uow.orders.claim(node, 100)
+    return [decode(s.kind, s.body) for s in stored]
+
+
+async def test_a_callers_orders_go_to_its_server_and_its_death_ends_it_once(
+    db: Database,
+) -> None:
+    settings = load_settings()
+    now = time.time()
+    clock = lambda: now  # noqa: E731
+    account = await admin.create_account(db)
+    app = await admin.create_app(db, account_sid=account.sid, env="production")
+    async with db.unit_of_work() as uow:  # two live media servers
+        for node in ("A", "B"):
+            await uow.nodes.register(node, "media", node, now)
+    recorder = ChangeRecorder.from_settings(settings, Wakeups())
+    directory = Directory(db)
+    placement = Placement(db, "A", True, 10, clock)
+    service = MeetingService(db, settings, clock, placement, recorder)
+    meid = await service.create_meeting(
+        app,
+        parse_create_meeting({"parties": [{"phone": "13800000001"}], "dialin": "1", "pin": "2468"}),
+        Acceptance("r1"),
+    )
+    assert {type(o) for o in await _claimed(db, "B")} == set()
+    (dial,) = [o for o in await _claimed(db, "A") if isinstance(o, DialOrder)]
+
+    dialin = DialIn(db, "B", recorder, directory, clock, RequestIdGenerator(settings.zone))
+    request = AdmitRequest(meid, "2468", CALLER, "4000")
+    assert (await dialin.admit(request)).verdict is Verdict.UNAVAILABLE  # spanning off
+    dialin.span_servers = True
+    admission = await dialin.admit(request)
+    assert admission.verdict is Verdict.ADMITTED
+    records = CallRecords(db, clock, recorder, directory, settings)
+    for leg_id in (dial.leg_id, admission.leg_id):
+        report = LegReport(admission.meeting_id, leg_id, Progress.ANSWERED, now)
+        await records.apply_reports(admission.meeting_id, [report])
+    async with db.unit_of_work() as uow:
+        await uow.spans.add(admission.meeting_id, "B", "127.0.0.1", 40000, now)
+        assert await uow.spans.servers(admission.meeting_id) == ["B"]
+
+    # The caller's mute is B's alone; A's member's is A's.
+    ref = parse_member_ref({"confid": meid, "phone": CALLER})
+    await service.set_muted(app, ref, True, Acceptance("r2"))
+    ref = parse_member_ref({"confid": meid, "phone": "13800000001"})
+    await service.set_muted(app, ref, True, Acceptance("r3"))
+    assert await _claimed(db, "B") == [
+        SetMuted(admission.meeting_id, admission.leg_id, True, "production")
+    ]
+    assert await _claimed(db, "A") == [
+        SetMuted(admission.meeting_id, dial.leg_id, True, "production")
+    ]
+
+    # B dies (its lease ran out): A's sweep ends B's leg once, and A closes its link.
+    links = ServerLinks(db, "A", recorder, directory, lambda: now + 60)
+    async with db.unit_of_work() as uow:
+        await uow.nodes.beat("A", now + 60)
+    assert await links.sweep(10) == 1
+    assert await links.sweep(10) == 0  # nothing left of B: nothing to do again
+    assert await links.end_server("B") == 0
+    async with db.reader() as uow:
+        meeting = await uow.meetings.get(admission.meeting_id, ALL_LEGS)
+        assert await uow.spans.servers(admission.meeting_id) == []
+    assert meeting is not None
+    states = {leg.id: leg.state for leg in meeting.legs}
+    assert states == {dial.leg_id: LegState.ANSWER, admission.leg_id: LegState.DISCONNECT}
+    assert await _claimed(db, "A") == [UnlinkServer(admission.meeting_id, "B", "production")]
+    async with db.reader() as uow:
+        events = await uow.events.for_meeting(admission.meeting_id, 0, 100)
+    gone = [e for e in events if e.kind == "CallState" and e.leg_id == admission.leg_id]
+    assert sum('"disconnect"' in e.body for e in gone) == 1
+    async with db.reader() as uow:
+        cdrs = await uow.cdrs.after(account.sid, "production", 100)
+    assert cdrs is not None and len(cdrs) == 1
+
+
+async def test_the_meetings_end_goes_to_every_server_it_spans(db: Database) -> None:
+    settings = load_settings()
+    now = time.time()
+    clock = lambda: now  # noqa: E731
+    account = await admin.create_account(db)
+    app = await admin.create_app(db, account_sid=account.sid, env="production")
+    recorder = ChangeRecorder.from_settings(settings, Wakeups())
+    service = MeetingService(db, settings, clock, Placement(db, "A", True, 10, clock), recorder)
+    meid = await service.create_meeting(
+        app,
+        parse_create_meeting({"parties": [{"phone": "13800000001"}], "dialin": "1", "pin": "1357"}),
+        Acceptance("r1"),
+    )
+    await _claimed(db, "A")
+    dialin = DialIn(db, "B", recorder, Directory(db), clock, RequestIdGenerator(settings.zone))
+    dialin.span_servers = True
+    admission = await dialin.admit(AdmitRequest(meid, "1357", CALLER, "4000"))
+    async with db.unit_of_work() as uow:
+        await uow.spans.add(admission.meeting_id, "B", "127.0.0.1", 40000, now)
+    await service.destroy_meeting(app, parse_meeting_ref({"confid": meid}), Acceptance("r2"))
+    mine = await _claimed(db, "B")
+    assert mine == [
+        HangUp(admission.meeting_id, admission.leg_id, "production"),
+        EndMeeting(admission.meeting_id, "production"),
+    ]
+    home = await _claimed(db, "A")
+    assert EndMeeting(admission.meeting_id, "production") in home
+    assert all(getattr(o, "leg_id", "") != admission.leg_id for o in home)
