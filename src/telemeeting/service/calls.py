@@ -85,6 +85,15 @@ class CallRecords:
         log.warning("meeting.taken_over", meeting_id=meeting_id, dead=dead_owner, new=new_owner)
         return True
 
+    async def home_moved(self, meeting_id: str) -> None:
+        """The media process of this server that recorded the meeting died and another one
+        carries it on (issue 16): its settings again, and a running recording goes on there in
+        a new segment, as after a take-over."""
+        async with self._db.unit_of_work() as uow:
+            meeting = await uow.meetings.get(meeting_id, LIVE_LEGS)
+            if meeting is not None:
+                await self._resume_media(uow, meeting)
+
     async def _calls_lost(
         self, uow: UnitOfWork, meeting_id: str, meeting: Meeting | None = None, close: bool = True
     ) -> Meeting | None:

@@ -21,6 +21,7 @@ from telemeeting.service.speakers import SpeakerEvents
 from telemeeting.store.unit_of_work import ORDERS_CHANNEL, Database
 from telemeeting.telephony.driver import (
     DriverRouter,
+    HomeMoved,
     LegReport,
     Progress,
     Report,
@@ -62,6 +63,8 @@ class MediaRole:
         self._clock = clock
         self._wake = asyncio.Event()
         self._reports: asyncio.Queue[LegReport] = asyncio.Queue()
+        #: Meetings whose home media process died (issue 16): their recording moves.
+        self._moved: asyncio.Queue[HomeMoved] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         driver.attach(self.on_report)
 
@@ -78,6 +81,7 @@ class MediaRole:
         self._tasks.append(asyncio.create_task(self._carry_out_orders(), name="orders"))
         self._tasks.append(asyncio.create_task(self._record_reports(), name="reports"))
         self._tasks.append(asyncio.create_task(self._record_speakers(), name="speakers"))
+        self._tasks.append(asyncio.create_task(self._move_homes(), name="home-moves"))
 
     async def stop(self) -> None:
         with contextlib.suppress(TimeoutError):  # what the carrier already said is recorded
@@ -137,7 +141,22 @@ class MediaRole:
             if self._speakers is not None:
                 self._speaker_reports.put_nowait(report)
             return
+        if isinstance(report, HomeMoved):
+            self._moved.put_nowait(report)
+            return
         self._reports.put_nowait(report)
+
+    async def _move_homes(self) -> None:
+        """A meeting's home process died (the driver reported its lost calls first): once those
+        are recorded, so that their CDRs link to the segment that heard them, the recording goes
+        on in a new segment on the new home."""
+        while True:
+            moved = await self._moved.get()
+            await self._reports.join()
+            try:
+                await self._records.home_moved(moved.meeting_id)
+            except Exception:  # the meeting goes on unrecorded; the next move may succeed
+                log.exception("media.home_move_failed", meeting_id=moved.meeting_id)
 
     async def _record_speakers(self) -> None:
         while True:

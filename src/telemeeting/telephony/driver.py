@@ -22,6 +22,7 @@ __all__ = [
     "Driver",
     "DriverError",
     "DriverRouter",
+    "HomeMoved",
     "LegReport",
     "Progress",
     "Report",
@@ -58,7 +59,17 @@ class SpeakersReport:
     at: float
 
 
-Report = LegReport | SpeakersReport
+@dataclass(frozen=True)
+class HomeMoved:
+    """**issue 16**: the media process that was a meeting's home (the one recording it) died
+    and the meeting goes on with another process of the server as its home. A running recording
+    goes on there in a new segment, which the service makes (as after a take-over)."""
+
+    meeting_id: str
+    at: float
+
+
+Report = LegReport | SpeakersReport | HomeMoved
 ReportSink = Callable[[Report], Awaitable[None]]
 
 

@@ -32,6 +32,7 @@ from telemeeting.telephony.dialin import REFUSED, Admission, AdmitRequest
 from telemeeting.telephony.driver import (
     DialOrder,
     DriverError,
+    HomeMoved,
     LegReport,
     Progress,
     Report,
@@ -131,6 +132,8 @@ class SipDriver:
         self._placing: dict[str, asyncio.Lock] = {}
         #: The meeting's settings, for each node it is extended to.
         self._configs: dict[str, ConfigureMeeting] = {}
+        #: The recording running on each meeting's home (its id): the home dying moves it.
+        self._recording: dict[str, str] = {}
         self._tokens = 0
         self._sink: ReportSink | None = None
         self._reports: asyncio.Queue[Report] = asyncio.Queue()
@@ -235,6 +238,13 @@ class SipDriver:
                 await self._extend(meeting_id, span, home)
         if isinstance(order, ConfigureMeeting):
             self._configs[meeting_id] = order
+        elif isinstance(order, StartRecording):
+            self._recording[meeting_id] = order.recording_id
+        elif (
+            isinstance(order, StopRecording)
+            and self._recording.get(meeting_id) == order.recording_id
+        ):
+            del self._recording[meeting_id]
         leg_id = order.leg_id if isinstance(order, HoldMember | PlayPrompt | StopPrompt) else ""
         if isinstance(order, StartRecording | StopRecording):
             targets = span.nodes[:1]
@@ -330,6 +340,7 @@ class SipDriver:
         """EndMeeting to every node of the meeting (its links closed, its recording finished)."""
         span = self._spans.pop(meeting_id, None)
         self._configs.pop(meeting_id, None)
+        self._recording.pop(meeting_id, None)
         self._placing.pop(meeting_id, None)
         if span is None:
             return
@@ -374,6 +385,7 @@ class SipDriver:
         self._nodes = []
         self._spans = {}
         self._configs = {}
+        self._recording = {}
         self._placing = {}
 
     @property
@@ -538,9 +550,9 @@ class SipDriver:
         for waiting in node.opening.values():
             if not waiting.done():
                 waiting.set_exception(CascadeError(f"media node {node.index} exited"))
+        now = time.time()
         if node.legs:  # it died with calls up: they are over, say so
             log.error("sip_driver.node_died", node=node.index, legs=len(node.legs))
-            now = time.time()
             for leg_id, meeting_id in node.legs.items():
                 self._reports.put_nowait(
                     LegReport(meeting_id, leg_id, Progress.ENDED, now, EndReason.FAILED)
@@ -551,6 +563,7 @@ class SipDriver:
             if node.index not in span.nodes:
                 continue
             heard = [leg for leg in span.answered if span.legs.get(leg) == node.index]
+            was_home = span.home == node.index
             span.drop_node(node.index)
             node.meetings.discard(meeting_id)
             for index in span.nodes:
@@ -560,6 +573,11 @@ class SipDriver:
                 self._tell_presence(node.index, meeting_id, leg_id, False)
             if span.empty or not span.nodes:
                 self._finish(meeting_id)
+            elif was_home and meeting_id in self._recording:
+                # The recording died with it: the service starts a new segment on the new home
+                # (after the lost calls above, whose CDRs link to the segment that heard them).
+                log.warning("sip_driver.home_moved", meeting_id=meeting_id, home=span.home)
+                self._reports.put_nowait(HomeMoved(meeting_id, now))
 
     def _forget(self, node: _Node) -> None:
         with contextlib.suppress(Exception):

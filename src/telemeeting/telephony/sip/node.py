@@ -27,7 +27,7 @@ from typing import Any
 import structlog
 
 from telemeeting.telephony.dialin import Admission, AdmitRequest
-from telemeeting.telephony.driver import Report, SpeakersReport
+from telemeeting.telephony.driver import LegReport, Report, SpeakersReport
 from telemeeting.telephony.media.cascade_control import CascadeError, CloseCascade, OpenCascade
 from telemeeting.telephony.orders import UnknownOrder, carry_out, from_message
 from telemeeting.telephony.sip.engine import SipEngine
@@ -39,6 +39,7 @@ log = structlog.get_logger(__name__)
 def report_message(report: Report) -> tuple[Any, ...]:
     if isinstance(report, SpeakersReport):
         return ("speakers", report.meeting_id, list(report.leg_ids), report.at)
+    assert isinstance(report, LegReport)  # an engine reports nothing else
     reason = report.reason.name if report.reason is not None else None
     return ("report", report.meeting_id, report.leg_id, report.progress.value, report.at, reason)
 
