@@ -33,6 +33,7 @@ from telemeeting.service.media import MediaRole
 from telemeeting.service.meetings import MeetingService
 from telemeeting.service.placement import Placement
 from telemeeting.service.retention import Retention, RetentionPolicy
+from telemeeting.service.spans import ServerLinks
 from telemeeting.service.speakers import SpeakerEvents
 from telemeeting.store.sql import Dialect
 from telemeeting.store.unit_of_work import PUSHES_CHANNEL, Database
@@ -82,6 +83,8 @@ class Platform:
     balance_watcher: BalanceWatcher | None = None
     #: The clock role's pruning of ended meetings ([retention]); None when off.
     retention: Retention | None = None
+    #: A media role's links of meetings to other servers (issue 16); None without real SIP.
+    server_links: ServerLinks | None = None
     address: str = ""
     ready: bool = False
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -93,6 +96,8 @@ class Platform:
         await self._register()
         if self.media is not None:
             await self.media.start()
+        if self.server_links is not None:  # the legs a previous run of it carried are gone
+            await self.server_links.end_server(self.node_id)
         if self.dispatcher is not None:
             await self.db.listen(PUSHES_CHANNEL, self.dispatcher.wake)
             self._spawn(self.dispatcher.run(), "callbacks")
@@ -151,6 +156,8 @@ class Platform:
                         await self._register()
                 if self.media is not None:
                     await self.media.take_over_stale(cluster.lease_seconds)
+                if self.server_links is not None:
+                    await self.server_links.sweep(cluster.lease_seconds)
             except Exception:
                 log.exception("heartbeat.failed")
 
@@ -265,12 +272,19 @@ def build_platform(
         else None
     )
     dispatcher = Dispatcher(db, settings.callbacks, clock) if DISPATCHER in roles else None
+    server_links = None
     if media is not None:  # dial-in (issue 15): the service admits the callers of its meetings
         production = media.driver.driver(PRODUCTION)
         if isinstance(production, SipDriver):
             ids = RequestIdGenerator(settings.zone)
             dialin = DialIn(db, node_id, recorder, directory, clock, ids)
             production.set_admitter(dialin.admit)
+            # Issue 16: a caller of a meeting another server owns joins it through a link.
+            server_links = ServerLinks(db, node_id, recorder, directory, clock)
+            server_links.attach(production)
+            server_links.wake = media.wake
+            production.set_server_links(server_links)
+            dialin.span_servers = True
     if media is not None:
         wakeups.orders = media.wake
     if dispatcher is not None:
@@ -291,5 +305,6 @@ def build_platform(
         accounts=AccountQueries(db, settings),
         balance_watcher=BalanceWatcher(db, clock, recorder) if CLOCK in roles else None,
         retention=retention(db, settings, clock) if CLOCK in roles else None,
+        server_links=server_links,
         address=f"{settings.server.host}:{settings.server.port}",
     )

@@ -164,8 +164,10 @@ class DialIn:
                     )
                 except errors.MeetingFull:
                     return Admission(Verdict.FULL)
-                if remote:  # the call is here: its orders come here (issue 16)
+                if remote:  # the call is here: its orders come here (issue 16), and the
+                    # meeting spans this server from now on (its end of the link comes later)
                     uow.meetings.place_leg(leg.id, self._node_id)
+                    await uow.spans.add(meeting.id, self._node_id, "", 0, now)
                 app = await self._directory.app(meeting.app_id)
                 await self._recorder.record(uow, meeting, app, now=now)
             log.info("dialin.admitted", meeting_id=meeting.id, leg_id=leg.id)

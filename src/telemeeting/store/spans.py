@@ -1,9 +1,10 @@
 """Which servers a meeting spans besides its owner (issue 16), and the legs they carry.
 
-A row is written by the server a meeting is extended to, once its end of the cascade link is
-open, and removed when its part of the meeting is over (its last leg left, the meeting ended,
-or the server died). Orders for the whole meeting go to the owner and to each server here
-(service/routing.py); a leg's orders go to the server in its `legs.node`.
+A row is written by the server a meeting is extended to when it admits its first caller of the
+meeting (its end of the cascade link is filled in once reserved), and removed when its part of
+the meeting is over (its last leg left, the meeting ended, or the server died). Orders for
+the whole meeting go to the owner and to each server here (service/routing.py); a leg's
+orders go to the server in its `legs.node`.
 """
 
 from __future__ import annotations
@@ -20,10 +21,6 @@ _REMOVE = Statement("DELETE FROM meeting_spans WHERE meeting_id = :meeting_id AN
 _REMOVE_NODE = Statement("DELETE FROM meeting_spans WHERE node = :node")
 _SERVERS = Statement("SELECT node FROM meeting_spans WHERE meeting_id = :meeting_id ORDER BY node")
 # `node != ''` lets both databases use the partial index ix_legs_node.
-_STALE_LEG_SERVERS = Statement(
-    "SELECT DISTINCT l.node FROM legs l WHERE l.node != '' AND l.state != 'disconnect' "
-    "AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = l.node AND n.heartbeat_at >= :since)"
-)
 _MEETINGS_WITH_LEGS_ON = Statement(
     "SELECT DISTINCT meeting_id FROM legs WHERE node = :node AND node != '' "
     "AND state != 'disconnect'"
@@ -66,12 +63,11 @@ class SpanRepository:
         return [str(r[0]) for r in await self._db.fetch(_MEETINGS_SPANNED_BY, {"node": node})]
 
     async def stale_servers(self, since: float) -> list[str]:
-        """Servers carrying live legs of others' meetings, or parts of meetings, whose
-        heartbeat stopped before `since` (or that left the cluster)."""
-        params = {"since": since}
-        found = [str(r[0]) for r in await self._db.fetch(_STALE_LEG_SERVERS, params)]
-        found += [str(r[0]) for r in await self._db.fetch(_STALE_SPANS, params)]
-        return sorted(set(found))
+        """Servers carrying parts of meetings they do not own whose heartbeat stopped before
+        `since` (or that left the cluster). A server's leg of such a meeting always has its
+        span: the admission that records the leg records the span (service/dialin.py), so
+        this reads only the (small) spans table, never the legs."""
+        return [str(r[0]) for r in await self._db.fetch(_STALE_SPANS, {"since": since})]
 
     async def meetings_with_legs_on(self, node: str) -> list[str]:
         """Meetings with live legs carried by `node` (not their owner)."""

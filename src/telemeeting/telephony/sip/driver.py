@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -54,6 +54,7 @@ from telemeeting.telephony.orders import (
     HoldMember,
     MediaOrder,
     PlayPrompt,
+    ServerLinkOrder,
     SetMuted,
     StartRecording,
     StopPrompt,
@@ -143,6 +144,9 @@ class SipDriver:
         self._prompts = prompts
         self._admitter: NodeAdmitter | None = None
         self._admissions: set[asyncio.Task[None]] = set()
+        #: Links to other servers (issue 16, H1): see "across servers" below.
+        self._server_links: ServerLinkHooks | None = None
+        self._server_peers: dict[str, set[str]] = {}
 
     def _options_for(self, index: int) -> dict[str, Any]:
         s = self._settings
@@ -339,6 +343,7 @@ class SipDriver:
     def _end_everywhere(self, meeting_id: str) -> None:
         """EndMeeting to every node of the meeting (its links closed, its recording finished)."""
         span = self._spans.pop(meeting_id, None)
+        self._server_ended(meeting_id)
         self._configs.pop(meeting_id, None)
         self._recording.pop(meeting_id, None)
         self._placing.pop(meeting_id, None)
@@ -352,7 +357,10 @@ class SipDriver:
 
     def _finish(self, meeting_id: str) -> None:
         """The meeting's last leg anywhere is over. A meeting on one node has ended there by
-        itself (the EndMeeting changes nothing); a linked one is kept by its nodes until now."""
+        itself (the EndMeeting changes nothing); a linked one is kept by its nodes until now.
+        The home of a meeting other servers are linked to keeps it until they leave."""
+        if self._server_peers.get(meeting_id):
+            return
         self._end_everywhere(meeting_id)
 
     def nodes_of(self, meeting_id: str) -> list[int]:
@@ -537,6 +545,8 @@ class SipDriver:
                 else:
                     span.add_leg(leg_id, node.index)
                     node.legs[leg_id] = meeting_id
+            if admission.verdict is Verdict.ADMITTED and not await self._join_servers(node, leg_id):
+                admission = REFUSED
         self._send(node, ("admitted", token, *admission.message()))
 
     def _on_node_gone(self, node: _Node) -> None:
@@ -595,3 +605,94 @@ class SipDriver:
                 log.exception("sip_driver.report_failed", meeting_id=report.meeting_id)
             finally:
                 self._reports.task_done()
+
+    # ---- across servers (issue 16, H1) -------------------------------------------------------
+    # A meeting another server owns is linked into this one through the store
+    # (service/spans.py): the meeting's home worker here carries the link's end, named
+    # "srv:<server id>" among its cascade links. The home keeps a meeting whose local legs have
+    # all left while other servers are linked to it; the other side ends its part with its last
+    # leg, as for any meeting.
+    def set_server_links(self, links: ServerLinkHooks) -> None:
+        self._server_links = links
+
+    async def link(self, order: ServerLinkOrder) -> None:
+        """A `LinkServer`/`UnlinkServer` order claimed by this server (orders.carry_out)."""
+        if self._server_links is None:
+            log.warning("sip_driver.server_link_ignored", meeting_id=order.meeting_id)
+            return
+        await self.start()
+        await self._server_links.on_order(order)
+
+    async def open_server_end(
+        self, meeting_id: str, server: str, host: str = "", port: int = 0, *, home: bool
+    ) -> CascadeEndpoint:
+        """Open (without `port`: reserve) the meeting's end of its link to `server` on the
+        meeting's home worker here; `home`: this server is the meeting's home, which keeps the
+        meeting while the link is up. Raises MediaNodeError."""
+        await self.start()
+        async with self._lock(meeting_id):
+            span = self._span(meeting_id)
+            if not span.nodes:
+                await self._extend(meeting_id, span, self._nodes[self._choose(span)])
+            order = OpenCascade(meeting_id, server_peer(server), PRODUCTION, host, port)
+            endpoint = await self._open(self._nodes[span.nodes[0]], order)
+            if home:
+                self._server_peers.setdefault(meeting_id, set()).add(server)
+            return endpoint
+
+    def close_server_end(self, meeting_id: str, server: str) -> None:
+        """Close the meeting's link to `server`; a home left with neither local legs nor linked
+        servers ends the meeting here."""
+        peers = self._server_peers.get(meeting_id)
+        if peers is not None:
+            peers.discard(server)
+            if not peers:
+                del self._server_peers[meeting_id]
+        span = self._spans.get(meeting_id)
+        if span is None or not span.nodes:
+            return
+        close = CloseCascade(meeting_id, server_peer(server), PRODUCTION)
+        self._send(self._nodes[span.nodes[0]], cascade_message(close))
+        if span.empty and not self._server_peers.get(meeting_id):
+            self._finish(meeting_id)
+
+    async def _join_servers(self, node: _Node, leg_id: str) -> bool:
+        """After a dial-in caller's admission: link the meeting to its home server if another
+        server owns it. False (the leg reported ended, the caller refused) when that fails."""
+        meeting_id = node.legs.get(leg_id)
+        if self._server_links is None or meeting_id is None:
+            return True
+        try:
+            await self._server_links.join(meeting_id)
+            return True
+        except Exception as exc:
+            log.warning("sip_driver.server_link_failed", meeting_id=meeting_id, error=str(exc))
+        node.legs.pop(leg_id, None)
+        self._reports.put_nowait(
+            LegReport(meeting_id, leg_id, Progress.ENDED, time.time(), EndReason.FAILED)
+        )
+        span = self._spans.get(meeting_id)
+        if span is not None and span.end_leg(leg_id) is not None and span.empty:
+            self._finish(meeting_id)
+        return False
+
+    def _server_ended(self, meeting_id: str) -> None:
+        """The meeting ended here (its links are closed with it)."""
+        self._server_peers.pop(meeting_id, None)
+        if self._server_links is not None:
+            self._server_links.ended_here(meeting_id)
+
+
+def server_peer(server: str) -> str:
+    """A server's name among a worker's cascade links (worker links are "worker-<n>")."""
+    return f"srv:{server}"
+
+
+class ServerLinkHooks(Protocol):
+    """service/spans.py's ServerLinks, as the driver calls it."""
+
+    async def join(self, meeting_id: str) -> None: ...
+
+    def ended_here(self, meeting_id: str) -> None: ...
+
+    async def on_order(self, order: ServerLinkOrder) -> None: ...

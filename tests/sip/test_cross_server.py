@@ -1,0 +1,173 @@
+"""One meeting across two SERVERS (issue 16): two `telemeeting serve` processes on one
+PostgreSQL database, with real phones. Server A owns the meeting and dials alice; the caller
+dials in on server B, which does not own it: B admits the caller as its leg and links the
+meeting to A's home worker through the orders table (service/spans.py) instead of saying
+"unavailable". Each phone plays its own tone and hears the other and not itself; muting the
+caller (an order B claims) silences it at alice's phone; killing B ends only the caller's leg,
+with one `disconnect` push and one CDR, and alice's call goes on."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.receiver import Received, Receiver
+from tests.servers import (
+    Api,
+    Server,
+    create_pg_database,
+    drop_pg_database,
+    free_port,
+    start_server,
+)
+from tests.sip import test_dialin as dialin
+from tests.sip.peers import (
+    HOST,
+    RATE,
+    Baresip,
+    answered,
+    band_levels,
+    call_api,
+    key_in,
+    numbers_of,
+    phones_config,
+    read_wav,
+    ready_all,
+    recordings_toml,
+    tone_phones,
+)
+
+pytestmark = [pytest.mark.timeout(200), pytest.mark.baresip, pytest.mark.postgres]
+
+CLUSTER = {
+    "TELEMEETING_CLUSTER_LEASE_SECONDS": "3",
+    "TELEMEETING_CLUSTER_HEARTBEAT_SECONDS": "0.5",
+}
+CALLER = dialin.CALLER
+TONES = {"alice": dialin.PEERS["alice"][1], CALLER: dialin.PEERS[CALLER][1]}
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    url = create_pg_database()
+    yield url
+    drop_pg_database(url)
+
+
+def _serve(db: str, tmp_path: Path, name: str, config: Path) -> Server:
+    workdir = tmp_path / name
+    workdir.mkdir(exist_ok=True)
+    return start_server(db, workdir, env=CLUSTER, extra_args=("--config", str(config)))
+
+
+def _disconnects(pushes: list[Received], phone: str) -> list[Received]:
+    return [
+        p
+        for p in pushes
+        if p.kind == "CallState" and p.body["dsc"] == phone and p.body["state"] == "disconnect"
+    ]
+
+
+def _cdrs(pushes: list[Received], phone: str) -> list[Received]:
+    return [p for p in pushes if p.kind == "Call" and p.body["cdr"][0]["called"] == phone]
+
+
+async def test_a_caller_on_another_server_joins_by_a_link_and_its_death_ends_only_it(
+    tmp_path: Path, pg_url: str
+) -> None:
+    alice, caller = peers = tone_phones(tmp_path, TONES, seconds=90)
+    numbers = numbers_of(dialin.PEERS)
+    receiver = Receiver(free_port())
+    servers: list[Server] = []
+    try:
+        await ready_all(peers)
+        home_config = phones_config(
+            tmp_path / "a.toml", [alice], numbers, recordings_toml(tmp_path)
+        )
+        b_config = phones_config(tmp_path / "b.toml", [], numbers, dialin.dialin_toml(tmp_path))
+        a = await asyncio.to_thread(_serve, pg_url, tmp_path, "a", home_config)
+        servers.append(a)
+        b = await asyncio.to_thread(_serve, pg_url, tmp_path, "b", b_config)
+        servers.append(b)
+        tenant = await asyncio.to_thread(a.new_tenant)
+        tenant.production_app = await asyncio.to_thread(
+            a.make_app,
+            tenant.sid,
+            "production",
+            callback_url=f"http://127.0.0.1:{receiver.port}/cb",
+        )
+        api = Api(a, tenant)  # the meeting is placed on the server that takes the request
+        body = {
+            "action": "createMeeting",
+            "parties": [{"phone": numbers["alice"]}],
+            "dialin": "1",
+            "pin": "2468",
+        }
+        meid = (await call_api(api, body))["meid"]
+        await asyncio.to_thread(api.wait_for, meid, answered([numbers["alice"]]), "production", 20)
+        assert "server_link" not in a.log()
+
+        b_port = int(tomllib.loads(b_config.read_text())["sip"]["local_port"])
+        await caller.command("dial", f"sip:{dialin.DIALIN}@{HOST}:{b_port}")
+        await caller.wait_event("CALL_ESTABLISHED")
+        await key_in(caller, f"{meid}#2468#")
+        await asyncio.to_thread(api.wait_for, meid, dialin.dave_in, "production", 30)
+        started = time.monotonic()
+        assert "server_link.opened" in b.log(), b.log()[-3000:]
+        await asyncio.sleep(3.0)
+        await call_api(api, {"action": "muteMeetingMember", "confid": meid, "phone": CALLER})
+        muted = time.monotonic()
+        await asyncio.sleep(2.5)
+
+        os.kill(b.process.pid, signal.SIGKILL)  # B and the caller's call with it
+        await asyncio.to_thread(b.process.wait, 10)
+        killed = time.monotonic()
+        # B's media workers see their parent gone and hang up as they exit.
+        await caller.wait_event("CALL_CLOSED", timeout=15)
+        caller_closed = time.monotonic()
+        pushes = await asyncio.to_thread(
+            receiver.wait_for, lambda ps: _disconnects(ps, CALLER) and _cdrs(ps, CALLER), 20
+        )
+        assert time.monotonic() - killed < 15
+        assert "server_link.server_lost" in a.log(), a.log()[-3000:]
+        await asyncio.sleep(2.0)  # alice's call goes on; a duplicate would have come by now
+        meeting = await asyncio.to_thread(api.query, meid, "production")
+        states = {m["phone"]: m["state"] for m in meeting["members"]}
+        assert meeting["state"] == "active" and states[numbers["alice"]] == "answer", meeting
+        pushes = receiver.pushes()
+        assert len(_disconnects(pushes, CALLER)) == 1 and len(_cdrs(pushes, CALLER)) == 1
+        assert not _disconnects(pushes, numbers["alice"])
+        assert "server_link.closed" in a.log(), a.log()[-3000:]
+        await call_api(api, {"action": "destroyMeeting", "confid": meid})
+        await alice.wait_event("CALL_CLOSED", timeout=15)
+        ended = time.monotonic()
+    finally:
+        await asyncio.gather(*(peer.stop() for peer in peers))
+        for server in servers:
+            server.stop()
+        receiver.stop()
+
+    def heard(peer: Baresip, start: float, end: float, until: float) -> dict[str, float]:
+        """What `peer` heard from `start` to `end` (seconds after the caller joined); its
+        recording ends at `until`."""
+        samples = read_wav(peer.recording())
+        offset = len(samples) / RATE - (until - started)
+        window = samples[int((offset + start) * RATE) : int((offset + end) * RATE)]
+        levels = band_levels(window, list(TONES.values()))
+        return {name: levels[tone] for name, tone in TONES.items()}
+
+    before_mute = muted - started
+    unmuted = heard(alice, 0.7, before_mute - 0.3, ended)
+    assert unmuted[CALLER] - unmuted["alice"] >= 20, unmuted
+    silenced = heard(alice, before_mute + 0.7, before_mute + 2.0, ended)
+    assert unmuted[CALLER] - silenced[CALLER] >= 25, (unmuted, silenced)
+    # The caller's call ended when B died: its recording ends there.
+    hears = heard(caller, 0.7, before_mute - 0.3, caller_closed)
+    assert hears["alice"] - hears[CALLER] >= 20, hears
