@@ -31,6 +31,7 @@ from tests.sip.peers import (
     serving_phones,
     tone_phones,
     tones_of,
+    write_tone,
 )
 
 pytestmark = [pytest.mark.timeout(150), pytest.mark.baresip]
@@ -182,3 +183,155 @@ async def test_a_caller_dialling_in_on_the_other_worker_joins_the_meeting(tmp_pa
     assert hears["alice"] - hears["dave"] >= 20, hears
     silenced = heard(alice, muted - started + 0.7, muted - started + 2.0)
     assert unmuted["dave"] - silenced["dave"] >= 25, (unmuted, silenced)
+
+
+#: For the in-call media test: alice (worker 0) and carol (worker 1) talk, bob (worker 0) is
+#: silent; the tones keep clear of the beeps (800 and 1200 Hz) and the hold music's notes.
+MEDIA_TONES = {"alice": 1150.0, "bob": 0.0, "carol": 1450.0}
+TO_ALL, TO_CAROL, LOOP, MUSIC, FLOOR = 1700.0, 1900.0, 2100.0, 261.63, 1600.0
+#: The join beep's first note, and a band beside it: a beep is a narrow peak, while a voice
+#: starting (a tone's onset) spreads energy over both.
+BEEP, BESIDE = 800.0, 950.0
+
+
+async def test_beeps_prompts_hold_and_speakers_across_workers(tmp_path: Path) -> None:
+    """Everything a meeting does besides voices, with carol on worker 1 and alice and bob on
+    worker 0: carol's join beep is heard by alice and bob, alice's leave beep by carol; a prompt
+    to everyone reaches both workers, one to carol only her; carol held hears the music and is
+    not heard; a looping prompt stops on both workers; the speaker events name alice and carol
+    together (each worker detects its own members)."""
+    from tests.servers import member
+    from tests.sip.test_prompts_hold import PRIVATE_URLS, _prompt_wav, _serve
+
+    site = tmp_path / "site"
+    site.mkdir()
+    _prompt_wav(site / "all.wav", TO_ALL)
+    _prompt_wav(site / "carol.wav", TO_CAROL)
+    _prompt_wav(site / "loop.wav", LOOP, seconds=0.6)
+    peers = []
+    for name, tone in MEDIA_TONES.items():
+        wav = tmp_path / f"{name}.wav"
+        write_tone(wav, tone or 440.0, seconds=60, level=0.25 if tone else 0.0)
+        peers.append(Baresip(tmp_path, name, wav))
+    alice, bob, carol = peers
+    phones = numbers_of(PEERS)
+    marks: dict[str, float] = {}
+    extra = recordings_toml(tmp_path) + PLACEMENT + PRIVATE_URLS
+    with _serve(site) as base:
+        async with serving_phones(tmp_path, peers, phones, extra) as api:
+
+            async def post(action: str, **params: Any) -> None:
+                await call_api(api, {"action": action, "confid": meid, **params})
+
+            def speaking(*names: str) -> Any:
+                def check(meeting: dict[str, Any]) -> bool:
+                    talking = {n for n in phones if member(meeting, phones[n])["speaking"]}
+                    return talking == set(names)
+
+                return check
+
+            meid = await asyncio.to_thread(
+                api.create_meeting,
+                "production",
+                beep="3",
+                speakerevents="1",
+                parties=[{"phone": phones["alice"]}, {"phone": phones["bob"]}],
+            )
+            two = [phones["alice"], phones["bob"]]
+            await asyncio.to_thread(api.wait_for, meid, answered(two), "production", 20)
+            await asyncio.sleep(2.0)  # their own join beeps are over
+            invited = await asyncio.to_thread(api.invite, meid, phones["carol"], env="production")
+            assert invited.code == "0", invited.body
+            await asyncio.to_thread(api.wait_for, meid, answered(phones.values()), "production", 20)
+            marks["carol_in"] = time.monotonic()
+            assert "sip_driver.meeting_extended" in api.server.log()
+            await asyncio.to_thread(
+                api.wait_for, meid, speaking("alice", "carol"), "production", 10
+            )
+            await asyncio.sleep(max(0.0, marks["carol_in"] + 3.0 - time.monotonic()))
+            await post("playMeetingPrompt", url=f"{base}/all.wav")
+            marks["to_all"] = time.monotonic()
+            await asyncio.sleep(2.5)
+            await post("playMeetingPrompt", url=f"{base}/carol.wav", phone=phones["carol"])
+            marks["to_carol"] = time.monotonic()
+            await asyncio.sleep(2.5)
+            await post("holdMeetingMember", phone=phones["carol"])
+            marks["held"] = time.monotonic()
+            meeting = await asyncio.to_thread(api.query, meid, "production")
+            assert member(meeting, phones["carol"])["held"] is True
+            await asyncio.sleep(2.5)
+            await post("unholdMeetingMember", phone=phones["carol"])
+            marks["unheld"] = time.monotonic()
+            await post("playMeetingPrompt", url=f"{base}/loop.wav", loop="1")
+            marks["loop"] = time.monotonic()
+            await asyncio.sleep(2.5)
+            await post("stopMeetingPrompt")
+            marks["stopped"] = time.monotonic()
+            await asyncio.sleep(2.0)
+            marks["silent"] = time.monotonic()
+            await post("muteMeetingMember", phone=phones["carol"])
+            await asyncio.to_thread(api.wait_for, meid, speaking("alice"), "production", 10)
+            await alice.command("hangup")
+            await alice.wait_event("CALL_CLOSED", timeout=15)
+            marks["alice_left"] = time.monotonic()
+            await asyncio.sleep(2.0)
+            await post("destroyMeeting")
+            for peer in (bob, carol):
+                await peer.wait_event("CALL_CLOSED", timeout=15)
+            marks["end"] = time.monotonic()
+            events = await call_api(
+                api, {"action": "queryMeetingEvents", "confid": meid}, func_url="MeetingQuery.wx"
+            )
+
+    def heard(peer: Baresip, start: str, end: str, lead: float = 0.4, tail: float = 0.2) -> Any:
+        """What `peer` heard from mark `start` (+ lead) to mark `end` (- tail); its recording
+        is aligned on the moment its call closed."""
+        samples = read_wav(peer.recording())
+        closed = marks["alice_left"] if peer is alice else marks["end"]
+        offset = len(samples) / RATE - closed
+        first, last = marks[start] + lead + offset, marks[end] - tail + offset
+        window = samples[int(first * RATE) : int(last * RATE)]
+        tones = [t for t in MEDIA_TONES.values() if t]
+        return band_levels(window, [*tones, TO_ALL, TO_CAROL, LOOP, MUSIC, BEEP, BESIDE, FLOOR])
+
+    def beep(levels: dict[float, float]) -> float:
+        return levels[BEEP] - levels[BESIDE]
+
+    # Carol's join on worker 1 beeps on worker 0 too, and alice's leave on worker 0 on worker 1.
+    marks["before_in"] = marks["carol_in"] - 1.5
+    for peer in (alice, bob):
+        joined = heard(peer, "before_in", "carol_in", lead=0.0, tail=-0.5)
+        quiet = heard(peer, "carol_in", "to_all", lead=0.7)
+        assert beep(joined) >= 20 and beep(quiet) < 10, (peer.name, joined, quiet)
+    marks["after_left"] = marks["alice_left"] + 1.2
+    left = heard(carol, "alice_left", "after_left", lead=-0.5, tail=0.0)
+    quiet = heard(carol, "after_left", "end", lead=0.0, tail=0.3)
+    assert beep(left) >= 20 and beep(quiet) < 10, (left, quiet)
+    # The prompt to everyone, on both workers; the prompt to carol, hers only.
+    for peer in peers:
+        levels = heard(peer, "to_all", "to_carol")
+        assert levels[TO_ALL] - levels[FLOOR] >= 25, (peer.name, levels)
+    to_carol = {peer.name: heard(peer, "to_carol", "held") for peer in peers}
+    assert to_carol["carol"][TO_CAROL] - to_carol["carol"][FLOOR] >= 25, to_carol["carol"]
+    for name in ("alice", "bob"):
+        assert to_carol["carol"][TO_CAROL] - to_carol[name][TO_CAROL] >= 30, (name, to_carol)
+    # Carol held on worker 1: she hears the music, not alice; alice no longer hears her.
+    held = {peer.name: heard(peer, "held", "unheld") for peer in peers}
+    talking = heard(alice, "to_carol", "held")
+    assert held["carol"][MUSIC] - held["carol"][MEDIA_TONES["alice"]] >= 20, held["carol"]
+    assert talking[MEDIA_TONES["carol"]] - held["alice"][MEDIA_TONES["carol"]] >= 25, held
+    assert held["carol"][MUSIC] - held["alice"][MUSIC] >= 25, held
+    # The looping prompt plays on both workers until stopMeetingPrompt, then on neither.
+    for peer in peers:
+        looping, after = heard(peer, "loop", "stopped"), heard(peer, "stopped", "silent")
+        assert looping[LOOP] - looping[FLOOR] >= 25, (peer.name, looping)
+        assert looping[LOOP] - after[LOOP] >= 25, (peer.name, looping, after)
+    # Speaker events: alice and carol named together, then alice alone once carol is muted.
+    said = [
+        sorted(e["body"]["speakers"])
+        for e in events["events"]
+        if e["type"] == "MeetingState" and e["body"]["state"] == "speakers"
+    ]
+    both = sorted([phones["alice"], phones["carol"]])
+    assert both in said, said
+    assert [phones["alice"]] in said[said.index(both) :], said  # carol muted

@@ -506,11 +506,13 @@ class SipDriver:
         self, node: _Node, meeting_id: str, leg_ids: tuple[str, ...], at: float
     ) -> None:
         """Each node detects its own members' talking; a meeting on several nodes reports them
-        all (the union of the last set each node sent)."""
+        all (the union of the last set each node sent, kept from the first: the home's
+        talkers from before the meeting spread are still talking after it)."""
         span = self._spans.get(meeting_id)
-        if span is not None and len(span.nodes) > 1:
+        if span is not None:
             span.talkers[node.index] = leg_ids
-            leg_ids = tuple(leg for index in span.nodes for leg in span.talkers.get(index, ()))
+            if len(span.nodes) > 1:
+                leg_ids = tuple(leg for i in span.nodes for leg in span.talkers.get(i, ()))
         self._reports.put_nowait(SpeakersReport(meeting_id, leg_ids, at))
 
     # dial-in --------------------------------------------------------------------------------
