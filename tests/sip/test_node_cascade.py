@@ -65,6 +65,8 @@ async def test_a_full_worker_extends_the_meeting_and_a_dead_worker_ends_only_its
         os.kill(pid, 9)
         ended = await reports.wait_for("b", Progress.ENDED, timeout=10)
         assert ended.reason is EndReason.FAILED
+        # Its call is released too: worker 0 sent b's peer the BYE of the dialog worker 1 had.
+        assert await second.wait() == 0, second.log()
         assert driver.nodes_of("m") == [0]
         # The survivor closed its link to the dead worker; a's call goes on.
         await _until(lambda: driver.node_stats()[0].get("cascade_links") == 0, driver.node_stats)

@@ -8,8 +8,8 @@ SIGKILL, found by the SIP port it listens on (worker i listens on `local_port + 
 * Worker 0, the home, dies: alice's and bob's legs end, carol and dave go on, and the recording
   goes on in a new segment on worker 1, which queryMeeting lists after the first.
 
-The phones on the dead worker are not sent a BYE: their dialogs died with the process (a trunk
-or Kamailio times them out). The platform's side of the calls ends at once.
+The phones on the dead worker are released: the surviving worker sends each the BYE of the
+dialog the dead one had reported when the call was answered.
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ async def _meeting_on_two_workers(api: Any, record: bool) -> str:
 
 async def test_a_dead_worker_ends_only_its_own_phones(tmp_path: Path) -> None:
     peers = tone_phones(tmp_path, TONES, seconds=60)
-    alice, bob, _, _ = peers
+    alice, bob, carol, dave = peers
     extra = recordings_toml(tmp_path) + PLACEMENT
     async with serving_phones(tmp_path, peers, NUMBERS, extra) as api:
         meid = await _meeting_on_two_workers(api, record=False)
@@ -154,9 +154,12 @@ async def test_a_dead_worker_ends_only_its_own_phones(tmp_path: Path) -> None:
             return all(states[p] == "disconnect" for p in lost)
 
         meeting = await asyncio.to_thread(api.wait_for, meid, only_worker_1_ended, "production", 15)
+        for peer in (carol, dave):  # released by worker 0's BYE
+            await peer.wait_event("CALL_CLOSED", timeout=10)
         assert meeting["state"] != "ended"
         assert _states(meeting)[NUMBERS["alice"]] == _states(meeting)[NUMBERS["bob"]] == "answer"
         await asyncio.sleep(3.0)  # alice and bob talk on
+        assert "CALL_CLOSED" not in alice.event_types() + bob.event_types()
         events = await _events(api, meid)
         for phone in lost:
             assert (_disconnects(events, phone), _cdrs(events, phone)) == (1, 1), phone
@@ -175,7 +178,7 @@ async def test_a_dead_worker_ends_only_its_own_phones(tmp_path: Path) -> None:
 
 async def test_the_home_dying_moves_the_meeting_and_its_recording(tmp_path: Path) -> None:
     peers = tone_phones(tmp_path, TONES, seconds=60)
-    _, _, carol, dave = peers
+    alice, bob, carol, dave = peers
     extra = recordings_toml(tmp_path) + PLACEMENT
     async with serving_phones(tmp_path, peers, NUMBERS, extra) as api:
         meid = await _meeting_on_two_workers(api, record=True)
@@ -194,6 +197,8 @@ async def test_the_home_dying_moves_the_meeting_and_its_recording(tmp_path: Path
         )
         assert _states(meeting)[NUMBERS["carol"]] == _states(meeting)[NUMBERS["dave"]] == "answer"
         assert "sip_driver.home_moved" in api.server.log()
+        for peer in (alice, bob):  # released by worker 1's BYE
+            await peer.wait_event("CALL_CLOSED", timeout=10)
         await asyncio.sleep(3.0)  # carol and dave talk on, recorded by worker 1
         await call_api(api, {"action": "destroyMeeting", "confid": meid})
         for peer in (carol, dave):

@@ -94,6 +94,9 @@ class _Node:
     alive: bool = True
     #: Cascade orders waiting for the node's answer, by token.
     opening: dict[int, asyncio.Future[CascadeEndpoint]] = field(default_factory=dict)
+    #: The SIP dialogs of its answered calls (Dialog fields), for a BYE from another node if
+    #: it dies (with several nodes only).
+    dialogs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -160,6 +163,7 @@ class SipDriver:
             "routes": [vars(RouteConfig.of(r)) for r in s.routes],
             "dialin": [{"number": d.number, "meid": d.meid} for d in getattr(s, "dialin", ())],
             "trusted_sources": list(getattr(s, "trusted_sources", ())),
+            "report_dialogs": self._count > 1,
             **self._engine_options,
         }
 
@@ -324,6 +328,7 @@ class SipDriver:
             return
         node = self._nodes[index]
         node.legs.pop(leg_id, None)
+        node.dialogs.pop(leg_id, None)
         self._send(node, to_message(HangUp(meeting_id, leg_id, PRODUCTION)))
         span.end_leg(leg_id)
         if span.empty:
@@ -353,6 +358,7 @@ class SipDriver:
             node = self._nodes[index]
             node.meetings.discard(meeting_id)
             node.legs = {leg: m for leg, m in node.legs.items() if m != meeting_id}
+            node.dialogs = {leg: d for leg, d in node.dialogs.items() if leg in node.legs}
             self._send(node, to_message(EndMeeting(meeting_id, PRODUCTION)))
 
     def _finish(self, meeting_id: str) -> None:
@@ -441,6 +447,10 @@ class SipDriver:
         elif kind == "presence":
             _, meeting_id, leg_id, joined = message
             self._tell_presence(node.index, meeting_id, leg_id, joined)
+        elif kind == "dialog":
+            _, _, leg_id, fields = message
+            if leg_id in node.legs:  # not ended meanwhile
+                node.dialogs[leg_id] = fields
         elif kind in ("cascade_opened", "cascade_failed"):
             waiting = node.opening.get(message[1])
             if waiting is not None and not waiting.done():
@@ -475,6 +485,7 @@ class SipDriver:
         if report.progress is not Progress.ENDED:
             return
         node.legs.pop(report.leg_id, None)
+        node.dialogs.pop(report.leg_id, None)
         if span is None:
             return
         was_answered = report.leg_id in span.answered
@@ -563,6 +574,7 @@ class SipDriver:
             if not waiting.done():
                 waiting.set_exception(CascadeError(f"media node {node.index} exited"))
         now = time.time()
+        self._release_calls(node)
         if node.legs:  # it died with calls up: they are over, say so
             log.error("sip_driver.node_died", node=node.index, legs=len(node.legs))
             for leg_id, meeting_id in node.legs.items():
@@ -590,6 +602,16 @@ class SipDriver:
                 # (after the lost calls above, whose CDRs link to the segment that heard them).
                 log.warning("sip_driver.home_moved", meeting_id=meeting_id, home=span.home)
                 self._reports.put_nowait(HomeMoved(meeting_id, now))
+
+    def _release_calls(self, node: _Node) -> None:
+        """The answered calls of a dead node: a live node sends each a BYE from the dialog the
+        dead one reported, so the phones are released too, not only the legs."""
+        dialogs, node.dialogs = node.dialogs, {}
+        alive = [other for other in self._nodes if other.alive]
+        if not alive:
+            return
+        for fields in dialogs.values():
+            self._send(alive[0], ("release", fields))
 
     def _forget(self, node: _Node) -> None:
         with contextlib.suppress(Exception):

@@ -48,6 +48,7 @@ from telemeeting.telephony.media.dtmf import valid_digits
 from telemeeting.telephony.media.ports import PortPool
 from telemeeting.telephony.media.stream import RtpStream
 from telemeeting.telephony.orders import MediaOrder
+from telemeeting.telephony.sip.dialog import Dialog
 from telemeeting.telephony.sip.inbound import IncomingCall
 from telemeeting.telephony.sip.message import SipRequest
 from telemeeting.telephony.sip.routes import RouteSettings, RouteTable
@@ -139,6 +140,9 @@ class SipEngine:
         #: Told (meeting, leg, joined) when a member of a meeting linked to other media nodes
         #: joins or leaves, so that those nodes beep to their own members (issue 16).
         self.on_presence: Callable[[str, str, bool], None] | None = None
+        #: Told (meeting, leg, dialog fields) when a call is answered, so that if this process
+        #: dies another one of the server can end the call with a BYE (issue 16).
+        self.on_dialog: Callable[[str, str, dict[str, Any]], None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._teardowns: set[asyncio.Task[None]] = set()
         self._started = False
@@ -219,6 +223,21 @@ class SipEngine:
         """A member of the meeting joined or left on another media node: this node's members
         hear the beep the meeting wants (the links carry voices only)."""
         self.conference.announce(meeting_id, leg_id, joined)
+
+    def release_dialog(self, fields: dict[str, Any]) -> None:
+        """Another media process of this server died with this call up: end it with a BYE from
+        here (its dialog is all a BYE needs; the answer, or none, changes nothing)."""
+        dialog = Dialog(**fields)
+        request, dest = dialog.request("BYE", self._ua.via(self._ua.new_branch()))
+        task = asyncio.create_task(self._finish_bye(request, dest), name="sip-release-bye")
+        self._teardowns.add(task)
+        task.add_done_callback(self._teardowns.discard)
+
+    async def _finish_bye(self, request: SipRequest, dest: Addr) -> None:
+        tx = self._ua.send(request, dest)
+        while tx.final is None:  # Timer F ends it with a local 408 at worst
+            if await tx.next_response(64 * self._ua.t1) is None:
+                return
 
     def _tell_presence(self, meeting_id: str, leg_id: str, joined: bool) -> None:
         if self.on_presence is not None and meeting_id in self.conference.links:
@@ -350,6 +369,9 @@ class SipEngine:
         if not leg.rang:
             self._on_ringing(leg)
         self._report(leg, Progress.ANSWERED)
+        dialog = getattr(leg.call, "dialog", None)
+        if self.on_dialog is not None and dialog is not None:
+            self.on_dialog(leg.order.meeting_id, leg.order.leg_id, dict(vars(dialog)))
         leg.member = self.conference.add(leg.order.meeting_id, leg.order.leg_id, stream)
         leg.member.muted = leg.muted
         digits = valid_digits(leg.order.extension)

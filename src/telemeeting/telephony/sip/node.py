@@ -10,7 +10,9 @@ answered ("cascade_opened", token, host, port, codec) or ("cascade_failed", toke
 ("cascade_close", <CloseCascade as JSON>) and ("end_with_creator", meeting_id) (the creator of a
 meeting that spans nodes left from another node) need no answer. A member of a linked meeting
 joining or leaving goes up as ("presence", meeting_id, leg_id, joined), and the driver passes it
-down, the same, to the meeting's other nodes, which beep to their members. They are not
+down, the same, to the meeting's other nodes, which beep to their members. With several
+workers an answered call's dialog goes up as ("dialog", meeting_id, leg_id, fields); if its
+worker dies, another gets ("release", fields) and ends the call with a BYE. They are not
 `orders.Order`s: the orders table never carries them (placement across servers will decide how
 it should).
 """
@@ -66,6 +68,7 @@ def node_main(conn: Connection, options: dict[str, Any]) -> None:
 async def _serve(conn: Connection, options: dict[str, Any]) -> None:
     options = dict(options)
     stats_seconds = float(options.pop("stats_seconds", STATS_SECONDS))
+    report_dialogs = bool(options.pop("report_dialogs", False))
     options["routes"] = [RouteConfig(**route) for route in options.get("routes", [])]
     engine = SipEngine(**options)
 
@@ -76,6 +79,10 @@ async def _serve(conn: Connection, options: dict[str, Any]) -> None:
     engine.on_presence = lambda meeting_id, leg_id, joined: _tell(
         conn, ("presence", meeting_id, leg_id, joined)
     )
+    if report_dialogs:  # another worker can end this one's calls if it dies
+        engine.on_dialog = lambda meeting_id, leg_id, fields: _tell(
+            conn, ("dialog", meeting_id, leg_id, fields)
+        )
     loop = asyncio.get_running_loop()
     asked: dict[int, asyncio.Future[Admission]] = {}
     tokens = itertools.count(1)
@@ -148,6 +155,8 @@ async def _cascade(engine: SipEngine, message: tuple[Any, ...], conn: Connection
         engine.end_with_creator(str(message[1]))
     elif kind == "presence":
         engine.peer_presence(str(message[1]), str(message[2]), bool(message[3]))
+    elif kind == "release":
+        engine.release_dialog(dict(message[1]))
     elif kind == "cascade_close":
         await engine.close_cascade(CloseCascade(**json.loads(message[1])))
     else:
@@ -162,7 +171,7 @@ async def _cascade(engine: SipEngine, message: tuple[Any, ...], conn: Connection
         conn.send(("cascade_opened", token, endpoint.host, endpoint.port, endpoint.codec))
 
 
-_CASCADE = frozenset({"cascade_open", "cascade_close", "end_with_creator", "presence"})
+_CASCADE = frozenset({"cascade_open", "cascade_close", "end_with_creator", "presence", "release"})
 
 
 async def _obey(engine: SipEngine, message: tuple[Any, ...], conn: Connection) -> None:
