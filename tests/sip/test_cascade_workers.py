@@ -196,7 +196,8 @@ BEEP, BESIDE = 800.0, 950.0
 
 async def test_beeps_prompts_hold_and_speakers_across_workers(tmp_path: Path) -> None:
     """Everything a meeting does besides voices, with carol on worker 1 and alice and bob on
-    worker 0: carol's join beep is heard by alice and bob, alice's leave beep by carol; a prompt
+    worker 0: carol's join beep is heard by alice and bob, alice's leave beep by carol, carol
+    kicked (worker 1 hangs her up) beeps at bob; a prompt
     to everyone reaches both workers, one to carol only her; carol held hears the music and is
     not heard; a looping prompt stops on both workers; the speaker events name alice and carol
     together (each worker detects its own members)."""
@@ -275,9 +276,14 @@ async def test_beeps_prompts_hold_and_speakers_across_workers(tmp_path: Path) ->
             await alice.wait_event("CALL_CLOSED", timeout=15)
             marks["alice_left"] = time.monotonic()
             await asyncio.sleep(2.0)
+            await post("kickMeetingMember", phone=phones["carol"])  # on worker 1
+            await carol.wait_event("CALL_CLOSED", timeout=15)
+            marks["carol_out"] = time.monotonic()
+            meeting = await asyncio.to_thread(api.query, meid, "production")
+            assert member(meeting, phones["carol"])["stateDesc"].endswith("被踢出"), meeting
+            await asyncio.sleep(2.0)
             await post("destroyMeeting")
-            for peer in (bob, carol):
-                await peer.wait_event("CALL_CLOSED", timeout=15)
+            await bob.wait_event("CALL_CLOSED", timeout=15)
             marks["end"] = time.monotonic()
             events = await call_api(
                 api, {"action": "queryMeetingEvents", "confid": meid}, func_url="MeetingQuery.wx"
@@ -287,7 +293,7 @@ async def test_beeps_prompts_hold_and_speakers_across_workers(tmp_path: Path) ->
         """What `peer` heard from mark `start` (+ lead) to mark `end` (- tail); its recording
         is aligned on the moment its call closed."""
         samples = read_wav(peer.recording())
-        closed = marks["alice_left"] if peer is alice else marks["end"]
+        closed = marks[{"alice": "alice_left", "carol": "carol_out"}.get(peer.name, "end")]
         offset = len(samples) / RATE - closed
         first, last = marks[start] + lead + offset, marks[end] - tail + offset
         window = samples[int(first * RATE) : int(last * RATE)]
@@ -297,7 +303,8 @@ async def test_beeps_prompts_hold_and_speakers_across_workers(tmp_path: Path) ->
     def beep(levels: dict[float, float]) -> float:
         return levels[BEEP] - levels[BESIDE]
 
-    # Carol's join on worker 1 beeps on worker 0 too, and alice's leave on worker 0 on worker 1.
+    # Carol's join on worker 1 beeps on worker 0 too, alice's leave on worker 0 on worker 1, and
+    # carol kicked on worker 1 on worker 0.
     marks["before_in"] = marks["carol_in"] - 1.5
     for peer in (alice, bob):
         joined = heard(peer, "before_in", "carol_in", lead=0.0, tail=-0.5)
@@ -305,8 +312,12 @@ async def test_beeps_prompts_hold_and_speakers_across_workers(tmp_path: Path) ->
         assert beep(joined) >= 20 and beep(quiet) < 10, (peer.name, joined, quiet)
     marks["after_left"] = marks["alice_left"] + 1.2
     left = heard(carol, "alice_left", "after_left", lead=-0.5, tail=0.0)
-    quiet = heard(carol, "after_left", "end", lead=0.0, tail=0.3)
+    quiet = heard(carol, "after_left", "carol_out", lead=0.0, tail=0.3)
     assert beep(left) >= 20 and beep(quiet) < 10, (left, quiet)
+    marks["after_out"] = marks["carol_out"] + 1.2
+    kicked = heard(bob, "carol_out", "after_out", lead=-0.5, tail=0.0)
+    quiet = heard(bob, "after_out", "end", lead=0.0, tail=0.3)
+    assert beep(kicked) >= 20 and beep(quiet) < 10, (kicked, quiet)
     # The prompt to everyone, on both workers; the prompt to carol, hers only.
     for peer in peers:
         levels = heard(peer, "to_all", "to_carol")
