@@ -97,6 +97,7 @@ class Platform:
         if self.media is not None:
             await self.media.start()
         if self.server_links is not None:  # the legs a previous run of it carried are gone
+            await self.server_links.listen()
             await self.server_links.end_server(self.node_id)
         if self.dispatcher is not None:
             await self.db.listen(PUSHES_CHANNEL, self.dispatcher.wake)
@@ -280,7 +281,10 @@ def build_platform(
             dialin = DialIn(db, node_id, recorder, directory, clock, ids)
             production.set_admitter(dialin.admit)
             # Issue 16: a caller of a meeting another server owns joins it through a link.
-            server_links = ServerLinks(db, node_id, recorder, directory, clock)
+            server_links = ServerLinks(
+                db, node_id, recorder, directory, clock,
+                lease_seconds=settings.cluster.lease_seconds,
+            )  # fmt: skip
             server_links.attach(production)
             server_links.wake = media.wake
             production.set_server_links(server_links)

@@ -17,6 +17,7 @@ from telemeeting.service.directory import Directory
 from telemeeting.service.meetings import MeetingService
 from telemeeting.service.placement import Placement
 from telemeeting.service.spans import ServerLinks
+from telemeeting.store.orders import StoredOrder
 from telemeeting.store.repositories import ALL_LEGS
 from telemeeting.store.unit_of_work import Database
 from telemeeting.telephony.dialin import AdmitRequest
@@ -26,10 +27,14 @@ from telemeeting.telephony.orders import (
     DialOrder,
     EndMeeting,
     HangUp,
+    LinkServer,
     Order,
+    RelinkServer,
     SetMuted,
     UnlinkServer,
     decode,
+    encode,
+    kind_of,
 )
 from telemeeting.wire.actions import parse_create_meeting, parse_meeting_ref, parse_member_ref
 from telemeeting.wire.request_id import RequestIdGenerator
@@ -140,3 +145,70 @@ async def test_the_meetings_end_goes_to_every_server_it_spans(db: Database) -> N
     home = await _claimed(db, "A")
     assert EndMeeting(admission.meeting_id, "production") in home
     assert all(getattr(o, "leg_id", "") != admission.leg_id for o in home)
+
+
+async def test_a_server_waiting_for_a_link_claims_only_its_reply(db: Database) -> None:
+    """While B's order loop waits for the home's reply (a dial handed over is carried out in
+    it), B claims that reply alone; its other orders stay for the loop, in order."""
+    now = time.time()
+    reply = LinkServer("m1", "A", "production", "127.0.0.1", 40000, "L16", reply=True)
+    other = SetMuted("m1", "leg", True, "production")
+    elsewhere = LinkServer("m2", "A", "production", "127.0.0.1", 40002, "L16", reply=True)
+    async with db.unit_of_work() as uow:
+        await uow.orders.add(
+            [
+                StoredOrder(0, o.meeting_id, kind_of(o), encode(o), "B")
+                for o in (other, reply, elsewhere)
+            ],
+            now,
+        )
+    async with db.unit_of_work() as uow:
+        assert await uow.orders.claim_addressed("A", "m1", "link_server") == []
+        (found,) = await uow.orders.claim_addressed("B", "m1", "link_server")
+    assert decode(found.kind, found.body) == reply
+    async with db.unit_of_work() as uow:
+        left = await uow.orders.for_meeting("m1") + await uow.orders.for_meeting("m2")
+    assert [decode(o.kind, o.body) for o in left] == [other, elsewhere]
+
+
+async def test_a_take_over_keeps_the_legs_other_servers_carry_and_relinks_them(
+    db: Database,
+) -> None:
+    """The owner A dies with alice's leg and the caller's (carried by B): the adopter ends
+    alice's once, keeps the caller's, and tells B and itself that the home moved."""
+    settings = load_settings()
+    now = time.time()
+    clock = lambda: now  # noqa: E731
+    account = await admin.create_account(db)
+    app = await admin.create_app(db, account_sid=account.sid, env="production")
+    recorder = ChangeRecorder.from_settings(settings, Wakeups())
+    directory = Directory(db)
+    service = MeetingService(db, settings, clock, Placement(db, "A", True, 10, clock), recorder)
+    body = {"parties": [{"phone": "13800000001"}], "dialin": "1", "pin": "2468"}
+    meid = await service.create_meeting(app, parse_create_meeting(body), Acceptance("r1"))
+    (dial,) = [o for o in await _claimed(db, "A") if isinstance(o, DialOrder)]
+    dialin = DialIn(db, "B", recorder, directory, clock, RequestIdGenerator(settings.zone))
+    dialin.span_servers = True
+    admission = await dialin.admit(AdmitRequest(meid, "2468", CALLER, "4000"))
+    records = CallRecords(db, clock, recorder, directory, settings)
+    for leg_id in (dial.leg_id, admission.leg_id):
+        report = LegReport(admission.meeting_id, leg_id, Progress.ANSWERED, now)
+        await records.apply_reports(admission.meeting_id, [report])
+
+    assert await records.take_over(admission.meeting_id, "A", "C")
+    async with db.reader() as uow:
+        meeting = await uow.meetings.get(admission.meeting_id, ALL_LEGS)
+    assert meeting is not None
+    states = {leg.id: leg.state for leg in meeting.legs}
+    assert states == {dial.leg_id: LegState.DISCONNECT, admission.leg_id: LegState.ANSWER}
+    relink = RelinkServer(admission.meeting_id, "A", "production")
+    to_b = await _claimed(db, "B")  # then the settings, which the new home sends everywhere
+    assert to_b[0] == relink and to_b.count(relink) == 1, to_b
+    assert relink in await _claimed(db, "C")
+
+    # C dies in turn and B adopts: B, no longer a span of its own meeting, is told once.
+    assert await records.take_over(admission.meeting_id, "C", "B")
+    moved = RelinkServer(admission.meeting_id, "C", "production")
+    assert (await _claimed(db, "B")).count(moved) == 1
+    async with db.reader() as uow:
+        assert await uow.spans.servers(admission.meeting_id) == []

@@ -67,6 +67,18 @@ def _serve(db: str, tmp_path: Path, name: str, config: Path) -> Server:
     return start_server(db, workdir, env=CLUSTER, extra_args=("--config", str(config)))
 
 
+def _heard(
+    peer: Baresip, tones: dict[str, float], since: float, start: float, end: float, until: float
+) -> dict[str, float]:
+    """What `peer` heard from `start` to `end` seconds after `since`, by tone; its recording
+    ends at `until` (the recordings are aligned on their ends)."""
+    samples = read_wav(peer.recording())
+    offset = len(samples) / RATE - (until - since)
+    window = samples[int((offset + start) * RATE) : int((offset + end) * RATE)]
+    levels = band_levels(window, list(tones.values()))
+    return {name: levels[tone] for name, tone in tones.items()}
+
+
 def _disconnects(pushes: list[Received], phone: str) -> list[Received]:
     return [
         p
@@ -154,20 +166,147 @@ async def test_a_caller_on_another_server_joins_by_a_link_and_its_death_ends_onl
             server.stop()
         receiver.stop()
 
-    def heard(peer: Baresip, start: float, end: float, until: float) -> dict[str, float]:
-        """What `peer` heard from `start` to `end` (seconds after the caller joined); its
-        recording ends at `until`."""
-        samples = read_wav(peer.recording())
-        offset = len(samples) / RATE - (until - started)
-        window = samples[int((offset + start) * RATE) : int((offset + end) * RATE)]
-        levels = band_levels(window, list(TONES.values()))
-        return {name: levels[tone] for name, tone in TONES.items()}
-
     before_mute = muted - started
-    unmuted = heard(alice, 0.7, before_mute - 0.3, ended)
+    unmuted = _heard(alice, TONES, started, 0.7, before_mute - 0.3, ended)
     assert unmuted[CALLER] - unmuted["alice"] >= 20, unmuted
-    silenced = heard(alice, before_mute + 0.7, before_mute + 2.0, ended)
+    silenced = _heard(alice, TONES, started, before_mute + 0.7, before_mute + 2.0, ended)
     assert unmuted[CALLER] - silenced[CALLER] >= 25, (unmuted, silenced)
     # The caller's call ended when B died: its recording ends there.
-    hears = heard(caller, 0.7, before_mute - 0.3, caller_closed)
+    hears = _heard(caller, TONES, started, 0.7, before_mute - 0.3, caller_closed)
     assert hears["alice"] - hears[CALLER] >= 20, hears
+
+
+async def test_a_full_home_hands_the_next_dial_to_another_server(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """`max_legs_per_node = 1` and one worker each: alice fills the owner A, so bob, invited
+    next, is dialled by B, linked to A's home first; they hear each other, and bob's mute (an
+    order to B, his server) silences him at alice's phone."""
+    tones = {name: dialin.PEERS[name][1] for name in ("alice", "bob")}
+    alice, bob = peers = tone_phones(tmp_path, tones, seconds=60)
+    numbers = numbers_of(dialin.PEERS)
+    extra = "[placement]\nmax_legs_per_node = 1\n\n" + recordings_toml(tmp_path)
+    servers: list[Server] = []
+    try:
+        await ready_all(peers)
+        for name in ("a", "b"):
+            config = phones_config(tmp_path / f"{name}.toml", peers, numbers, extra)
+            servers.append(await asyncio.to_thread(_serve, pg_url, tmp_path, name, config))
+        a, b = servers
+        api = Api(a, await asyncio.to_thread(a.new_tenant))
+        body = {"action": "createMeeting", "parties": [{"phone": numbers["alice"]}]}
+        meid = (await call_api(api, body))["meid"]
+        await asyncio.to_thread(api.wait_for, meid, answered([numbers["alice"]]), "production", 20)
+        invite = {"action": "inviteJoinMeeting", "confid": meid}
+        await call_api(api, {**invite, "parties": [{"phone": numbers["bob"]}]})
+        await asyncio.to_thread(
+            api.wait_for, meid, answered(list(numbers[n] for n in tones)), "production", 30
+        )
+        started = time.monotonic()
+        assert "server_link.overflow" in a.log(), a.log()[-3000:]
+        assert "server_link.opened" in b.log(), b.log()[-3000:]
+        await asyncio.sleep(3.0)
+        await call_api(
+            api, {"action": "muteMeetingMember", "confid": meid, "phone": numbers["bob"]}
+        )
+        muted = time.monotonic()
+        await asyncio.sleep(2.5)
+        await call_api(api, {"action": "destroyMeeting", "confid": meid})
+        for peer in peers:
+            await peer.wait_event("CALL_CLOSED", timeout=15)
+        ended = time.monotonic()
+    finally:
+        await asyncio.gather(*(peer.stop() for peer in peers))
+        for server in servers:
+            server.stop()
+
+    before_mute = muted - started
+    for peer, other in ((alice, "bob"), (bob, "alice")):
+        heard = _heard(peer, tones, started, 0.7, before_mute - 0.3, ended)
+        assert heard[other] - heard[peer.name] >= 20, (peer.name, heard)
+    unmuted = _heard(alice, tones, started, 0.7, before_mute - 0.3, ended)
+    silenced = _heard(alice, tones, started, before_mute + 0.7, before_mute + 2.0, ended)
+    assert unmuted["bob"] - silenced["bob"] >= 25, (unmuted, silenced)
+
+
+async def test_the_homes_death_leaves_the_caller_on_the_adopter_which_goes_on_as_home(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """A owns the meeting (alice), the caller is on B. `kill -9` A: alice's leg ends once, the
+    caller's does not (B carries it); B adopts the meeting, drops its link to the dead home
+    (RelinkServer) and, as the new home, dials bob, whom the caller hears."""
+    tones = {"alice": dialin.PEERS["alice"][1], "bob": dialin.PEERS["bob"][1], CALLER: 1000.0}
+    alice, bob, caller = peers = tone_phones(tmp_path, tones, seconds=90)
+    numbers = numbers_of(dialin.PEERS)
+    receiver = Receiver(free_port())
+    servers: list[Server] = []
+    try:
+        await ready_all(peers)
+        a_config = phones_config(tmp_path / "a.toml", [alice], numbers, recordings_toml(tmp_path))
+        b_config = phones_config(tmp_path / "b.toml", [bob], numbers, dialin.dialin_toml(tmp_path))
+        for name, config in (("a", a_config), ("b", b_config)):
+            servers.append(await asyncio.to_thread(_serve, pg_url, tmp_path, name, config))
+        a, b = servers
+        tenant = await asyncio.to_thread(a.new_tenant)
+        tenant.production_app = await asyncio.to_thread(
+            a.make_app,
+            tenant.sid,
+            "production",
+            callback_url=f"http://127.0.0.1:{receiver.port}/cb",
+        )
+        via_a, via_b = Api(a, tenant), Api(b, tenant)
+        body = {
+            "action": "createMeeting",
+            "parties": [{"phone": numbers["alice"]}],
+            "dialin": "1",
+            "pin": "2468",
+        }
+        meid = (await call_api(via_a, body))["meid"]
+        await asyncio.to_thread(
+            via_a.wait_for, meid, answered([numbers["alice"]]), "production", 20
+        )
+        b_port = int(tomllib.loads(b_config.read_text())["sip"]["local_port"])
+        await caller.command("dial", f"sip:{dialin.DIALIN}@{HOST}:{b_port}")
+        await caller.wait_event("CALL_ESTABLISHED")
+        await key_in(caller, f"{meid}#2468#")
+        await asyncio.to_thread(via_a.wait_for, meid, dialin.dave_in, "production", 30)
+
+        os.kill(a.process.pid, signal.SIGKILL)
+        await asyncio.to_thread(a.process.wait, 10)
+        await asyncio.to_thread(
+            receiver.wait_for, lambda ps: _disconnects(ps, numbers["alice"]), 20
+        )
+        await asyncio.to_thread(lambda: _wait_for_log(b, "server_link.home_here", 15))
+        invite = {"action": "inviteJoinMeeting", "confid": meid}
+        await call_api(via_b, {**invite, "parties": [{"phone": numbers["bob"]}]})
+        await asyncio.to_thread(
+            via_b.wait_for, meid, answered([numbers["bob"], CALLER]), "production", 20
+        )
+        started = time.monotonic()
+        await asyncio.sleep(3.0)
+        await call_api(via_b, {"action": "destroyMeeting", "confid": meid})
+        for peer in (bob, caller):
+            await peer.wait_event("CALL_CLOSED", timeout=15)
+        ended = time.monotonic()
+        await asyncio.sleep(1.0)  # a duplicate push would have come by now
+        pushes = receiver.pushes()
+        for phone in (numbers["alice"], CALLER, numbers["bob"]):
+            assert len(_disconnects(pushes, phone)) == 1, phone
+    finally:
+        await asyncio.gather(*(peer.stop() for peer in peers))
+        for server in servers:
+            server.stop()
+        receiver.stop()
+
+    for peer, other in ((bob, CALLER), (caller, "bob")):
+        heard = _heard(peer, tones, started, 0.7, 2.7, ended)
+        assert heard[other] - heard[peer.name] >= 20, (peer.name, heard)
+
+
+def _wait_for_log(server: Server, text: str, timeout: float) -> None:
+    """The server's log says `text` within `timeout` seconds (its log is the only witness of a
+    take-over's relink)."""
+    deadline = time.monotonic() + timeout
+    while text not in server.log():
+        assert time.monotonic() < deadline, server.log()[-3000:]
+        time.sleep(0.1)

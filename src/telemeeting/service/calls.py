@@ -16,6 +16,7 @@ from telemeeting.domain.model import EndReason, Meeting, MeetingState
 from telemeeting.service import meeting_media
 from telemeeting.service.changes import ChangeRecorder
 from telemeeting.service.directory import Directory
+from telemeeting.service.spans import relink_orders
 from telemeeting.store.records import App
 from telemeeting.store.repositories import LIVE_LEGS, legs_with_ids
 from telemeeting.store.unit_of_work import Database, UnitOfWork
@@ -81,6 +82,7 @@ class CallRecords:
                 return False
             await uow.meetings.assign(meeting_id, new_owner)
             await self._calls_lost(uow, meeting_id, meeting, close=False)
+            await relink_orders(uow, meeting_id, dead_owner, new_owner)
             await self._resume_media(uow, meeting)
         log.warning("meeting.taken_over", meeting_id=meeting_id, dead=dead_owner, new=new_owner)
         return True
@@ -101,6 +103,8 @@ class CallRecords:
         if meeting is None:
             return None
         waiting = await self._legs_awaiting_dial(uow, meeting_id)
+        # Legs other servers carry (issue 16, legs.node) did not die with the owner.
+        waiting |= {leg.id for leg in meeting.live_legs if uow.meetings.node_of_leg(leg.id)}
         meeting.calls_lost(self._clock(), keep=waiting, close=close)
         app = await self._directory.app(meeting.app_id)
         await self._record(uow, meeting, app)

@@ -11,6 +11,10 @@ B's: `legs.node`, service/dialin.py). B then extends the meeting to itself:
 4. B points its end at A's: the two mixes hear each other. B waits `LINK_SECONDS` at most for
    the reply; without one it closes its end, removes the span and the caller is refused.
 
+A dial-out does the same when the owner's workers are all full of the meeting (`[placement]
+max_legs_per_node`): the owner hands the `DialOrder` (with `home` set) to the least loaded other
+live media server, which links the meeting as above and then dials; the leg is that server's.
+
 The orders table carries both steps, so they are woken like any order (NOTIFY on PostgreSQL) and
 need no connection between the servers other than the RTP of the link. A link closes when B's
 part ends (its last leg left, or the meeting ended: B writes `UnlinkServer` to the owner) and
@@ -23,7 +27,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from typing import Any, Protocol
 
 import structlog
@@ -33,19 +39,27 @@ from telemeeting.service.changes import ChangeRecorder
 from telemeeting.service.directory import Directory
 from telemeeting.store.orders import StoredOrder
 from telemeeting.store.repositories import legs_on
-from telemeeting.store.unit_of_work import Database
+from telemeeting.store.unit_of_work import ORDERS_CHANNEL, Database, UnitOfWork
 from telemeeting.telephony.media.cascade_control import CascadeEndpoint
 from telemeeting.telephony.orders import (
+    DialOrder,
     LinkServer,
     Order,
+    RelinkServer,
     ServerLinkOrder,
     UnlinkServer,
+    decode,
     encode,
     kind_of,
 )
 from telemeeting.wire.environments import PRODUCTION
 
 log = structlog.get_logger(__name__)
+
+#: How often a server waiting for a link's reply looks for it when no NOTIFY woke it.
+_REPLY_POLL_SECONDS = 0.5
+#: The kind of `LinkServer` orders in the orders table.
+_LINK_KIND = "link_server"
 
 #: How long a server waits for the home's end of a link (two order round trips, normally
 #: tens of milliseconds) before it gives up and refuses the caller.
@@ -75,6 +89,7 @@ class ServerLinks:
         directory: Directory,
         clock: Callable[[], float],
         link_seconds: float = LINK_SECONDS,
+        lease_seconds: float = 10.0,
     ) -> None:
         self._db = db
         self.node_id = node_id
@@ -82,6 +97,7 @@ class ServerLinks:
         self._directory = directory
         self._clock = clock
         self._link_seconds = link_seconds
+        self._lease_seconds = lease_seconds
         self._driver: LinkDriver | None = None
         #: Wakes this server's order loop after a local commit (others: NOTIFY).
         self.wake: Callable[[], None] = lambda: None
@@ -90,6 +106,7 @@ class ServerLinks:
         self._joining: dict[str, asyncio.Lock] = {}
         self._replies: dict[str, asyncio.Future[LinkServer]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._notified = asyncio.Event()
 
     def attach(self, driver: LinkDriver) -> None:
         self._driver = driver
@@ -132,12 +149,65 @@ class ServerLinks:
                 await uow.spans.add(meeting_id, self.node_id, mine.host, mine.port, now)
                 await uow.orders.add([_stored(request, owner)], now)
                 uow.after_commit(self.wake)
-            theirs = await asyncio.wait_for(reply, self._link_seconds)
+            theirs = await self._reply(meeting_id, reply)
         finally:
             self._replies.pop(meeting_id, None)
         if theirs.error:
             raise LinkFailed(f"{owner}: {theirs.error}")
         await driver.open_server_end(meeting_id, owner, theirs.host, theirs.port, home=False)
+
+    async def overflow(self, order: DialOrder) -> bool:
+        """The owner's workers are all full of the meeting: hand the dial to the least loaded
+        other live media server, which links the meeting here before it dials. False (dial
+        here, over the limit) when there is none."""
+        since = self._clock() - self._lease_seconds
+        async with self._db.reader() as uow:
+            nodes = await uow.nodes.live(since)
+        others = [n for n in nodes if "media" in n.role_set and n.id != self.node_id]
+        if not others:
+            return False
+        chosen = min(others, key=lambda node: (node.calls, node.id)).id
+        now = self._clock()
+        async with self._db.unit_of_work() as uow:
+            await uow.spans.place_leg(order.leg_id, chosen)
+            await uow.spans.add(order.meeting_id, chosen, "", 0, now)
+            await uow.orders.add([_stored(replace(order, home=self.node_id), chosen)], now)
+        log.info("server_link.overflow", meeting_id=order.meeting_id, server=chosen)
+        return True
+
+    async def _reply(self, meeting_id: str, reply: asyncio.Future[LinkServer]) -> LinkServer:
+        """The home's answer, within `link_seconds` (TimeoutError). The order loop may be the
+        one waiting (a dial handed over is carried out in it), so the reply is also claimed
+        here, woken by the orders' NOTIFY (`listen`) and looked for at least every
+        `_REPLY_POLL_SECONDS`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._link_seconds
+        while not reply.done():
+            self._notified.clear()
+            async with self._db.unit_of_work() as uow:
+                found = await uow.orders.claim_addressed(self.node_id, meeting_id, _LINK_KIND)
+            for stored in found:
+                order = decode(stored.kind, stored.body)
+                if isinstance(order, LinkServer):
+                    await self.on_order(order)
+            remaining = deadline - loop.time()
+            if reply.done() or remaining <= 0:
+                break
+            notified: asyncio.Future[Any] = asyncio.ensure_future(self._notified.wait())
+            waiting: set[asyncio.Future[Any]] = {reply, notified}
+            await asyncio.wait(
+                waiting,
+                timeout=min(remaining, _REPLY_POLL_SECONDS),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            notified.cancel()
+        if not reply.done():
+            raise TimeoutError(f"no answer from the home within {self._link_seconds:g} s")
+        return reply.result()
+
+    async def listen(self) -> None:
+        """Be woken when orders are written (a link's reply may be among them)."""
+        await self._db.listen(ORDERS_CHANNEL, self._notified.set)
 
     def ended_here(self, meeting_id: str) -> None:
         """The driver ended its part of the meeting: if another server is its home, forget the
@@ -162,6 +232,9 @@ class ServerLinks:
     async def on_order(self, order: ServerLinkOrder) -> None:
         """A link order claimed by this server (SipDriver.link hands it over)."""
         driver = self._need_driver()
+        if isinstance(order, RelinkServer):
+            await self._relink(driver, order)
+            return
         if isinstance(order, UnlinkServer):
             driver.close_server_end(order.meeting_id, order.server)
             log.info("server_link.closed", meeting_id=order.meeting_id, server=order.server)
@@ -186,6 +259,22 @@ class ServerLinks:
         async with self._db.unit_of_work() as uow:
             await uow.orders.add([_stored(reply, order.server)], self._clock())
             uow.after_commit(self.wake)
+
+    async def _relink(self, driver: LinkDriver, order: RelinkServer) -> None:
+        """The home `order.server` died and the meeting has a new owner: drop the link to the
+        dead home, and link to the new one unless this server is it."""
+        meeting_id = order.meeting_id
+        driver.close_server_end(meeting_id, order.server)
+        self._joined.pop(meeting_id, None)
+        async with self._db.reader() as uow:
+            owner = await uow.spans.owner(meeting_id)
+        if owner == self.node_id:  # its span row went with the take-over (relink_orders)
+            log.info("server_link.home_here", meeting_id=meeting_id, dead=order.server)
+            return
+        try:
+            await self.join(meeting_id)
+        except LinkFailed:  # its legs are still heard here; the new home does not hear them
+            log.exception("server_link.relink_failed", meeting_id=meeting_id)
 
     # ---- a server that died ---------------------------------------------------------------
 
@@ -247,3 +336,12 @@ class ServerLinks:
 def _stored(order: Order, node: str) -> StoredOrder:
     """An order addressed to `node` ("" the meeting's owner)."""
     return StoredOrder(0, order.meeting_id, kind_of(order), encode(order), node)
+
+
+async def relink_orders(uow: UnitOfWork, meeting_id: str, dead_home: str, owner: str) -> None:
+    """A take-over by `owner` of a meeting other servers span (service/calls.py): each of
+    them, and the new owner (once, if it was one of them), is told its home moved."""
+    servers = [server for server in await uow.spans.servers(meeting_id) if server != owner]
+    if servers or await uow.spans.remove(meeting_id, owner):
+        relink = RelinkServer(meeting_id, dead_home, PRODUCTION)
+        await uow.orders.add([_stored(relink, node) for node in ["", *servers]], time.time())

@@ -40,6 +40,15 @@ _CLAIM = Statement(
     postgres=f"DELETE FROM orders WHERE id IN ({_MINE} ORDER BY o.id LIMIT :limit "
     "FOR UPDATE OF o SKIP LOCKED) RETURNING id, meeting_id, kind, body",
 )
+_ADDRESSED = (
+    "SELECT id FROM orders WHERE node = :node AND meeting_id = :meeting_id AND kind = :kind "
+    "ORDER BY id LIMIT 10"
+)
+_CLAIM_ADDRESSED = Statement(
+    f"DELETE FROM orders WHERE id IN ({_ADDRESSED}) RETURNING id, meeting_id, kind, body",
+    postgres=f"DELETE FROM orders WHERE id IN ({_ADDRESSED} FOR UPDATE SKIP LOCKED) "
+    "RETURNING id, meeting_id, kind, body",
+)
 _DROP_FOR_MEETING = Statement("DELETE FROM orders WHERE meeting_id = :meeting_id")
 _FOR_MEETING = Statement(
     "SELECT id, meeting_id, kind, body FROM orders WHERE meeting_id = :meeting_id ORDER BY id"
@@ -77,6 +86,14 @@ class OrderRepository:
         removed from the table, in order."""
         rows = await self._db.fetch(_CLAIM, {"owner": owner, "limit": limit})
         found = [StoredOrder(r["id"], r["meeting_id"], r["kind"], r["body"]) for r in rows]
+        return sorted(found, key=lambda order: order.id)
+
+    async def claim_addressed(self, node: str, meeting_id: str, kind: str) -> list[StoredOrder]:
+        """The orders of one kind and meeting addressed to `node`, removed, in order: what a
+        server waits for while its order loop is busy (service/spans.py, a link's reply)."""
+        params = {"node": node, "meeting_id": meeting_id, "kind": kind}
+        rows = await self._db.fetch(_CLAIM_ADDRESSED, params)
+        found = [StoredOrder(r["id"], r["meeting_id"], r["kind"], r["body"], node) for r in rows]
         return sorted(found, key=lambda order: order.id)
 
     async def drop_for_meeting(self, meeting_id: str) -> int:

@@ -29,6 +29,7 @@ _STALE_SPANS = Statement(
     "SELECT DISTINCT s.node FROM meeting_spans s WHERE NOT EXISTS "
     "(SELECT 1 FROM nodes n WHERE n.id = s.node AND n.heartbeat_at >= :since)"
 )
+_PLACE_LEG = Statement("UPDATE legs SET node = :node WHERE id = :id")
 _OWNER = Statement("SELECT owner FROM meetings WHERE id = :meeting_id")
 _MEETINGS_SPANNED_BY = Statement("SELECT meeting_id FROM meeting_spans WHERE node = :node")
 
@@ -48,6 +49,10 @@ class SpanRepository:
     async def remove_node(self, node: str) -> int:
         """`node` carries no meeting any more (it died, or restarted and lost its calls)."""
         return await self._db.execute(_REMOVE_NODE, {"node": node})
+
+    async def place_leg(self, leg_id: str, node: str) -> None:
+        """A leg not yet dialled is carried by `node` (the owner handed its dial over)."""
+        await self._db.execute(_PLACE_LEG, {"id": leg_id, "node": node})
 
     async def owner(self, meeting_id: str) -> str | None:
         """The meeting's owner ("" none yet), unlocked; None for no such meeting."""

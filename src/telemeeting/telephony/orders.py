@@ -26,6 +26,9 @@ class DialOrder:
     extension: str
     caller_id: str
     env: str
+    #: The meeting's owner, when its workers were full and it handed this dial to another
+    #: server, which links the meeting to it first (issue 16); "" for a dial of the owner.
+    home: str = ""
 
 
 @dataclass(frozen=True)
@@ -140,7 +143,17 @@ class UnlinkServer:
     env: str
 
 
-ServerLinkOrder = LinkServer | UnlinkServer
+@dataclass(frozen=True)
+class RelinkServer:
+    """The meeting's home was `server`, which died; the meeting's owner now is its home. A
+    server linked to it closes that link and links to the owner; the owner drops its own."""
+
+    meeting_id: str
+    server: str
+    env: str
+
+
+ServerLinkOrder = LinkServer | UnlinkServer | RelinkServer
 
 MediaOrder = (
     ConfigureMeeting | StartRecording | StopRecording | HoldMember | PlayPrompt | StopPrompt
@@ -164,6 +177,7 @@ _KINDS: dict[str, type[Order]] = {
     "stop_prompt": StopPrompt,
     "link_server": LinkServer,
     "unlink_server": UnlinkServer,
+    "relink_server": RelinkServer,
 }
 _NAMES = {cls: name for name, cls in _KINDS.items()}
 
@@ -215,7 +229,7 @@ class ServerLinker(Protocol):
 
 async def carry_out(carrier: Carrier, order: Order) -> None:
     """Hand one order to the driver method that performs it."""
-    if isinstance(order, LinkServer | UnlinkServer):
+    if isinstance(order, LinkServer | UnlinkServer | RelinkServer):
         if not isinstance(carrier, ServerLinker):
             raise UnknownOrder(f"{type(carrier).__name__} does not link servers")
         await carrier.link(order)

@@ -210,6 +210,8 @@ class SipDriver:
     async def dial(self, order: DialOrder) -> None:
         """Dial from the node placement picks for the meeting's next leg (linking it first)."""
         await self.start()
+        if await self._dial_across_servers(order):
+            return
         async with self._lock(order.meeting_id):
             span = self._span(order.meeting_id)
             try:
@@ -680,6 +682,34 @@ class SipDriver:
         if span.empty and not self._server_peers.get(meeting_id):
             self._finish(meeting_id)
 
+    async def _dial_across_servers(self, order: DialOrder) -> bool:
+        """A dial the home handed over is linked to the home first; a dial of a meeting full on
+        every worker here is handed to another server. True: nothing more to do here (handed
+        over, or reported failed)."""
+        links = self._server_links
+        if links is None:
+            return False
+        if order.home:
+            try:
+                await links.join(order.meeting_id)
+                return False
+            except Exception as exc:
+                meeting_id = order.meeting_id
+                log.warning("sip_driver.server_link_failed", meeting_id=meeting_id, error=str(exc))
+                ended = LegReport(
+                    meeting_id, order.leg_id, Progress.ENDED, time.time(), EndReason.FAILED
+                )
+                self._reports.put_nowait(ended)
+                return True
+        span = self._spans.get(order.meeting_id)
+        if span is None or not full_everywhere(span, self.alive_nodes, self.max_legs_per_node):
+            return False
+        try:
+            return await links.overflow(order)
+        except Exception:
+            log.exception("sip_driver.overflow_failed", meeting_id=order.meeting_id)
+            return False
+
     async def _join_servers(self, node: _Node, leg_id: str) -> bool:
         """After a dial-in caller's admission: link the meeting to its home server if another
         server owns it. False (the leg reported ended, the caller refused) when that fails."""
@@ -707,6 +737,14 @@ class SipDriver:
             self._server_links.ended_here(meeting_id)
 
 
+def full_everywhere(span: Span, alive: list[int], limit: int) -> bool:
+    """Every live worker here carries the meeting and has `limit` of its legs: the next leg
+    goes to another server (issue 16) rather than over the limit here."""
+    return bool(alive) and all(
+        index in span.nodes and span.per_node.get(index, 0) >= limit for index in alive
+    )
+
+
 def server_peer(server: str) -> str:
     """A server's name among a worker's cascade links (worker links are "worker-<n>")."""
     return f"srv:{server}"
@@ -720,3 +758,5 @@ class ServerLinkHooks(Protocol):
     def ended_here(self, meeting_id: str) -> None: ...
 
     async def on_order(self, order: ServerLinkOrder) -> None: ...
+
+    async def overflow(self, order: DialOrder) -> bool: ...
