@@ -323,3 +323,133 @@ def test_stop_prompt_silences_one_members_prompts_or_all_but_beeps(tmp_path: Pat
         conference.tick()
     assert _rms(streams["b"].samples()[-800:]) == 0
     control.apply(StopPrompt("elsewhere", "sandbox"))  # a room without media: nothing to do
+
+
+# --- the per-packet fast paths (bench/media_tick_cpu.py) must not change what a leg does --------
+class _ReferenceJitter:
+    """The jitter buffer's `put` as it was before its fast path (7ece0c8), kept as the oracle."""
+
+    def __init__(self, capacity: int = 16, prefetch: int = 2) -> None:
+        from telemeeting.telephony.media.jitter import JitterBuffer
+
+        self.buffer: JitterBuffer[int] = JitterBuffer(capacity, prefetch)
+
+    def put(self, sequence: int, item: int) -> None:
+        from telemeeting.telephony.media.jitter import seq_delta
+
+        b = self.buffer
+        if b._next is None:
+            b._next = sequence
+        delta = seq_delta(sequence, b._next)
+        if delta < 0:
+            if b._count == 0 and not b._playing:
+                b._next = sequence
+                delta = 0
+            elif delta < -b.capacity * 4:
+                b.reset()
+                b._next = sequence
+                delta = 0
+            else:
+                b.late += 1
+                return
+        if delta >= b.capacity * 4:
+            b.reset()
+            b._next = sequence
+            delta = 0
+        while delta >= b.capacity:
+            b._drop_next()
+            delta -= 1
+        index = sequence % b.capacity
+        slot = b._slots[index]
+        if slot is not None and slot[0] == sequence:
+            return
+        if slot is None:
+            b._count += 1
+        b._slots[index] = (sequence, item)
+
+
+def test_jitter_fast_path_plays_out_exactly_as_before() -> None:
+    """Random arrivals (in order, reordered, duplicated, late, lost, jumps, across the 16-bit
+    wrap), each put into the buffer and into the reference; every pop must agree, and so must
+    the counters of late and lost packets."""
+    from telemeeting.telephony.media.jitter import JitterBuffer
+
+    rng = np.random.default_rng(16)
+    for trial in range(40):
+        buffer: JitterBuffer[int] = JitterBuffer(16, 2)
+        reference = _ReferenceJitter(16, 2)
+        sequence = int(rng.integers(0, 0x10000)) if trial % 2 else 0xFFF0
+        for step in range(600):
+            arrivals = [sequence]
+            roll = rng.random()
+            if roll < 0.05:
+                arrivals = []  # lost
+            elif roll < 0.10:
+                arrivals = [sequence, sequence]  # duplicated
+            elif roll < 0.15:
+                arrivals = [(sequence - int(rng.integers(1, 30))) & 0xFFFF]  # late or resent
+            elif roll < 0.17:
+                sequence = (sequence + int(rng.integers(17, 200))) & 0xFFFF  # a jump ahead
+                arrivals = [sequence]
+            elif roll < 0.19:
+                sequence = (sequence - int(rng.integers(65, 500))) & 0xFFFF  # a jump back
+                arrivals = [sequence]
+            elif roll < 0.25:
+                arrivals = [(sequence + 1) & 0xFFFF, sequence]  # reordered
+                sequence = (sequence + 1) & 0xFFFF
+            for arrival in arrivals:
+                buffer.put(arrival, step)
+                reference.put(arrival, step)
+            sequence = (sequence + 1) & 0xFFFF
+            if rng.random() < 0.9:  # now and then a tick reads nothing (a late tick)
+                assert buffer.pop() == reference.buffer.pop(), (trial, step)
+            assert len(buffer) == len(reference.buffer)
+        assert (buffer.late, buffer.lost) == (reference.buffer.late, reference.buffer.lost)
+
+
+async def test_a_leg_reads_its_socket_in_the_tick_and_wraps_its_timestamp() -> None:
+    """`RtpStream.drain` reads with `recv`: a packet from an address other than the one the
+    SDP named is still played (as when the loop delivered it), anything not RTP is skipped,
+    at most `limit` packets are read, and `last_rx` moves. Frames sent keep consecutive
+    sequence numbers and 20 ms timestamps across the 32-bit wrap."""
+    import socket
+
+    from telemeeting.telephony.media.ports import PortPool
+    from telemeeting.telephony.media.rtp import RtpPacket, pack
+    from telemeeting.telephony.media.stream import RtpStream
+
+    phone = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    phone.bind(("127.0.0.1", 0))
+    other.bind(("127.0.0.1", 0))
+    phone.settimeout(2)
+    _, stream, port = await PortPool(43000, 43999).bind("127.0.0.1", RtpStream)
+    try:
+        stream.remote = phone.getsockname()
+        stream.enter_room()
+        stream.last_rx = 0.0
+        frame = bytes(range(160))
+        other.sendto(b"\x00\x01 not rtp at all", ("127.0.0.1", port))
+        for sequence in range(3):
+            other.sendto(pack(0, 100 + sequence, 0, 7, frame), ("127.0.0.1", port))
+        await asyncio.sleep(0.05)  # loopback delivery (the loop does not read a polled leg)
+        stream.drain(2)  # the junk and the first frame
+        assert stream.rx_packets == 1 and stream.last_rx > 0
+        stream.drain(8)
+        assert stream.rx_packets == 3
+        assert [stream.read_payload() for _ in range(4)] == [(0, frame)] * 3 + [None]
+
+        stream._timestamp = 0xFFFFFFFF - 100
+        sent = []
+        for _ in range(3):
+            stream.write_payload(frame)
+            packet = RtpPacket.parse(phone.recv(2048))
+            assert packet is not None and packet.payload == frame
+            sent.append(packet)
+        assert [p.timestamp for p in sent] == [0xFFFFFFFF - 100, 59, 219]
+        assert [(p.sequence - sent[0].sequence) & 0xFFFF for p in sent] == [0, 1, 2]
+        assert stream.tx_packets == 3
+    finally:
+        stream.close()
+        phone.close()
+        other.close()

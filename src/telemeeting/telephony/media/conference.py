@@ -271,13 +271,16 @@ class Conference:
         payloads: list[bytes] = []
         speaking: list[bool] = []
         alaw_in: list[bool] = []
+        sends: list[int] = []  # each member's payload type, for encoding what it hears
         # One packet per leg per tick keeps pace with a peer sending every 20 ms; a full drain
         # now and then catches up with bursts and clock drift without paying, every tick, for
         # the failed read that ends a drain.
         drain_limit = 8 if self.ticks % _FULL_DRAIN_EVERY == 0 else 1
         for member in members:
-            member.stream.drain(drain_limit)
-            item = member.stream.read_payload()
+            stream = member.stream
+            stream.drain(drain_limit)
+            sends.append(stream.payload_type)
+            item = stream.read_payload()
             if item is None or not member.joined or member.muted or member.hold is not None:
                 payloads.append(_SILENT_CODES)
                 speaking.append(False)
@@ -301,7 +304,7 @@ class Conference:
             self._extras(members, heard, sums, starts, frames, peers)
         if self.links:
             self._cascade_out(sums)
-        alaw_out = np.array([m.stream.payload_type == g711.PCMA for m in members])
+        alaw_out = np.array(sends) == g711.PCMA
         encoded = g711.encode_frames(heard, alaw_out).tobytes()
         for row, member in enumerate(members):
             if member.joined:

@@ -76,18 +76,20 @@ _ENCODE_BOTH = np.concatenate([ULAW_ENCODE, ALAW_ENCODE])
 
 
 def decode_frames(codes: npt.NDArray[np.uint8], alaw: Rows) -> npt.NDArray[np.int16]:
-    """(n, k) encoded bytes to (n, k) samples; row i is A-law where alaw[i], else µ-law."""
+    """(n, k) encoded bytes to (n, k) samples; row i is A-law where alaw[i], else µ-law.
+    `np.take` rather than fancy indexing: the same gather in about half the time (it skips
+    the general indexing machinery), which counts at hundreds of rows a tick."""
     if not alaw.any():
-        return ULAW_DECODE[codes]
-    return _DECODE_BOTH[codes.astype(np.intp) + (alaw[:, None] << 8)]
+        return np.take(ULAW_DECODE, codes)
+    return np.take(_DECODE_BOTH, codes.astype(np.intp) + (alaw[:, None] << 8))
 
 
 def encode_frames(samples: npt.NDArray[np.int16], alaw: Rows) -> npt.NDArray[np.uint8]:
     """(n, k) samples to (n, k) encoded bytes; row i is A-law where alaw[i], else µ-law."""
     index = samples.astype(np.int16, copy=False).view(np.uint16)
     if not alaw.any():
-        return ULAW_ENCODE[index]
-    return _ENCODE_BOTH[index.astype(np.intp) + (alaw[:, None].astype(np.intp) << 16)]
+        return np.take(ULAW_ENCODE, index)
+    return np.take(_ENCODE_BOTH, index.astype(np.intp) + (alaw[:, None].astype(np.intp) << 16))
 
 
 def is_g711(payload_type: int) -> bool:

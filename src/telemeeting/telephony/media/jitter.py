@@ -39,34 +39,44 @@ class JitterBuffer(Generic[T]):
         return self._count
 
     def put(self, sequence: int, item: T) -> None:
+        """Store `item` at its place in sequence order (late ones and duplicates dropped).
+        This runs for every packet of every leg, so `seq_delta` is inlined and the usual
+        packet (a few ahead of the read point) takes no other branch."""
         if self._next is None:
             self._next = sequence
-        delta = seq_delta(sequence, self._next)
+        delta = (sequence - self._next) & 0xFFFF
+        if delta >= _HALF:
+            delta -= 0x10000
+        if not 0 <= delta < self.capacity and not self._make_room(sequence, delta):
+            return
+        index = sequence % self.capacity
+        slot = self._slots[index]
+        if slot is None:
+            self._count += 1
+        elif slot[0] == sequence:
+            return  # duplicate
+        self._slots[index] = (sequence, item)
+
+    def _make_room(self, sequence: int, delta: int) -> bool:
+        """A packet outside the window: move the window to take it, or False (too late)."""
         if delta < 0:
             if self._count == 0 and not self._playing:
                 self._next = sequence  # idle: a new talk spurt or a restarted sender
-                delta = 0
-            elif delta < -self.capacity * 4:
+                return True
+            if delta < -self.capacity * 4:
                 self.reset()  # the sender jumped back: start over from it
                 self._next = sequence
-                delta = 0
-            else:
-                self.late += 1
-                return
+                return True
+            self.late += 1
+            return False
         if delta >= self.capacity * 4:
             self.reset()
             self._next = sequence
-            delta = 0
+            return True
         while delta >= self.capacity:  # too far ahead: drop the oldest to make room
             self._drop_next()
             delta -= 1
-        index = sequence % self.capacity
-        slot = self._slots[index]
-        if slot is not None and slot[0] == sequence:
-            return  # duplicate
-        if slot is None:
-            self._count += 1
-        self._slots[index] = (sequence, item)
+        return True
 
     def pop(self) -> T | None:
         """The next item in sequence order; None means play silence for this tick."""
