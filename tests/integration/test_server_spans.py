@@ -89,6 +89,9 @@ async def test_a_callers_orders_go_to_its_server_and_its_death_ends_it_once(
     await service.set_muted(app, ref, True, Acceptance("r2"))
     ref = parse_member_ref({"confid": meid, "phone": "13800000001"})
     await service.set_muted(app, ref, True, Acceptance("r3"))
+    async with db.reader() as uow:  # `telemeeting nodes` counts each one's waiting orders
+        waiting = {node.id: node.orders for node in await uow.nodes.live(now - 10)}
+    assert waiting == {"A": 1, "B": 1}
     assert await _claimed(db, "B") == [
         SetMuted(admission.meeting_id, admission.leg_id, True, "production")
     ]

@@ -36,7 +36,7 @@ _LIST = Statement(
     "SELECT n.id, n.roles, n.address, n.started_at, n.heartbeat_at, "
     "COUNT(m.id) AS meetings, COALESCE(SUM(m.live_count), 0) AS calls, "
     "(SELECT COUNT(*) FROM orders o JOIN meetings om ON om.id = o.meeting_id "
-    "WHERE om.owner = n.id) AS orders "
+    "WHERE (o.node = '' AND om.owner = n.id) OR o.node = n.id) AS orders "
     "FROM nodes n LEFT JOIN meetings m ON m.owner = n.id AND m.state = 'active' "
     "WHERE n.heartbeat_at >= :since "
     "GROUP BY n.id, n.roles, n.address, n.started_at, n.heartbeat_at ORDER BY n.id"
