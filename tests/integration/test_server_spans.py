@@ -4,7 +4,10 @@ alone, the meeting's end by both; B's death ends B's leg once and has A close it
 
 from __future__ import annotations
 
+import asyncio
 import time
+
+import pytest
 
 from telemeeting.config import load_settings
 from telemeeting.domain.model import LegState
@@ -16,13 +19,15 @@ from telemeeting.service.dialin import DialIn
 from telemeeting.service.directory import Directory
 from telemeeting.service.meetings import MeetingService
 from telemeeting.service.placement import Placement
-from telemeeting.service.spans import ServerLinks
+from telemeeting.service.spans import LinkFailed, ServerLinks
 from telemeeting.store.orders import StoredOrder
 from telemeeting.store.repositories import ALL_LEGS
+from telemeeting.store.sql import Statement
 from telemeeting.store.unit_of_work import Database
 from telemeeting.telephony.dialin import AdmitRequest
 from telemeeting.telephony.driver import LegReport, Progress
 from telemeeting.telephony.ivr.machine import Verdict
+from telemeeting.telephony.media.cascade_control import CascadeEndpoint
 from telemeeting.telephony.orders import (
     DialOrder,
     EndMeeting,
@@ -215,3 +220,137 @@ async def test_a_take_over_keeps_the_legs_other_servers_carry_and_relinks_them(
     assert (await _claimed(db, "B")).count(moved) == 1
     async with db.reader() as uow:
         assert await uow.spans.servers(admission.meeting_id) == []
+
+
+class _Ends:
+    """A fake of the SIP driver's link ends (the exchange through the store is what is tested
+    here; tests/sip/test_cross_server.py runs it with real workers): it answers every open with
+    its own end and remembers what it was asked."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.opened: list[tuple[str, str, str, int, bool]] = []
+        self.closed: list[tuple[str, str]] = []
+
+    async def open_server_end(
+        self, meeting_id: str, server: str, host: str = "", port: int = 0, *, home: bool
+    ) -> CascadeEndpoint:
+        self.opened.append((meeting_id, server, host, port, home))
+        return CascadeEndpoint(meeting_id, server, "127.0.0.1", self.port, "L16")
+
+    def close_server_end(self, meeting_id: str, server: str) -> None:
+        self.closed.append((meeting_id, server))
+
+
+async def _meeting_with_caller_on_b(db: Database) -> tuple[str, str, float]:
+    """A meeting A owns, with a caller admitted on B: (meeting id, leg id, now)."""
+    settings = load_settings()
+    now = time.time()
+    clock = lambda: now  # noqa: E731
+    account = await admin.create_account(db)
+    app = await admin.create_app(db, account_sid=account.sid, env="production")
+    recorder = ChangeRecorder.from_settings(settings, Wakeups())
+    service = MeetingService(db, settings, clock, Placement(db, "A", True, 10, clock), recorder)
+    body = {"parties": [{"phone": "13800000001"}], "dialin": "1", "pin": "2468"}
+    meid = await service.create_meeting(app, parse_create_meeting(body), Acceptance("r1"))
+    await _claimed(db, "A")
+    dialin = DialIn(db, "B", recorder, Directory(db), clock, RequestIdGenerator(settings.zone))
+    dialin.span_servers = True
+    admission = await dialin.admit(AdmitRequest(meid, "2468", CALLER, "4000"))
+    return admission.meeting_id, admission.leg_id, now
+
+
+def _links(db: Database, node: str, ends: _Ends, link_seconds: float = 10.0) -> ServerLinks:
+    recorder = ChangeRecorder.from_settings(load_settings(), Wakeups())
+    links = ServerLinks(db, node, recorder, Directory(db), time.time, link_seconds)
+    links.attach(ends)
+    return links
+
+
+async def test_the_link_exchange_goes_through_the_store(db: Database) -> None:
+    """B reserves its end and asks A; A points its home at B's end and answers with its own; B
+    points its end at A's. Each step is an order addressed to the other server."""
+    meeting_id, _, _ = await _meeting_with_caller_on_b(db)
+    b_ends, a_ends = _Ends(41000), _Ends(42000)
+    b, a = _links(db, "B", b_ends), _links(db, "A", a_ends)
+
+    written = asyncio.Event()
+    b.wake = written.set  # B's commit of its request wakes "A" (NOTIFY between processes)
+
+    async def home() -> None:  # A's order loop: claims B's request, answers it
+        await written.wait()
+        async with db.unit_of_work() as uow:
+            (stored,) = await uow.orders.claim("A", 10)
+        order = decode(stored.kind, stored.body)
+        assert isinstance(order, LinkServer) and not order.reply
+        await a.on_order(order)
+
+    await asyncio.gather(b.join(meeting_id), home())
+    assert a_ends.opened == [(meeting_id, "B", "127.0.0.1", 41000, True)]
+    assert b_ends.opened == [
+        (meeting_id, "A", "", 0, False),
+        (meeting_id, "A", "127.0.0.1", 42000, False),
+    ]
+    async with db.reader() as uow:
+        assert await uow.spans.servers(meeting_id) == ["B"]
+    await b.join(meeting_id)  # linked already: nothing more
+    assert len(b_ends.opened) == 2
+
+    b.ended_here(meeting_id)  # B's part is over: its span goes, A is told to close its end
+    await asyncio.gather(*b._tasks)
+    async with db.reader() as uow:
+        assert await uow.spans.servers(meeting_id) == []
+    assert await _claimed(db, "A") == [UnlinkServer(meeting_id, "B", "production")]
+
+
+async def test_a_home_that_does_not_answer_refuses_the_caller_in_time(db: Database) -> None:
+    meeting_id, _, _ = await _meeting_with_caller_on_b(db)
+    ends = _Ends(41000)
+    b = _links(db, "B", ends, link_seconds=0.5)
+    began = time.monotonic()
+    with pytest.raises(LinkFailed):
+        await b.join(meeting_id)
+    assert 0.5 <= time.monotonic() - began < 3.0
+    assert ends.closed == [(meeting_id, "A")]
+    async with db.reader() as uow:
+        assert await uow.spans.servers(meeting_id) == []  # no orders for B's part any more
+
+
+async def test_an_overflowing_dial_goes_to_the_least_loaded_other_server(db: Database) -> None:
+    """A's workers are full: the dial goes to C (fewer calls than B), with the leg's server and
+    C's span; a dial whose leg has ended meanwhile (a hang-up recorded first) goes nowhere."""
+    settings = load_settings()
+    now = time.time()
+    clock = lambda: now  # noqa: E731
+    account = await admin.create_account(db)
+    app = await admin.create_app(db, account_sid=account.sid, env="production")
+    recorder = ChangeRecorder.from_settings(settings, Wakeups())
+    service = MeetingService(db, settings, clock, Placement(db, "A", True, 10, clock), recorder)
+    async with db.unit_of_work() as uow:
+        for node in ("A", "B", "C"):
+            await uow.nodes.register(node, "api,media", node, now)
+    busy = {"parties": [{"phone": "13800000009"}]}
+    busy_meid = await service.create_meeting(app, parse_create_meeting(busy), Acceptance("r0"))
+    body = {"parties": [{"phone": "13800000001"}, {"phone": "13800000002"}]}
+    meid = await service.create_meeting(app, parse_create_meeting(body), Acceptance("r1"))
+    async with db.unit_of_work() as uow:  # B has a call of its own; A owns the full meeting
+        owners = Statement("UPDATE meetings SET owner = :owner WHERE meid = :meid")
+        await uow.connection.execute(owners, {"owner": "B", "meid": busy_meid})
+        await uow.connection.execute(owners, {"owner": "A", "meid": meid})
+    dials = [o for o in await _claimed(db, "A") if isinstance(o, DialOrder)]
+    first, second = [d for d in dials if d.number in ("13800000001", "13800000002")]
+    await _claimed(db, "B")
+    links = _links(db, "A", _Ends(42000))
+
+    assert await links.overflow(first)
+    (handed,) = await _claimed(db, "C")
+    assert handed == DialOrder(**{**vars(first), "home": "A"})
+    async with db.reader() as uow:
+        assert await uow.spans.servers(first.meeting_id) == ["C"]
+        assert await uow.meetings.get(first.meeting_id, ALL_LEGS) is not None
+        assert uow.meetings.node_of_leg(first.leg_id) == "C"  # its orders go to C now
+    records = CallRecords(db, clock, recorder, Directory(db), settings)
+    failed = LegReport(second.meeting_id, second.leg_id, Progress.ENDED, now)
+    await records.apply_reports(second.meeting_id, [failed])  # ended meanwhile
+    assert await links.overflow(second)  # nothing to dial anywhere
+    assert await _claimed(db, "B") == [] and await _claimed(db, "C") == []

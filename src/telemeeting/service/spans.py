@@ -38,7 +38,7 @@ from telemeeting.domain.model import EndReason, MeetingState
 from telemeeting.service.changes import ChangeRecorder
 from telemeeting.service.directory import Directory
 from telemeeting.store.orders import StoredOrder
-from telemeeting.store.repositories import legs_on
+from telemeeting.store.repositories import legs_on, legs_with_ids
 from telemeeting.store.unit_of_work import ORDERS_CHANNEL, Database, UnitOfWork
 from telemeeting.telephony.media.cascade_control import CascadeEndpoint
 from telemeeting.telephony.orders import (
@@ -169,6 +169,11 @@ class ServerLinks:
         chosen = min(others, key=lambda node: (node.calls, node.id)).id
         now = self._clock()
         async with self._db.unit_of_work() as uow:
+            # Under the meeting's row lock: a hang-up recorded before this sees the leg ended
+            # (nothing to dial), one after it is addressed to the chosen server.
+            meeting = await uow.meetings.get(order.meeting_id, legs_with_ids([order.leg_id]))
+            if meeting is None or not any(leg.live for leg in meeting.legs):
+                return True
             await uow.spans.place_leg(order.leg_id, chosen)
             await uow.spans.add(order.meeting_id, chosen, "", 0, now)
             await uow.orders.add([_stored(replace(order, home=self.node_id), chosen)], now)
