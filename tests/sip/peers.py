@@ -66,11 +66,18 @@ def _bindable(port: int) -> bool:
 _used: set[int] = set()
 
 
+#: Where test peers' and servers' SIP/RTP ports are picked: below Linux's ephemeral range
+#: (32768-60999 by default), which the kernel hands to outgoing connections and unbound UDP
+#: sockets at any moment; a port found free there could be taken before its peer bound it
+#: (PortsExhausted seen while a load bench ran beside the tests).
+PORT_RANGE = (10000, 32000)
+
+
 def free_ports(count: int = 1, span: int = 1) -> list[int]:
     """`count` base ports, each with `span` consecutive free ports (baresip takes port+1)."""
     found: list[int] = []
     while len(found) < count:
-        base = random.randrange(30000, 60000, 2)
+        base = random.randrange(PORT_RANGE[0], PORT_RANGE[1] - span, 2)
         block = range(base, base + span)
         if any(p in _used for p in block) or not all(_bindable(p) for p in block):
             continue
