@@ -1,10 +1,13 @@
 """Participants per media process: the real RTP path (RtpStream, jitter buffer, G.711, N-1 mix
 on the 20 ms clock) in this process, RTP load from a separate generator process.
 
-For each step N (5-member rooms) the generator sends 50 packets/s per participant for the
-warm-up plus the measurement window, and counts what comes back. Printed per step: server CPU,
-packet rates, inbound and outbound loss, tick lateness p50/p99/max; then the highest N with zero
-loss and p99 < 5 ms.
+For each step N (5-member rooms) the generator (bench/_rtp_load.py: every phone on one socket,
+niced so that it yields the cores to the node, `--generator-nice`) sends 50 packets/s per
+participant for the warm-up plus the measurement window, and counts what comes back, per
+phone. Printed per step: the node's CPU and its tick's thread CPU time (which other programs'
+load barely moves), the generator's CPU, packet rates, inbound and outbound loss (and how many
+phones lost any frame), tick lateness p50/p99/max; then the highest N with zero loss and
+p99 < 5 ms. The node's garbage collector is settled as a media node's is (telemeeting.nodes).
 
 With `--media K` (issue 14), K of the rooms also record (the mix to a WAV, encoded to MP3 when
 the step ends, off the tick) and detect speakers, as meetings with `record` and `speakerevents`
@@ -45,17 +48,18 @@ from pathlib import Path
 
 import numpy as np
 
+from _rtp_load import Pacing, generator_main  # bench/ is not a package: the script's dir
+from telemeeting.runtime import settle_garbage_collector
 from telemeeting.service import prompts
 from telemeeting.telephony.dialin import REFUSED, Admission
 from telemeeting.telephony.ivr.machine import Ivr, Prompt, Verdict
 from telemeeting.telephony.ivr.session import IvrSession, Samples
-from telemeeting.telephony.media import g711, sdp
+from telemeeting.telephony.media import sdp
 from telemeeting.telephony.media.cascade import L16, PAYLOAD_TYPES
 from telemeeting.telephony.media.cascade_control import CascadeLinks, OpenCascade
 from telemeeting.telephony.media.conference import Conference
 from telemeeting.telephony.media.control import MediaControl
 from telemeeting.telephony.media.ports import PortPool
-from telemeeting.telephony.media.rtp import pack
 from telemeeting.telephony.media.stream import RtpStream
 from telemeeting.telephony.orders import ConfigureMeeting, StartRecording
 from telemeeting.telephony.sip.engine import SipEngine
@@ -63,56 +67,45 @@ from telemeeting.telephony.sip.engine import SipEngine
 HOST = "127.0.0.1"
 ROOM = 5
 WARMUP = 1.0
+#: The load generators' niceness (--generator-nice): they stand for phones on other machines.
+GENERATOR_NICE = 10
 
 
-# --- the load generator (a separate process) ----------------------------------------------
-class _Counter(asyncio.DatagramProtocol):
-    def __init__(self) -> None:
-        self.received = 0
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.received += 1
-
-
-def generator_main(conn: Connection, count: int) -> None:
-    asyncio.run(_generate(conn, count))
+def _start_generator(count: int) -> tuple[Connection, multiprocessing.process.BaseProcess]:
+    """A load generator process for `count` phones (bench/_rtp_load.py), and its pipe."""
+    context = multiprocessing.get_context("spawn")
+    conn, child = context.Pipe()
+    generator = context.Process(
+        target=generator_main, args=(child, count, GENERATOR_NICE), daemon=True
+    )
+    generator.start()
+    return conn, generator
 
 
-async def _generate(conn: Connection, count: int) -> None:
-    loop = asyncio.get_running_loop()
-    endpoints = [
-        await loop.create_datagram_endpoint(_Counter, local_addr=(HOST, 0)) for _ in range(count)
-    ]
-    conn.send([t.get_extra_info("sockname")[1] for t, _ in endpoints])
-    targets: list[int] = conn.recv()
-    tone = (np.sin(np.arange(160) * 2 * np.pi * 440 / 8000) * 8000).astype(np.int16)
-    payload = g711.encode(g711.PCMU, tone)
-    stop = asyncio.Event()
-    loop.add_reader(conn.fileno(), stop.set)
-    sent, seq, due = 0, 0, loop.time()
-    while not stop.is_set():
-        for index, (transport, _) in enumerate(endpoints):
-            transport.sendto(pack(0, seq, seq * 160, index, payload), (HOST, targets[index]))
-        sent += count
-        seq += 1
-        due += 0.02
-        await asyncio.sleep(max(0.0, due - loop.time()))
-    loop.remove_reader(conn.fileno())
-    conn.recv()  # "stop"
-    conn.send(sent)
-    conn.recv()  # "report": the server has stopped sending
-    await asyncio.sleep(0.2)
-    conn.send(sum(p.received for _, p in endpoints))
-    for transport, _ in endpoints:
-        transport.close()
+def _losses(sent: list[int], rx: list[int], tx: list[int], received: list[int]) -> dict[str, float]:
+    """Loss both ways, in total (%) and per phone (how many phones lost any frame): `sent` by
+    each phone, `rx` by its leg, `tx` by its leg and `received` by its phone."""
+
+    def loss(got: int, of: int) -> float:
+        return 100 * (1 - got / of) if of else 0.0
+
+    return {
+        "loss_in": loss(sum(rx), sum(sent)),
+        "loss_out": loss(sum(received), sum(tx)),
+        "phones_short_in": sum(got < of for got, of in zip(rx, sent, strict=True)),
+        "phones_short_out": sum(got < of for got, of in zip(received, tx, strict=True)),
+    }
+
+
+def _settle() -> None:
+    """The garbage collector as a media node's process runs it (telemeeting.nodes): without
+    this a full collection of the modules loaded here stalls a tick by tens of ms."""
+    settle_garbage_collector()
 
 
 # --- the media process under test (this one) ------------------------------------------------
 async def run_step(count: int, seconds: float, media: int = 0) -> dict[str, float]:
-    context = multiprocessing.get_context("spawn")
-    conn, child = context.Pipe()
-    generator = context.Process(target=generator_main, args=(child, count), daemon=True)
-    generator.start()
+    conn, generator = _start_generator(count)
     loop = asyncio.get_running_loop()
     peer_ports: list[int] = await loop.run_in_executor(None, conn.recv)
     pool = PortPool(40000, 49999)
@@ -138,60 +131,91 @@ async def run_step(count: int, seconds: float, media: int = 0) -> dict[str, floa
         room = f"room{index}"
         control.apply(ConfigureMeeting(room, "bench", speaker_events=True))
         control.apply(StartRecording(room, room, str(Path(workdir.name) / f"{room}.wav"), "b"))
+    _settle()
+    spent = _time_ticks(conference)
     mixer = asyncio.create_task(conference.run())
     await asyncio.sleep(WARMUP)
     conference.lateness.clear()
+    spent.update(rooms=0.0, ivr=0.0, ticks=0.0)
     cpu, wall = time.process_time(), time.perf_counter()
     await asyncio.sleep(seconds)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    tick_ms = 1000 * spent["rooms"] / max(spent["ticks"], 1.0)
     lateness = sorted(conference.lateness)
     conn.send("stop")
-    sent = await loop.run_in_executor(None, conn.recv)
+    sent, pacing = await loop.run_in_executor(None, conn.recv)
     await asyncio.sleep(0.2)  # the last packets in flight
     mixer.cancel()
     recorded = sum(m.recorder.seconds for m in conference.media.values() if m.recorder is not None)
     await control.close()  # the MP3s, encoded in a thread
     mp3_bytes = sum(p.stat().st_size for p in Path(workdir.name).glob("*.mp3"))
     workdir.cleanup()
-    received_by_us = sum(s.rx_packets for s in streams)
-    sent_by_us = sum(s.tx_packets for s in streams)
+    rx = [s.rx_packets for s in streams]
+    tx = [s.tx_packets for s in streams]
     conn.send("report")
-    received_by_them = await loop.run_in_executor(None, conn.recv)
+    received: list[int] = await loop.run_in_executor(None, conn.recv)
     generator.join(5)
     for stream in streams:
         stream.close()
-    ms = [x * 1000 for x in lateness] or [0.0]
     return {
         "n": count,
         "cpu": 100 * cpu / wall,
-        "rx_pps": received_by_us / (seconds + WARMUP),
-        "tx_pps": sent_by_us / (seconds + WARMUP),
-        "loss_in": 100 * (1 - received_by_us / sent) if sent else 0.0,
-        "loss_out": 100 * (1 - received_by_them / sent_by_us) if sent_by_us else 0.0,
-        "p50": statistics.median(ms),
-        "p99": ms[min(len(ms) - 1, int(len(ms) * 0.99))],
-        "max": ms[-1],
+        "generator_cpu": pacing["cpu"],
+        "generator_held": _held_back(pacing),
+        "tick_ms": tick_ms,
+        "rx_pps": sum(rx) / (seconds + WARMUP),
+        "tx_pps": sum(tx) / (seconds + WARMUP),
+        **_losses(sent, rx, tx, received),
+        **_tick_figures([x * 1000 for x in lateness]),
         "recorded_s": recorded,
         "mp3_kb": mp3_bytes / 1024,
         "speaker_reports": speaker_reports,
     }
 
 
+def _held_back(pacing: Pacing) -> float:
+    """The share (%) of the generator's ticks it sent late or not at all."""
+    return 100 * (pacing["late"] + pacing["skipped"]) / max(pacing["ticks"], 1)
+
+
+def _print_short(r: dict[str, float]) -> None:
+    """Name the phones that lost frames, if any did (the totals alone could hide one), and
+    say when the load generator itself was held back (then its figures are suspect)."""
+    if r["phones_short_in"] or r["phones_short_out"]:
+        print(
+            f"      phones with a frame lost: {r['phones_short_in']:.0f} on the way in,"
+            f" {r['phones_short_out']:.0f} on the way out",
+            flush=True,
+        )
+    if r["generator_held"] >= 1:
+        print(
+            f"      the load generator was held back: {r['generator_held']:.0f} % of its ticks"
+            " sent late or skipped (a busy machine; see --generator-nice)",
+            flush=True,
+        )
+
+
 async def main(steps: list[int], seconds: float, media: int = 0) -> None:
     print(f"media capacity: {ROOM}-member rooms, {seconds:g} s a step, load from a 2nd process")
     if media:
         print(f"{media} room(s) recording and detecting speakers")
-    header = "    N  rooms   cpu%    rx pps    tx pps  loss in%  loss out%   p50 ms  p99 ms  max ms"
+    header = (
+        "    N  rooms   cpu%  tick CPU ms  load cpu%    rx pps    tx pps  loss in%  loss out%"
+        "   p50 ms  p99 ms  max ms"
+    )
     print(header)
     best = 0
     for count in steps:
         r = await run_step(count, seconds, media)
         print(
-            f"{count:5d} {count // ROOM:6d} {r['cpu']:6.1f} {r['rx_pps']:9.0f} {r['tx_pps']:9.0f}"
+            f"{count:5d} {count // ROOM:6d} {r['cpu']:6.1f} {r['tick_ms']:12.2f}"
+            f" {r['generator_cpu']:10.1f}"
+            f" {r['rx_pps']:9.0f} {r['tx_pps']:9.0f}"
             f" {r['loss_in']:9.3f} {r['loss_out']:10.3f} {r['p50']:8.2f} {r['p99']:7.2f}"
             f" {r['max']:7.2f}",
             flush=True,
         )
+        _print_short(r)
         if media:
             print(
                 f"      recorded {r['recorded_s']:.1f} s ({r['mp3_kb']:.0f} KiB of MP3),"
@@ -207,64 +231,6 @@ async def main(steps: list[int], seconds: float, media: int = 0) -> None:
 # --- one meeting across several media processes (--nodes K) ----------------------------------
 MEETING = "all-hands"
 _NODE_PORTS = 4000  # each node's slice of 40000-…: RTP legs and its cascade links
-
-
-def lean_generator_main(conn: Connection, count: int) -> None:
-    """Like `generator_main`, but reads its sockets in a batch each 20 ms instead of one
-    callback per packet: at 500+ streams per generator the callbacks alone took a core."""
-    asyncio.run(_generate_lean(conn, count))
-
-
-async def _generate_lean(conn: Connection, count: int, per_endpoint: bool = False) -> None:
-    """One 20 ms PCMU frame per endpoint, sockets read in a batch each tick; reports the packets
-    sent and received, in total or (`per_endpoint`) as a list by endpoint."""
-    import socket
-
-    sockets = []
-    for _ in range(count):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.bind((HOST, 0))
-        sock.setblocking(False)
-        sockets.append(sock)
-    conn.send([sock.getsockname()[1] for sock in sockets])
-    targets: list[tuple[str, int]] = [(HOST, port) for port in conn.recv()]
-    tone = (np.sin(np.arange(160) * 2 * np.pi * 440 / 8000) * 2000).astype(np.int16)
-    payload = g711.encode(g711.PCMU, tone)
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    loop.add_reader(conn.fileno(), stop.set)
-    received = [0] * count
-
-    def drain() -> None:
-        for index, sock in enumerate(sockets):
-            while True:
-                try:
-                    sock.recv(2048)
-                except (BlockingIOError, InterruptedError):
-                    break
-                received[index] += 1
-
-    sent, seq, due = [0] * count, 0, loop.time()
-    while not stop.is_set():
-        for index, sock in enumerate(sockets):
-            try:
-                sock.sendto(pack(0, seq, seq * 160, index, payload), targets[index])
-            except OSError:  # our own send buffer full: not the node's loss
-                continue
-            sent[index] += 1
-        seq += 1
-        drain()
-        due += 0.02
-        await asyncio.sleep(max(0.0, due - loop.time()))
-    loop.remove_reader(conn.fileno())
-    conn.recv()  # "stop"
-    conn.send(sent if per_endpoint else sum(sent))
-    conn.recv()  # "report": the node has stopped sending
-    await asyncio.sleep(0.2)
-    drain()
-    conn.send(received if per_endpoint else sum(received))
-    for sock in sockets:
-        sock.close()
 
 
 def node_main(conn: Connection, index: int, names: list[str], count: int, codec: str) -> None:
@@ -298,23 +264,25 @@ async def _node(conn: Connection, index: int, names: list[str], count: int, code
         conference.add(MEETING, f"{me}-{leg}", stream).joined = True
         streams.append(stream)
     conn.send([s.transport.get_extra_info("sockname")[1] for s in streams])  # type: ignore[union-attr]
+    _settle()
+    timed = _time_ticks(conference)
     mixer = asyncio.create_task(conference.run())
     await recv()  # "start": the warm-up is over
     conference.lateness.clear()
+    timed.update(rooms=0.0, ivr=0.0, ticks=0.0)
     cpu, wall, spent = time.process_time(), time.perf_counter(), conference.cascade_seconds
     ticks = conference.ticks
     await recv()  # "end"
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     spent, ticks = conference.cascade_seconds - spent, conference.ticks - ticks
-    ms = sorted(x * 1000 for x in conference.lateness) or [0.0]
     conn.send(
         {
             "cpu": 100 * cpu / wall,
+            "tick_ms": 1000 * timed["rooms"] / max(timed["ticks"], 1.0),
+            "ticks_run": 100 * timed["ticks"] * conference.tick_seconds / wall,
             "link_cpu": 100 * spent / wall,
             "link_us_per_tick": 1e6 * spent / max(ticks, 1),
-            "p50": statistics.median(ms),
-            "p99": ms[min(len(ms) - 1, int(len(ms) * 0.99))],
-            "max": ms[-1],
+            **_tick_figures([x * 1000 for x in conference.lateness]),
         }
     )
     await recv()  # "stop": the generator has stopped sending
@@ -322,8 +290,8 @@ async def _node(conn: Connection, index: int, names: list[str], count: int, code
     mixer.cancel()
     conn.send(
         {
-            "rx": sum(s.rx_packets for s in streams),
-            "tx": sum(s.tx_packets for s in streams),
+            "rx": [s.rx_packets for s in streams],
+            "tx": [s.tx_packets for s in streams],
             "links": links.stats(),
         }
     )
@@ -341,7 +309,7 @@ async def run_nodes(nodes: int, participants: int, seconds: float, codec: str) -
         f" ({', '.join(f'{n}: {c}' for n, c in zip(names, counts, strict=True))}),"
         f" cascade links in {codec} ({(per_link + 40) * 8 * 50 / 1000:.0f} kbit/s each way"
         f" with IP/UDP/RTP headers), {seconds:g} s measured after {WARMUP:g} s, one load"
-        " generator process per node"
+        f" generator process per node (nice {GENERATOR_NICE})"
     )
     context = multiprocessing.get_context("spawn")
     loop = asyncio.get_running_loop()
@@ -355,10 +323,8 @@ async def run_nodes(nodes: int, participants: int, seconds: float, codec: str) -
         node = context.Process(
             target=node_main, args=(theirs, index, names, count, codec), daemon=True
         )
-        mine_g, theirs_g = context.Pipe()
-        generator = context.Process(target=lean_generator_main, args=(theirs_g, count), daemon=True)
         node.start()
-        generator.start()
+        mine_g, generator = _start_generator(count)
         node_conns.append(mine)
         generator_conns.append(mine_g)
         processes += [node, generator]
@@ -375,10 +341,12 @@ async def run_nodes(nodes: int, participants: int, seconds: float, codec: str) -
     for conn in node_conns:
         conn.send("end")
     window: list[dict[str, float]] = [await recv(c) for c in node_conns]  # type: ignore[misc]
-    sent = []
+    sent, pacings = [], []
     for gen in generator_conns:
         gen.send("stop")
-        sent.append(await recv(gen))
+        phones, pacing = await recv(gen)  # type: ignore[misc]
+        sent.append(phones)
+        pacings.append(pacing)
     for conn in node_conns:
         conn.send("stop")
     totals: list[dict[str, object]] = [await recv(c) for c in node_conns]  # type: ignore[misc]
@@ -389,20 +357,22 @@ async def run_nodes(nodes: int, participants: int, seconds: float, codec: str) -
     for process in processes:
         process.join(5)
     print(
-        "node  legs   cpu%  loss in%  loss out%   p50 ms  p99 ms  max ms   link cpu%  link µs/tick"
+        "node  legs   cpu%  tick CPU ms  ticks run%  load cpu%  loss in%  loss out%"
+        "   p50 ms  p99 ms  max ms   link cpu%  link µs/tick"
     )
     ok = True
     for index, name in enumerate(names):
         w, t = window[index], totals[index]
-        rx, tx = int(t["rx"]), int(t["tx"])  # type: ignore[call-overload]
-        loss_in = 100 * (1 - rx / sent[index]) if sent[index] else 0.0
-        loss_out = 100 * (1 - received[index] / tx) if tx else 0.0
-        ok = ok and loss_in <= 0 and loss_out <= 0 and w["p99"] < 5.0
+        r = _losses(sent[index], t["rx"], t["tx"], received[index])  # type: ignore[arg-type]
+        ok = ok and r["loss_in"] <= 0 and r["loss_out"] <= 0 and w["p99"] < 5.0
         print(
-            f"{name:>4} {counts[index]:5d} {w['cpu']:6.1f} {loss_in:9.3f} {loss_out:10.3f}"
+            f"{name:>4} {counts[index]:5d} {w['cpu']:6.1f} {w['tick_ms']:12.2f}"
+            f" {w['ticks_run']:11.1f} {pacings[index]['cpu']:10.1f}"
+            f" {r['loss_in']:9.3f} {r['loss_out']:10.3f}"
             f" {w['p50']:8.2f} {w['p99']:7.2f} {w['max']:7.2f} {w['link_cpu']:11.3f}"
             f" {w['link_us_per_tick']:13.1f}"
         )
+        _print_short({**r, "generator_held": _held_back(pacings[index])})
     print("links (packets each way over the whole run; lost = jitter-buffer gaps):")
     for index, name in enumerate(names):
         for link in totals[index]["links"]:  # type: ignore[attr-defined]
@@ -531,12 +501,6 @@ def _time_ticks(conference: Conference) -> dict[str, float]:
     return spent
 
 
-def dialin_generator_main(conn: Connection, count: int) -> None:
-    """`lean_generator_main`, reporting what each endpoint sent and received (legs and IVR
-    callers are counted apart)."""
-    asyncio.run(_generate_lean(conn, count, per_endpoint=True))
-
-
 def _pacing(streams: list[_TimedStream], start: float, end: float) -> dict[str, float]:
     """How the IVR callers' frames left during [start, end): frames sent per call against the
     20 ms clock, the gaps between a call's frames, and each frame's lateness against the best
@@ -576,11 +540,7 @@ async def run_dialin_step(
 ) -> dict[str, float]:
     """One step: `count` legs in 5-member rooms (the `share` of them dial-in legs, spread over
     the rooms), plus `callers` calls in the IVR, all loaded by one generator process."""
-    context = multiprocessing.get_context("spawn")
-    conn, child = context.Pipe()
-    total = count + callers
-    generator = context.Process(target=dialin_generator_main, args=(child, total), daemon=True)
-    generator.start()
+    conn, generator = _start_generator(count + callers)
     loop = asyncio.get_running_loop()
     peer_ports: list[int] = await loop.run_in_executor(None, conn.recv)
     pool = PortPool(40000, 49999)
@@ -597,6 +557,7 @@ async def run_dialin_step(
             conference.add(room, key, stream)
             conference.join(room, key)
             streams.append(stream)
+    _settle()
     spent = _time_ticks(conference)
     mixer = asyncio.create_task(conference.run())
     ivr: list[_TimedStream] = []
@@ -617,7 +578,7 @@ async def run_dialin_step(
     tick_ms = {"rooms_ms": 1000 * window["rooms"] / ticks, "ivr_ms": 1000 * window["ivr"] / ticks}
     lateness = sorted(conference.lateness)
     conn.send("stop")
-    sent: list[int] = await loop.run_in_executor(None, conn.recv)
+    sent, _ = await loop.run_in_executor(None, conn.recv)
     await asyncio.sleep(0.2)  # the last packets in flight
     mixer.cancel()
     for session in sessions:
@@ -654,7 +615,8 @@ async def run_dialin_step(
 
 
 def _tick_figures(ms: list[float]) -> dict[str, float]:
-    ms = ms or [0.0]
+    """Median, 99th percentile and maximum of tick lateness figures (in any order)."""
+    ms = sorted(ms) or [0.0]
     return {
         "p50": statistics.median(ms),
         "p99": ms[min(len(ms) - 1, int(len(ms) * 0.99))],
@@ -718,7 +680,14 @@ if __name__ == "__main__":
     parser.add_argument(
         "--ivr-own-timers", action="store_true", help="IVR prompts on a timer per call (before)"
     )
+    parser.add_argument(
+        "--generator-nice",
+        type=int,
+        default=GENERATOR_NICE,
+        help="the load generators' niceness (0: as the node's)",
+    )
     args = parser.parse_args()
+    GENERATOR_NICE = args.generator_nice
     if args.nodes > 1:
         if not args.nodes <= 10 or args.participants < args.nodes:
             parser.error("--nodes takes 2 to 10, with at least one participant per node")
