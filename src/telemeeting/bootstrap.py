@@ -94,11 +94,11 @@ class Platform:
         """Start the roles; a carrier that cannot start raises DriverError here."""
         await self.db.migrate()
         await self._register()
+        if self.server_links is not None:  # the legs a previous run of it carried are gone
+            await self.server_links.end_server(self.node_id)  # (before new ones can come)
+            await self.server_links.listen()
         if self.media is not None:
             await self.media.start()
-        if self.server_links is not None:  # the legs a previous run of it carried are gone
-            await self.server_links.listen()
-            await self.server_links.end_server(self.node_id)
         if self.dispatcher is not None:
             await self.db.listen(PUSHES_CHANNEL, self.dispatcher.wake)
             self._spawn(self.dispatcher.run(), "callbacks")
