@@ -354,3 +354,21 @@ async def test_an_overflowing_dial_goes_to_the_least_loaded_other_server(db: Dat
     await records.apply_reports(second.meeting_id, [failed])  # ended meanwhile
     assert await links.overflow(second)  # nothing to dial anywhere
     assert await _claimed(db, "B") == [] and await _claimed(db, "C") == []
+
+
+async def test_a_restarted_owner_keeps_other_servers_legs_and_has_them_relink(
+    db: Database,
+) -> None:
+    meeting_id, leg_id, now = await _meeting_with_caller_on_b(db)
+    settings = load_settings()
+    recorder = ChangeRecorder.from_settings(settings, Wakeups())
+    records = CallRecords(db, lambda: now, recorder, Directory(db), settings)
+    await records.apply_reports(meeting_id, [LegReport(meeting_id, leg_id, Progress.ANSWERED, now)])
+    assert await records.end_lost_calls("A") == 1
+    async with db.reader() as uow:
+        meeting = await uow.meetings.get(meeting_id, ALL_LEGS)
+    assert meeting is not None
+    assert {leg.id: leg.live for leg in meeting.legs}[leg_id]  # the caller on B goes on
+    relink = RelinkServer(meeting_id, "A", "production")
+    assert (await _claimed(db, "B")).count(relink) == 1
+    assert (await _claimed(db, "A")).count(relink) == 1

@@ -61,13 +61,16 @@ class CallRecords:
         """After `owner` restarted: the calls it had placed died with the old process; end them
         once each. Legs whose dial order it never claimed are still dialled, and a meeting that
         stays active gets its media settings and recording again, as after a take-over (the
-        restarted mixer knows nothing of it)."""
+        restarted mixer knows nothing of it). Legs other servers carry go on, relinked to the
+        restarted home."""
         async with self._db.reader() as uow:
             meeting_ids = await uow.meetings.ids_with_live_legs(owner)
         for meeting_id in meeting_ids:
             async with self._db.unit_of_work() as uow:
                 meeting = await self._calls_lost(uow, meeting_id)
                 if meeting is not None:
+                    # Other servers' links pointed at the old process (issue 16).
+                    await relink_orders(uow, meeting_id, owner, owner)
                     await self._resume_media(uow, meeting)
         if meeting_ids:
             log.warning("meetings.recovered", owner=owner, meetings=len(meeting_ids))
