@@ -69,6 +69,8 @@ ROOM = 5
 WARMUP = 1.0
 #: The load generators' niceness (--generator-nice): they stand for phones on other machines.
 GENERATOR_NICE = 10
+#: What runs the phones (--generator): "c" (bench/_rtp_load.c, if gcc builds it) or "python".
+GENERATOR = "c"
 
 
 def _start_generator(count: int) -> tuple[Connection, multiprocessing.process.BaseProcess]:
@@ -76,7 +78,7 @@ def _start_generator(count: int) -> tuple[Connection, multiprocessing.process.Ba
     context = multiprocessing.get_context("spawn")
     conn, child = context.Pipe()
     generator = context.Process(
-        target=generator_main, args=(child, count, GENERATOR_NICE), daemon=True
+        target=generator_main, args=(child, count, GENERATOR_NICE, GENERATOR), daemon=True
     )
     generator.start()
     return conn, generator
@@ -686,8 +688,15 @@ if __name__ == "__main__":
         default=GENERATOR_NICE,
         help="the load generators' niceness (0: as the node's)",
     )
+    parser.add_argument(
+        "--generator",
+        default=GENERATOR,
+        choices=["c", "python"],
+        help="what runs the simulated phones (c: compiled with gcc at start)",
+    )
     args = parser.parse_args()
     GENERATOR_NICE = args.generator_nice
+    GENERATOR = args.generator
     if args.nodes > 1:
         if not args.nodes <= 10 or args.participants < args.nodes:
             parser.error("--nodes takes 2 to 10, with at least one participant per node")
