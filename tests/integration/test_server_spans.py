@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -21,6 +22,7 @@ from telemeeting.service.meetings import MeetingService
 from telemeeting.service.placement import Placement
 from telemeeting.service.spans import LinkFailed, ServerLinks
 from telemeeting.store.orders import StoredOrder
+from telemeeting.store.records import App
 from telemeeting.store.repositories import ALL_LEGS
 from telemeeting.store.sql import Statement
 from telemeeting.store.unit_of_work import Database
@@ -45,6 +47,7 @@ from telemeeting.wire.actions import parse_create_meeting, parse_meeting_ref, pa
 from telemeeting.wire.request_id import RequestIdGenerator
 
 CALLER = "13900000009"
+ALICE = "13800000001"
 
 
 async def _claimed(db: Database, node: str) -> list[Order]:
@@ -53,106 +56,127 @@ async def _claimed(db: Database, node: str) -> list[Order]:
     return [decode(s.kind, s.body) for s in stored]
 
 
-async def test_a_callers_orders_go_to_its_server_and_its_death_ends_it_once(
-    db: Database,
-) -> None:
-    settings = load_settings()
-    now = time.time()
-    clock = lambda: now  # noqa: E731
-    account = await admin.create_account(db)
-    app = await admin.create_app(db, account_sid=account.sid, env="production")
-    async with db.unit_of_work() as uow:  # two live media servers
-        for node in ("A", "B"):
-            await uow.nodes.register(node, "media", node, now)
-    recorder = ChangeRecorder.from_settings(settings, Wakeups())
-    directory = Directory(db)
-    placement = Placement(db, "A", True, 10, clock)
-    service = MeetingService(db, settings, clock, placement, recorder)
-    meid = await service.create_meeting(
-        app,
-        parse_create_meeting({"parties": [{"phone": "13800000001"}], "dialin": "1", "pin": "2468"}),
-        Acceptance("r1"),
-    )
-    assert {type(o) for o in await _claimed(db, "B")} == set()
-    (dial,) = [o for o in await _claimed(db, "A") if isinstance(o, DialOrder)]
+@dataclass
+class _World:
+    """The service as the servers run it, at a fixed time, with A as the meeting's owner."""
 
-    dialin = DialIn(db, "B", recorder, directory, clock, RequestIdGenerator(settings.zone))
+    db: Database
+    now: float = field(default_factory=time.time)
+
+    def __post_init__(self) -> None:
+        self.settings = load_settings()
+        self.recorder = ChangeRecorder.from_settings(self.settings, Wakeups())
+        self.directory = Directory(self.db)
+        placement = Placement(self.db, "A", True, 10, self.clock)
+        self.service = MeetingService(self.db, self.settings, self.clock, placement, self.recorder)
+        self.records = CallRecords(
+            self.db, self.clock, self.recorder, self.directory, self.settings
+        )
+
+    def clock(self) -> float:
+        return self.now
+
+    async def app(self) -> App:
+        account = await admin.create_account(self.db)
+        return await admin.create_app(self.db, account_sid=account.sid, env="production")
+
+    def dialin(self, node: str) -> DialIn:
+        ids = RequestIdGenerator(self.settings.zone)
+        return DialIn(self.db, node, self.recorder, self.directory, self.clock, ids)
+
+    async def answered(self, meeting_id: str, *leg_ids: str) -> None:
+        reports = [LegReport(meeting_id, leg, Progress.ANSWERED, self.now) for leg in leg_ids]
+        await self.records.apply_reports(meeting_id, reports)
+
+
+@dataclass
+class _Spanned:
+    """A meeting A owns with alice dialled by A and a caller admitted on B, both answered."""
+
+    world: _World
+    app: App
+    meid: str
+    meeting_id: str
+    alice: str
+    caller: str
+
+
+async def _spanned(db: Database) -> _Spanned:
+    world = _World(db)
+    app = await world.app()
+    body = {"parties": [{"phone": ALICE}], "dialin": "1", "pin": "2468"}
+    meid = await world.service.create_meeting(app, parse_create_meeting(body), Acceptance("r1"))
+    (dial,) = [o for o in await _claimed(db, "A") if isinstance(o, DialOrder)]
+    dialin = world.dialin("B")
     request = AdmitRequest(meid, "2468", CALLER, "4000")
     assert (await dialin.admit(request)).verdict is Verdict.UNAVAILABLE  # spanning off
     dialin.span_servers = True
     admission = await dialin.admit(request)
     assert admission.verdict is Verdict.ADMITTED
-    records = CallRecords(db, clock, recorder, directory, settings)
-    for leg_id in (dial.leg_id, admission.leg_id):
-        report = LegReport(admission.meeting_id, leg_id, Progress.ANSWERED, now)
-        await records.apply_reports(admission.meeting_id, [report])
+    await world.answered(dial.meeting_id, dial.leg_id, admission.leg_id)
+    return _Spanned(world, app, meid, dial.meeting_id, dial.leg_id, admission.leg_id)
+
+
+async def _legs(db: Database, meeting_id: str) -> dict[str, LegState]:
+    async with db.reader() as uow:
+        meeting = await uow.meetings.get(meeting_id, ALL_LEGS)
+    assert meeting is not None
+    return {leg.id: leg.state for leg in meeting.legs}
+
+
+async def test_a_callers_orders_go_to_its_server_and_its_death_ends_it_once(
+    db: Database,
+) -> None:
+    async with db.unit_of_work() as uow:  # two live media servers
+        for node in ("A", "B"):
+            await uow.nodes.register(node, "media", node, time.time())
+    m = await _spanned(db)
     async with db.reader() as uow:  # the admission recorded the span with the leg
-        assert await uow.spans.servers(admission.meeting_id) == ["B"]
+        assert await uow.spans.servers(m.meeting_id) == ["B"]
 
     # The caller's mute is B's alone; A's member's is A's.
-    ref = parse_member_ref({"confid": meid, "phone": CALLER})
-    await service.set_muted(app, ref, True, Acceptance("r2"))
-    ref = parse_member_ref({"confid": meid, "phone": "13800000001"})
-    await service.set_muted(app, ref, True, Acceptance("r3"))
+    for phone, request_id in ((CALLER, "r2"), (ALICE, "r3")):
+        ref = parse_member_ref({"confid": m.meid, "phone": phone})
+        await m.world.service.set_muted(m.app, ref, True, Acceptance(request_id))
     async with db.reader() as uow:  # `telemeeting nodes` counts each one's waiting orders
-        waiting = {node.id: node.orders for node in await uow.nodes.live(now - 10)}
+        waiting = {node.id: node.orders for node in await uow.nodes.live(m.world.now - 10)}
     assert waiting == {"A": 1, "B": 1}
-    assert await _claimed(db, "B") == [
-        SetMuted(admission.meeting_id, admission.leg_id, True, "production")
-    ]
-    assert await _claimed(db, "A") == [
-        SetMuted(admission.meeting_id, dial.leg_id, True, "production")
-    ]
+    assert await _claimed(db, "B") == [SetMuted(m.meeting_id, m.caller, True, "production")]
+    assert await _claimed(db, "A") == [SetMuted(m.meeting_id, m.alice, True, "production")]
 
     # B dies (its lease ran out): A's sweep ends B's leg once, and A closes its link.
-    links = ServerLinks(db, "A", recorder, directory, lambda: now + 60)
+    later = m.world.now + 60
+    links = ServerLinks(db, "A", m.world.recorder, m.world.directory, lambda: later)
     async with db.unit_of_work() as uow:
-        await uow.nodes.beat("A", now + 60)
+        await uow.nodes.beat("A", later)
     assert await links.sweep(10) == 1
     assert await links.sweep(10) == 0  # nothing left of B: nothing to do again
     assert await links.end_server("B") == 0
+    assert await _legs(db, m.meeting_id) == {
+        m.alice: LegState.ANSWER,
+        m.caller: LegState.DISCONNECT,
+    }
     async with db.reader() as uow:
-        meeting = await uow.meetings.get(admission.meeting_id, ALL_LEGS)
-        assert await uow.spans.servers(admission.meeting_id) == []
-    assert meeting is not None
-    states = {leg.id: leg.state for leg in meeting.legs}
-    assert states == {dial.leg_id: LegState.ANSWER, admission.leg_id: LegState.DISCONNECT}
-    assert await _claimed(db, "A") == [UnlinkServer(admission.meeting_id, "B", "production")]
-    async with db.reader() as uow:
-        events = await uow.events.for_meeting(admission.meeting_id, 0, 100)
-    gone = [e for e in events if e.kind == "CallState" and e.leg_id == admission.leg_id]
+        assert await uow.spans.servers(m.meeting_id) == []
+        events = await uow.events.for_meeting(m.meeting_id, 0, 100)
+        cdrs = await uow.cdrs.after(m.app.account_sid, "production", 100)
+    assert await _claimed(db, "A") == [UnlinkServer(m.meeting_id, "B", "production")]
+    gone = [e for e in events if e.kind == "CallState" and e.leg_id == m.caller]
     assert sum('"disconnect"' in e.body for e in gone) == 1
-    async with db.reader() as uow:
-        cdrs = await uow.cdrs.after(account.sid, "production", 100)
     assert cdrs is not None and len(cdrs) == 1
 
 
 async def test_the_meetings_end_goes_to_every_server_it_spans(db: Database) -> None:
-    settings = load_settings()
-    now = time.time()
-    clock = lambda: now  # noqa: E731
-    account = await admin.create_account(db)
-    app = await admin.create_app(db, account_sid=account.sid, env="production")
-    recorder = ChangeRecorder.from_settings(settings, Wakeups())
-    service = MeetingService(db, settings, clock, Placement(db, "A", True, 10, clock), recorder)
-    meid = await service.create_meeting(
-        app,
-        parse_create_meeting({"parties": [{"phone": "13800000001"}], "dialin": "1", "pin": "1357"}),
-        Acceptance("r1"),
-    )
-    await _claimed(db, "A")
-    dialin = DialIn(db, "B", recorder, Directory(db), clock, RequestIdGenerator(settings.zone))
-    dialin.span_servers = True
-    admission = await dialin.admit(AdmitRequest(meid, "1357", CALLER, "4000"))
-    await service.destroy_meeting(app, parse_meeting_ref({"confid": meid}), Acceptance("r2"))
-    mine = await _claimed(db, "B")
-    assert mine == [
-        HangUp(admission.meeting_id, admission.leg_id, "production"),
-        EndMeeting(admission.meeting_id, "production"),
+    m = await _spanned(db)
+    ref = parse_meeting_ref({"confid": m.meid})
+    await m.world.service.destroy_meeting(m.app, ref, Acceptance("r2"))
+    assert await _claimed(db, "B") == [
+        HangUp(m.meeting_id, m.caller, "production"),
+        EndMeeting(m.meeting_id, "production"),
     ]
     home = await _claimed(db, "A")
-    assert EndMeeting(admission.meeting_id, "production") in home
-    assert all(getattr(o, "leg_id", "") != admission.leg_id for o in home)
+    assert EndMeeting(m.meeting_id, "production") in home
+    assert all(getattr(o, "leg_id", "") != m.caller for o in home)
 
 
 async def test_a_server_waiting_for_a_link_claims_only_its_reply(db: Database) -> None:
@@ -184,42 +208,35 @@ async def test_a_take_over_keeps_the_legs_other_servers_carry_and_relinks_them(
 ) -> None:
     """The owner A dies with alice's leg and the caller's (carried by B): the adopter ends
     alice's once, keeps the caller's, and tells B and itself that the home moved."""
-    settings = load_settings()
-    now = time.time()
-    clock = lambda: now  # noqa: E731
-    account = await admin.create_account(db)
-    app = await admin.create_app(db, account_sid=account.sid, env="production")
-    recorder = ChangeRecorder.from_settings(settings, Wakeups())
-    directory = Directory(db)
-    service = MeetingService(db, settings, clock, Placement(db, "A", True, 10, clock), recorder)
-    body = {"parties": [{"phone": "13800000001"}], "dialin": "1", "pin": "2468"}
-    meid = await service.create_meeting(app, parse_create_meeting(body), Acceptance("r1"))
-    (dial,) = [o for o in await _claimed(db, "A") if isinstance(o, DialOrder)]
-    dialin = DialIn(db, "B", recorder, directory, clock, RequestIdGenerator(settings.zone))
-    dialin.span_servers = True
-    admission = await dialin.admit(AdmitRequest(meid, "2468", CALLER, "4000"))
-    records = CallRecords(db, clock, recorder, directory, settings)
-    for leg_id in (dial.leg_id, admission.leg_id):
-        report = LegReport(admission.meeting_id, leg_id, Progress.ANSWERED, now)
-        await records.apply_reports(admission.meeting_id, [report])
-
-    assert await records.take_over(admission.meeting_id, "A", "C")
-    async with db.reader() as uow:
-        meeting = await uow.meetings.get(admission.meeting_id, ALL_LEGS)
-    assert meeting is not None
-    states = {leg.id: leg.state for leg in meeting.legs}
-    assert states == {dial.leg_id: LegState.DISCONNECT, admission.leg_id: LegState.ANSWER}
-    relink = RelinkServer(admission.meeting_id, "A", "production")
+    m = await _spanned(db)
+    assert await m.world.records.take_over(m.meeting_id, "A", "C")
+    assert await _legs(db, m.meeting_id) == {
+        m.alice: LegState.DISCONNECT,
+        m.caller: LegState.ANSWER,
+    }
+    relink = RelinkServer(m.meeting_id, "A", "production")
     to_b = await _claimed(db, "B")  # then the settings, which the new home sends everywhere
     assert to_b[0] == relink and to_b.count(relink) == 1, to_b
     assert relink in await _claimed(db, "C")
 
     # C dies in turn and B adopts: B, no longer a span of its own meeting, is told once.
-    assert await records.take_over(admission.meeting_id, "C", "B")
-    moved = RelinkServer(admission.meeting_id, "C", "production")
+    assert await m.world.records.take_over(m.meeting_id, "C", "B")
+    moved = RelinkServer(m.meeting_id, "C", "production")
     assert (await _claimed(db, "B")).count(moved) == 1
     async with db.reader() as uow:
-        assert await uow.spans.servers(admission.meeting_id) == []
+        assert await uow.spans.servers(m.meeting_id) == []
+
+
+async def test_a_restarted_owner_keeps_other_servers_legs_and_has_them_relink(
+    db: Database,
+) -> None:
+    m = await _spanned(db)
+    assert await m.world.records.end_lost_calls("A") == 1
+    legs = await _legs(db, m.meeting_id)
+    assert legs == {m.alice: LegState.DISCONNECT, m.caller: LegState.ANSWER}
+    relink = RelinkServer(m.meeting_id, "A", "production")
+    assert (await _claimed(db, "B")).count(relink) == 1
+    assert (await _claimed(db, "A")).count(relink) == 1
 
 
 class _Ends:
@@ -242,24 +259,6 @@ class _Ends:
         self.closed.append((meeting_id, server))
 
 
-async def _meeting_with_caller_on_b(db: Database) -> tuple[str, str, float]:
-    """A meeting A owns, with a caller admitted on B: (meeting id, leg id, now)."""
-    settings = load_settings()
-    now = time.time()
-    clock = lambda: now  # noqa: E731
-    account = await admin.create_account(db)
-    app = await admin.create_app(db, account_sid=account.sid, env="production")
-    recorder = ChangeRecorder.from_settings(settings, Wakeups())
-    service = MeetingService(db, settings, clock, Placement(db, "A", True, 10, clock), recorder)
-    body = {"parties": [{"phone": "13800000001"}], "dialin": "1", "pin": "2468"}
-    meid = await service.create_meeting(app, parse_create_meeting(body), Acceptance("r1"))
-    await _claimed(db, "A")
-    dialin = DialIn(db, "B", recorder, Directory(db), clock, RequestIdGenerator(settings.zone))
-    dialin.span_servers = True
-    admission = await dialin.admit(AdmitRequest(meid, "2468", CALLER, "4000"))
-    return admission.meeting_id, admission.leg_id, now
-
-
 def _links(db: Database, node: str, ends: _Ends, link_seconds: float = 10.0) -> ServerLinks:
     recorder = ChangeRecorder.from_settings(load_settings(), Wakeups())
     links = ServerLinks(db, node, recorder, Directory(db), time.time, link_seconds)
@@ -270,7 +269,7 @@ def _links(db: Database, node: str, ends: _Ends, link_seconds: float = 10.0) -> 
 async def test_the_link_exchange_goes_through_the_store(db: Database) -> None:
     """B reserves its end and asks A; A points its home at B's end and answers with its own; B
     points its end at A's. Each step is an order addressed to the other server."""
-    meeting_id, _, _ = await _meeting_with_caller_on_b(db)
+    meeting_id = (await _spanned(db)).meeting_id
     b_ends, a_ends = _Ends(41000), _Ends(42000)
     b, a = _links(db, "B", b_ends), _links(db, "A", a_ends)
 
@@ -304,7 +303,7 @@ async def test_the_link_exchange_goes_through_the_store(db: Database) -> None:
 
 
 async def test_a_home_that_does_not_answer_refuses_the_caller_in_time(db: Database) -> None:
-    meeting_id, _, _ = await _meeting_with_caller_on_b(db)
+    meeting_id = (await _spanned(db)).meeting_id
     ends = _Ends(41000)
     b = _links(db, "B", ends, link_seconds=0.5)
     began = time.monotonic()
@@ -319,16 +318,11 @@ async def test_a_home_that_does_not_answer_refuses_the_caller_in_time(db: Databa
 async def test_an_overflowing_dial_goes_to_the_least_loaded_other_server(db: Database) -> None:
     """A's workers are full: the dial goes to C (fewer calls than B), with the leg's server and
     C's span; a dial whose leg has ended meanwhile (a hang-up recorded first) goes nowhere."""
-    settings = load_settings()
-    now = time.time()
-    clock = lambda: now  # noqa: E731
-    account = await admin.create_account(db)
-    app = await admin.create_app(db, account_sid=account.sid, env="production")
-    recorder = ChangeRecorder.from_settings(settings, Wakeups())
-    service = MeetingService(db, settings, clock, Placement(db, "A", True, 10, clock), recorder)
+    world = _World(db)
+    app, service = await world.app(), world.service
     async with db.unit_of_work() as uow:
         for node in ("A", "B", "C"):
-            await uow.nodes.register(node, "api,media", node, now)
+            await uow.nodes.register(node, "api,media", node, world.now)
     busy = {"parties": [{"phone": "13800000009"}]}
     busy_meid = await service.create_meeting(app, parse_create_meeting(busy), Acceptance("r0"))
     body = {"parties": [{"phone": "13800000001"}, {"phone": "13800000002"}]}
@@ -349,26 +343,7 @@ async def test_an_overflowing_dial_goes_to_the_least_loaded_other_server(db: Dat
         assert await uow.spans.servers(first.meeting_id) == ["C"]
         assert await uow.meetings.get(first.meeting_id, ALL_LEGS) is not None
         assert uow.meetings.node_of_leg(first.leg_id) == "C"  # its orders go to C now
-    records = CallRecords(db, clock, recorder, Directory(db), settings)
-    failed = LegReport(second.meeting_id, second.leg_id, Progress.ENDED, now)
-    await records.apply_reports(second.meeting_id, [failed])  # ended meanwhile
+    failed = LegReport(second.meeting_id, second.leg_id, Progress.ENDED, world.now)
+    await world.records.apply_reports(second.meeting_id, [failed])  # ended meanwhile
     assert await links.overflow(second)  # nothing to dial anywhere
     assert await _claimed(db, "B") == [] and await _claimed(db, "C") == []
-
-
-async def test_a_restarted_owner_keeps_other_servers_legs_and_has_them_relink(
-    db: Database,
-) -> None:
-    meeting_id, leg_id, now = await _meeting_with_caller_on_b(db)
-    settings = load_settings()
-    recorder = ChangeRecorder.from_settings(settings, Wakeups())
-    records = CallRecords(db, lambda: now, recorder, Directory(db), settings)
-    await records.apply_reports(meeting_id, [LegReport(meeting_id, leg_id, Progress.ANSWERED, now)])
-    assert await records.end_lost_calls("A") == 1
-    async with db.reader() as uow:
-        meeting = await uow.meetings.get(meeting_id, ALL_LEGS)
-    assert meeting is not None
-    assert {leg.id: leg.live for leg in meeting.legs}[leg_id]  # the caller on B goes on
-    relink = RelinkServer(meeting_id, "A", "production")
-    assert (await _claimed(db, "B")).count(relink) == 1
-    assert (await _claimed(db, "A")).count(relink) == 1
