@@ -22,6 +22,7 @@ from tests.receiver import Received, Receiver
 from tests.servers import (
     Api,
     Server,
+    Tenant,
     create_pg_database,
     drop_pg_database,
     free_port,
@@ -79,6 +80,35 @@ def _heard(
     return {name: levels[tone] for name, tone in tones.items()}
 
 
+async def _with_callbacks(server: Server, receiver: Receiver) -> Tenant:
+    """A tenant whose production app pushes to `receiver`."""
+    tenant = await asyncio.to_thread(server.new_tenant)
+    tenant.production_app = await asyncio.to_thread(
+        server.make_app,
+        tenant.sid,
+        "production",
+        callback_url=f"http://127.0.0.1:{receiver.port}/cb",
+    )
+    return tenant
+
+
+async def _dial_in_meeting_with_alice(api: Api, alice: str) -> str:
+    """A dial-in meeting (PIN 2468) placed on `api`'s server, alice dialled and answered."""
+    body = {"action": "createMeeting", "parties": [{"phone": alice}], "dialin": "1", "pin": "2468"}
+    meid = (await call_api(api, body))["meid"]
+    await asyncio.to_thread(api.wait_for, meid, answered([alice]), "production", 20)
+    return str(meid)
+
+
+async def _dial_in(caller: Baresip, config: Path, meid: str, api: Api) -> None:
+    """The caller dials the dial-in number on the server of `config` and joins the meeting."""
+    port = int(tomllib.loads(config.read_text())["sip"]["local_port"])
+    await caller.command("dial", f"sip:{dialin.DIALIN}@{HOST}:{port}")
+    await caller.wait_event("CALL_ESTABLISHED")
+    await key_in(caller, f"{meid}#2468#")
+    await asyncio.to_thread(api.wait_for, meid, dialin.dave_in, "production", 30)
+
+
 def _disconnects(pushes: list[Received], phone: str) -> list[Received]:
     return [
         p
@@ -108,29 +138,11 @@ async def test_a_caller_on_another_server_joins_by_a_link_and_its_death_ends_onl
         servers.append(a)
         b = await asyncio.to_thread(_serve, pg_url, tmp_path, "b", b_config)
         servers.append(b)
-        tenant = await asyncio.to_thread(a.new_tenant)
-        tenant.production_app = await asyncio.to_thread(
-            a.make_app,
-            tenant.sid,
-            "production",
-            callback_url=f"http://127.0.0.1:{receiver.port}/cb",
-        )
-        api = Api(a, tenant)  # the meeting is placed on the server that takes the request
-        body = {
-            "action": "createMeeting",
-            "parties": [{"phone": numbers["alice"]}],
-            "dialin": "1",
-            "pin": "2468",
-        }
-        meid = (await call_api(api, body))["meid"]
-        await asyncio.to_thread(api.wait_for, meid, answered([numbers["alice"]]), "production", 20)
+        # The meeting is placed on the server that takes the request.
+        api = Api(a, await _with_callbacks(a, receiver))
+        meid = await _dial_in_meeting_with_alice(api, numbers["alice"])
         assert "server_link" not in a.log()
-
-        b_port = int(tomllib.loads(b_config.read_text())["sip"]["local_port"])
-        await caller.command("dial", f"sip:{dialin.DIALIN}@{HOST}:{b_port}")
-        await caller.wait_event("CALL_ESTABLISHED")
-        await key_in(caller, f"{meid}#2468#")
-        await asyncio.to_thread(api.wait_for, meid, dialin.dave_in, "production", 30)
+        await _dial_in(caller, b_config, meid, api)
         started = time.monotonic()
         assert "server_link.opened" in b.log(), b.log()[-3000:]
         await asyncio.sleep(3.0)
@@ -247,29 +259,10 @@ async def test_the_homes_death_leaves_the_caller_on_the_adopter_which_goes_on_as
         for name, config in (("a", a_config), ("b", b_config)):
             servers.append(await asyncio.to_thread(_serve, pg_url, tmp_path, name, config))
         a, b = servers
-        tenant = await asyncio.to_thread(a.new_tenant)
-        tenant.production_app = await asyncio.to_thread(
-            a.make_app,
-            tenant.sid,
-            "production",
-            callback_url=f"http://127.0.0.1:{receiver.port}/cb",
-        )
+        tenant = await _with_callbacks(a, receiver)
         via_a, via_b = Api(a, tenant), Api(b, tenant)
-        body = {
-            "action": "createMeeting",
-            "parties": [{"phone": numbers["alice"]}],
-            "dialin": "1",
-            "pin": "2468",
-        }
-        meid = (await call_api(via_a, body))["meid"]
-        await asyncio.to_thread(
-            via_a.wait_for, meid, answered([numbers["alice"]]), "production", 20
-        )
-        b_port = int(tomllib.loads(b_config.read_text())["sip"]["local_port"])
-        await caller.command("dial", f"sip:{dialin.DIALIN}@{HOST}:{b_port}")
-        await caller.wait_event("CALL_ESTABLISHED")
-        await key_in(caller, f"{meid}#2468#")
-        await asyncio.to_thread(via_a.wait_for, meid, dialin.dave_in, "production", 30)
+        meid = await _dial_in_meeting_with_alice(via_a, numbers["alice"])
+        await _dial_in(caller, b_config, meid, via_a)
 
         os.kill(a.process.pid, signal.SIGKILL)
         await asyncio.to_thread(a.process.wait, 10)
