@@ -11,6 +11,10 @@ Pipe, in order.
 
 A dial-in caller (issue 15) is admitted by the service through `set_admitter`; a meeting not yet
 carried by the node the call came in on is extended to it (linked) before the caller joins.
+
+Across servers (issue 16, the block at the end): a meeting another server owns is linked into
+this server's worker through the orders table (service/spans.py), for a dial-in caller admitted
+here or a dial the owner handed over because its workers were full.
 """
 
 from __future__ import annotations

@@ -13,8 +13,9 @@ joining or leaving goes up as ("presence", meeting_id, leg_id, joined), and the 
 down, the same, to the meeting's other nodes, which beep to their members. With several
 workers an answered call's dialog goes up as ("dialog", meeting_id, leg_id, fields); if its
 worker dies, another gets ("release", fields) and ends the call with a BYE. They are not
-`orders.Order`s: the orders table never carries them (placement across servers will decide how
-it should).
+`orders.Order`s: the orders table never carries them. Across servers the orders table carries
+`LinkServer` steps instead (service/spans.py), and the driver turns each into these messages to
+the meeting's home worker (peer "srv:<server id>").
 """
 
 from __future__ import annotations
