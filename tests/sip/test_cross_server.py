@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import time
 import tomllib
 from collections.abc import Iterator
@@ -62,10 +63,10 @@ def pg_url() -> Iterator[str]:
     drop_pg_database(url)
 
 
-def _serve(db: str, tmp_path: Path, name: str, config: Path) -> Server:
+def _serve(db: str, tmp_path: Path, name: str, config: Path, **env: str) -> Server:
     workdir = tmp_path / name
     workdir.mkdir(exist_ok=True)
-    return start_server(db, workdir, env=CLUSTER, extra_args=("--config", str(config)))
+    return start_server(db, workdir, env={**CLUSTER, **env}, extra_args=("--config", str(config)))
 
 
 def _heard(
@@ -303,3 +304,64 @@ def _wait_for_log(server: Server, text: str, timeout: float) -> None:
     while text not in server.log():
         assert time.monotonic() < deadline, server.log()[-3000:]
         time.sleep(0.1)
+
+
+async def test_the_other_servers_relink_to_the_adopter_of_a_dead_home(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """Three servers: A owns the meeting (alice), the caller is on B, C carries nothing. `kill
+    -9` A: C (its heartbeat, hence its look for dead owners, is the quickest) adopts the
+    meeting, B closes its link to A and links to C, the new home; bob, invited next, is dialled
+    by C and hears the caller on B (and the caller him) through the new link."""
+    tones = {"bob": dialin.PEERS["bob"][1], CALLER: dialin.PEERS[CALLER][1]}
+    alice, bob, caller = peers = tone_phones(
+        tmp_path, {"alice": dialin.PEERS["alice"][1], **tones}, seconds=90
+    )
+    numbers = numbers_of(dialin.PEERS)
+    servers: list[Server] = []
+    try:
+        await ready_all(peers)
+        configs = {
+            "a": phones_config(tmp_path / "a.toml", [alice], numbers, recordings_toml(tmp_path)),
+            "b": phones_config(tmp_path / "b.toml", [], numbers, dialin.dialin_toml(tmp_path)),
+            "c": phones_config(tmp_path / "c.toml", [bob], numbers, recordings_toml(tmp_path)),
+        }
+        beats = {"a": "0.5", "b": "1.5", "c": "0.2"}
+        for name, config in configs.items():
+            beat = {"TELEMEETING_CLUSTER_HEARTBEAT_SECONDS": beats[name]}
+            servers.append(await asyncio.to_thread(_serve, pg_url, tmp_path, name, config, **beat))
+        a, b, c = servers
+        tenant = await asyncio.to_thread(a.new_tenant)
+        via_a, via_c = Api(a, tenant), Api(c, tenant)
+        meid = await _dial_in_meeting_with_alice(via_a, numbers["alice"])
+        await _dial_in(caller, configs["b"], meid, via_a)
+
+        os.kill(a.process.pid, signal.SIGKILL)
+        await asyncio.to_thread(a.process.wait, 10)
+        await asyncio.to_thread(_wait_for_log, c, "meeting.taken_over", 15)
+        assert "meeting.taken_over" not in b.log()
+        await asyncio.to_thread(_wait_for_log, b, f"home={_node_of(c)}", 15)
+        invite = {"action": "inviteJoinMeeting", "confid": meid}
+        await call_api(via_c, {**invite, "parties": [{"phone": numbers["bob"]}]})
+        await asyncio.to_thread(
+            via_c.wait_for, meid, answered([numbers["bob"], CALLER]), "production", 20
+        )
+        started = time.monotonic()
+        await asyncio.sleep(3.0)
+        await call_api(via_c, {"action": "destroyMeeting", "confid": meid})
+        for peer in (bob, caller):
+            await peer.wait_event("CALL_CLOSED", timeout=15)
+        ended = time.monotonic()
+    finally:
+        await asyncio.gather(*(peer.stop() for peer in peers))
+        for server in servers:
+            server.stop()
+
+    for peer, other in ((bob, CALLER), (caller, "bob")):
+        heard = _heard(peer, tones, started, 0.7, 2.7, ended)
+        assert heard[other] - heard[peer.name] >= 20, (peer.name, heard)
+
+
+def _node_of(server: Server) -> str:
+    """A server's node id as its log names it (hostname:port, the default)."""
+    return f"{socket.gethostname()}:{server.port}"
