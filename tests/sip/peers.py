@@ -73,11 +73,26 @@ _used: set[int] = set()
 PORT_RANGE = (10000, 32000)
 
 
+def _worker_range() -> tuple[int, int]:
+    """This pytest-xdist worker's share of PORT_RANGE (all of it without xdist): `_used` keeps
+    one process from picking a port twice, and the shares keep two workers apart, since a port
+    is only checked free, not held, until its peer or server binds it."""
+    low, high = PORT_RANGE
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if not worker.startswith("gw") or not worker[2:].isdigit() or count < 2:
+        return low, high
+    size = (high - low) // count
+    start = low + int(worker[2:]) % count * size
+    return start, start + size
+
+
 def free_ports(count: int = 1, span: int = 1) -> list[int]:
     """`count` base ports, each with `span` consecutive free ports (baresip takes port+1)."""
+    low, high = _worker_range()
     found: list[int] = []
     while len(found) < count:
-        base = random.randrange(PORT_RANGE[0], PORT_RANGE[1] - span, 2)
+        base = random.randrange(low, high - span, 2)
         block = range(base, base + span)
         if any(p in _used for p in block) or not all(_bindable(p) for p in block):
             continue
