@@ -13,7 +13,8 @@ two steps, each an `OpenCascade` to one node:
 Orders are idempotent (the same order twice changes nothing) and shaped like the orders of
 telephony/orders.py (frozen dataclasses of plain fields with `meeting_id` and `env`). Within one
 server SipDriver sends them over the node pipe and the endpoint comes back as its answer
-(telephony/sip/node.py); across servers the orders table does not carry them yet.
+(telephony/sip/node.py); across servers the two ends are exchanged through the orders table
+as `LinkServer` orders (service/spans.py), and each server's driver turns them into these.
 `CloseCascade` (or the meeting's end) frees the port.
 """
 
