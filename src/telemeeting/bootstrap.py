@@ -266,7 +266,7 @@ def build_platform(
     recorder = ChangeRecorder.from_settings(settings, wakeups)
     directory = Directory(db)
     records = CallRecords(db, clock, recorder, directory, settings)
-    speakers = SpeakerEvents(db, recorder, clock)
+    speakers = SpeakerEvents(db, recorder, clock, node_id)
     media = (
         MediaRole(db, node_id, carrier(settings, clock), records, clock, speakers)
         if MEDIA in roles

@@ -1,10 +1,14 @@
 """One meeting across servers, the store's part (issue 16), on real SQLite and PostgreSQL: a
 caller admitted on server B for a meeting server A owns is B's leg; its orders are claimed by B
-alone, the meeting's end by both; B's death ends B's leg once and has A close its link."""
+alone, the meeting's end by both; B's death ends B's leg once and has A close its link. What
+the link's audio does not carry: the home's settings reach a server in the link's reply, a join
+or leave is a `ServerPresence` for the other servers only, and the speaker events keep the union
+of every server's talkers."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import dataclass, field
 
@@ -21,22 +25,26 @@ from telemeeting.service.directory import Directory
 from telemeeting.service.meetings import MeetingService
 from telemeeting.service.placement import Placement
 from telemeeting.service.spans import LinkFailed, ServerLinks
+from telemeeting.service.speakers import SpeakerEvents
 from telemeeting.store.orders import StoredOrder
 from telemeeting.store.records import App
 from telemeeting.store.repositories import ALL_LEGS
 from telemeeting.store.sql import Statement
 from telemeeting.store.unit_of_work import Database
 from telemeeting.telephony.dialin import AdmitRequest
-from telemeeting.telephony.driver import LegReport, Progress
+from telemeeting.telephony.driver import LegReport, Progress, SpeakersReport
 from telemeeting.telephony.ivr.machine import Verdict
 from telemeeting.telephony.media.cascade_control import CascadeEndpoint
 from telemeeting.telephony.orders import (
+    ConfigureMeeting,
     DialOrder,
     EndMeeting,
     HangUp,
     LinkServer,
+    MediaOrder,
     Order,
     RelinkServer,
+    ServerPresence,
     SetMuted,
     UnlinkServer,
     decode,
@@ -101,10 +109,10 @@ class _Spanned:
     caller: str
 
 
-async def _spanned(db: Database) -> _Spanned:
+async def _spanned(db: Database, **options: str) -> _Spanned:
     world = _World(db)
     app = await world.app()
-    body = {"parties": [{"phone": ALICE}], "dialin": "1", "pin": "2468"}
+    body = {"parties": [{"phone": ALICE}], "dialin": "1", "pin": "2468", **options}
     meid = await world.service.create_meeting(app, parse_create_meeting(body), Acceptance("r1"))
     (dial,) = [o for o in await _claimed(db, "A") if isinstance(o, DialOrder)]
     dialin = world.dialin("B")
@@ -160,7 +168,10 @@ async def test_a_callers_orders_go_to_its_server_and_its_death_ends_it_once(
         assert await uow.spans.servers(m.meeting_id) == []
         events = await uow.events.for_meeting(m.meeting_id, 0, 100)
         cdrs = await uow.cdrs.after(m.app.account_sid, "production", 100)
-    assert await _claimed(db, "A") == [UnlinkServer(m.meeting_id, "B", "production")]
+    assert await _claimed(db, "A") == [  # A closes its link, and its members hear the leave
+        UnlinkServer(m.meeting_id, "B", "production"),
+        ServerPresence(m.meeting_id, m.caller, False, "B", "production"),
+    ]
     gone = [e for e in events if e.kind == "CallState" and e.leg_id == m.caller]
     assert sum('"disconnect"' in e.body for e in gone) == 1
     assert cdrs is not None and len(cdrs) == 1
@@ -242,12 +253,15 @@ async def test_a_restarted_owner_keeps_other_servers_legs_and_has_them_relink(
 class _Ends:
     """A fake of the SIP driver's link ends (the exchange through the store is what is tested
     here; tests/sip/test_cross_server.py runs it with real workers): it answers every open with
-    its own end and remembers what it was asked."""
+    its own end and remembers what it was asked (its settings are `settings`)."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, settings: ConfigureMeeting | None = None) -> None:
         self.port = port
         self.opened: list[tuple[str, str, str, int, bool]] = []
         self.closed: list[tuple[str, str]] = []
+        self.settings = settings
+        self.configured: list[MediaOrder] = []
+        self.presences: list[tuple[str, str, bool]] = []
 
     async def open_server_end(
         self, meeting_id: str, server: str, host: str = "", port: int = 0, *, home: bool
@@ -257,6 +271,31 @@ class _Ends:
 
     def close_server_end(self, meeting_id: str, server: str) -> None:
         self.closed.append((meeting_id, server))
+
+    def meeting_settings(self, meeting_id: str) -> ConfigureMeeting | None:
+        return self.settings
+
+    async def media(self, order: MediaOrder) -> None:
+        self.configured.append(order)
+
+    def peer_presence(self, meeting_id: str, leg_id: str, joined: bool) -> None:
+        self.presences.append((meeting_id, leg_id, joined))
+
+
+async def _link(db: Database, meeting_id: str, server: ServerLinks, home: ServerLinks) -> None:
+    """`server` links the meeting to `home`, whose order loop claims the request and answers."""
+    written = asyncio.Event()
+    server.wake = written.set  # the request's commit wakes the home (NOTIFY between processes)
+
+    async def answer() -> None:
+        await written.wait()
+        async with db.unit_of_work() as uow:
+            (stored,) = await uow.orders.claim(home.node_id, 10)
+        order = decode(stored.kind, stored.body)
+        assert isinstance(order, LinkServer) and not order.reply
+        await home.on_order(order)
+
+    await asyncio.gather(server.join(meeting_id), answer())
 
 
 def _links(db: Database, node: str, ends: _Ends, link_seconds: float = 10.0) -> ServerLinks:
@@ -272,19 +311,7 @@ async def test_the_link_exchange_goes_through_the_store(db: Database) -> None:
     meeting_id = (await _spanned(db)).meeting_id
     b_ends, a_ends = _Ends(41000), _Ends(42000)
     b, a = _links(db, "B", b_ends), _links(db, "A", a_ends)
-
-    written = asyncio.Event()
-    b.wake = written.set  # B's commit of its request wakes "A" (NOTIFY between processes)
-
-    async def home() -> None:  # A's order loop: claims B's request, answers it
-        await written.wait()
-        async with db.unit_of_work() as uow:
-            (stored,) = await uow.orders.claim("A", 10)
-        order = decode(stored.kind, stored.body)
-        assert isinstance(order, LinkServer) and not order.reply
-        await a.on_order(order)
-
-    await asyncio.gather(b.join(meeting_id), home())
+    await _link(db, meeting_id, b, a)
     assert a_ends.opened == [(meeting_id, "B", "127.0.0.1", 41000, True)]
     assert b_ends.opened == [
         (meeting_id, "A", "", 0, False),
@@ -347,3 +374,114 @@ async def test_an_overflowing_dial_goes_to_the_least_loaded_other_server(db: Dat
     await world.records.apply_reports(second.meeting_id, [failed])  # ended meanwhile
     assert await links.overflow(second)  # nothing to dial anywhere
     assert await _claimed(db, "B") == [] and await _claimed(db, "C") == []
+
+
+async def test_the_homes_reply_gives_a_joining_server_the_meetings_settings(
+    db: Database,
+) -> None:
+    """A server that joins after the meeting's start missed its `ConfigureMeeting`: the home's
+    reply carries the one it runs, which the joining server's workers take, unless a newer one
+    (addressed to its span) reached it first."""
+    meeting_id = (await _spanned(db)).meeting_id
+    settings = ConfigureMeeting(meeting_id, "production", beep=3, speaker_events=True)
+    b_ends, a_ends = _Ends(41000), _Ends(42000, settings)
+    b, a = _links(db, "B", b_ends), _links(db, "A", a_ends)
+    await _link(db, meeting_id, b, a)
+    assert b_ends.configured == [settings]
+
+    newer = ConfigureMeeting(meeting_id, "production", beep=1)
+    c_ends = _Ends(43000, newer)
+    await _link(db, meeting_id, _links(db, "C", c_ends), a)
+    assert c_ends.configured == []  # C keeps what it runs
+
+    a_ends.settings = None  # a meeting with nothing to set: nothing to take
+    d_ends = _Ends(44000)
+    await _link(db, meeting_id, _links(db, "D", d_ends), a)
+    assert d_ends.configured == []
+
+
+async def test_a_members_join_or_leave_is_told_to_the_meetings_other_servers(
+    db: Database,
+) -> None:
+    """The beeps across servers: a member joining on B is a `ServerPresence` for the owner A
+    and the other span C (not for B); one leaving on the home A is one for B and C. Carried
+    out, it makes the driver beep there; a server's own comes back to nothing; a meeting
+    that does not span servers here writes none."""
+    meeting_id = (await _spanned(db)).meeting_id
+    a_ends, b_ends, c_ends = _Ends(42000), _Ends(41000), _Ends(43000)
+    a, b, c = _links(db, "A", a_ends), _links(db, "B", b_ends), _links(db, "C", c_ends)
+    await _link(db, meeting_id, b, a)
+    await _link(db, meeting_id, c, a)
+
+    b.presence(meeting_id, "leg-b", True, home=False)
+    await asyncio.gather(*b._tasks)
+    joined = ServerPresence(meeting_id, "leg-b", True, "B", "production")
+    assert await _claimed(db, "A") == [joined]
+    assert await _claimed(db, "C") == [joined]
+    assert await _claimed(db, "B") == []
+
+    a.presence(meeting_id, "leg-a", False, home=True)
+    await asyncio.gather(*a._tasks)
+    left = ServerPresence(meeting_id, "leg-a", False, "A", "production")
+    assert await _claimed(db, "B") == [left]
+    assert await _claimed(db, "C") == [left]
+    assert await _claimed(db, "A") == []
+
+    await c.on_order(joined)
+    await b.on_order(joined)  # its own: B's workers beeped already
+    assert c_ends.presences == [(meeting_id, "leg-b", True)]
+    assert b_ends.presences == []
+
+    elsewhere = _links(db, "D", _Ends(44000))  # D carries no part of the meeting
+    elsewhere.presence(meeting_id, "leg-d", True, home=False)
+    a.presence(meeting_id, "leg-a", True, home=False)  # the owner, no server linked to it
+    await asyncio.gather(*elsewhere._tasks, *a._tasks)
+    for node in ("A", "B", "C", "D"):
+        assert await _claimed(db, node) == []
+
+    # B's part ends with its last member, whose leave the driver learns after that end: it
+    # still reaches the others.
+    b.ended_here(meeting_id)
+    b.presence(meeting_id, "leg-b", False, home=False)
+    await asyncio.gather(*b._tasks)
+    gone = ServerPresence(meeting_id, "leg-b", False, "B", "production")
+    assert gone in await _claimed(db, "A")
+    assert await _claimed(db, "C") == [gone]
+
+
+async def test_speaker_events_name_the_talkers_of_every_server(db: Database) -> None:
+    """A and B each report their own talkers: the pushes and queryMeeting's `speaking` name
+    the union; a server repeating its set changes nothing (no push, no flapping), and a
+    talker whose leg ended is dropped by the next report."""
+    m = await _spanned(db, speakerevents="1")
+    world = m.world
+    on_a = SpeakerEvents(db, world.recorder, world.clock, "A")
+    on_b = SpeakerEvents(db, world.recorder, world.clock, "B")
+
+    async def pushed() -> list[list[str]]:
+        async with db.reader() as uow:
+            events = await uow.events.for_meeting(m.meeting_id, 0, 1000)
+        bodies = [json.loads(e.body) for e in events if e.kind == "MeetingState"]
+        return [sorted(b["speakers"]) for b in bodies if b["state"] == "speakers"]
+
+    async def speaking() -> set[str]:
+        async with db.reader() as uow:
+            read = await uow.meetings.read_with_media(m.app.appid, m.meid)
+        assert read is not None and read.talking is not None
+        return {leg.phone for leg in read.meeting.legs if leg.id in read.talking}
+
+    at = world.now
+    await on_a.record(SpeakersReport(m.meeting_id, (m.alice,), at + 1))
+    await on_b.record(SpeakersReport(m.meeting_id, (m.caller,), at + 2))
+    assert await speaking() == {ALICE, CALLER}
+    await on_a.record(SpeakersReport(m.meeting_id, (m.alice,), at + 3))  # the same again
+    await on_b.record(SpeakersReport(m.meeting_id, (m.caller,), at + 4))
+    await on_a.record(SpeakersReport(m.meeting_id, (), at + 5))  # alice stops
+    assert await pushed() == [[ALICE], sorted([ALICE, CALLER]), [CALLER]]
+    assert await speaking() == {CALLER}
+
+    ended = LegReport(m.meeting_id, m.caller, Progress.ENDED, at + 6)
+    await world.records.apply_reports(m.meeting_id, [ended])  # the caller's leg is over
+    await on_a.record(SpeakersReport(m.meeting_id, (m.alice,), at + 7))
+    assert (await pushed())[-1] == [ALICE]
+    assert await speaking() == {ALICE}

@@ -4,7 +4,9 @@ dials in on server B, which does not own it: B admits the caller as its leg and 
 meeting to A's home worker through the orders table (service/spans.py) instead of saying
 "unavailable". Each phone plays its own tone and hears the other and not itself; muting the
 caller (an order B claims) silences it at alice's phone; killing B ends only the caller's leg,
-with one `disconnect` push and one CDR, and alice's call goes on."""
+with one `disconnect` push and one CDR, and alice's call goes on. What the link's audio does not
+carry crosses too: the caller's join beeps at alice, alice's leave at the caller, and the speaker
+events name the talkers of both servers together."""
 
 from __future__ import annotations
 
@@ -14,8 +16,9 @@ import signal
 import socket
 import time
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,6 +48,7 @@ from tests.sip.peers import (
     recordings_toml,
     tone_phones,
 )
+from tests.sip.test_cascade_workers import BEEP, BESIDE
 
 pytestmark = [pytest.mark.timeout(200), pytest.mark.baresip, pytest.mark.postgres]
 
@@ -365,3 +369,91 @@ async def test_the_other_servers_relink_to_the_adopter_of_a_dead_home(
 def _node_of(server: Server) -> str:
     """A server's node id as its log names it (hostname:port, the default)."""
     return f"{socket.gethostname()}:{server.port}"
+
+
+#: Tones clear of the beep's note and the band beside it (tests/sip/test_cascade_workers.py).
+BEEPS = {"beep": BEEP, "beside": BESIDE}
+
+
+def _speaking(*phones: str) -> Callable[[dict[str, Any]], bool]:
+    """For `api.wait_for`: queryMeeting says exactly these phones are talking."""
+
+    def check(meeting: dict[str, Any]) -> bool:
+        return {m["phone"] for m in meeting["members"] if m.get("speaking")} == set(phones)
+
+    return check
+
+
+async def test_beeps_and_speaker_events_cross_servers(tmp_path: Path, pg_url: str) -> None:
+    """A meeting created on A with beeps and speaker events, alice dialled by A, the caller
+    dialling in on B: the caller's join beeps at alice (B tells A: a `ServerPresence` order),
+    alice's leave beeps at the caller (B runs the meeting's `beep`, which A's link reply gave
+    it), and queryMeeting and the speaker events name alice and the caller together (each
+    server detects its own members; the store keeps the union). Both phones play a tone all
+    along, so both talk."""
+    tones = {"alice": 1150.0, CALLER: 1450.0}
+    alice, caller = peers = tone_phones(tmp_path, tones, seconds=90)
+    numbers = numbers_of(dialin.PEERS)
+    servers: list[Server] = []
+    try:
+        await ready_all(peers)
+        a_config = phones_config(tmp_path / "a.toml", [alice], numbers, recordings_toml(tmp_path))
+        b_config = phones_config(tmp_path / "b.toml", [], numbers, dialin.dialin_toml(tmp_path))
+        for name, config in (("a", a_config), ("b", b_config)):
+            servers.append(await asyncio.to_thread(_serve, pg_url, tmp_path, name, config))
+        a, b = servers
+        api = Api(a, await asyncio.to_thread(a.new_tenant))
+        body = {
+            "action": "createMeeting",
+            "parties": [{"phone": numbers["alice"]}],
+            "dialin": "1",
+            "pin": "2468",
+            "beep": "3",
+            "speakerevents": "1",
+        }
+        meid = (await call_api(api, body))["meid"]
+        await asyncio.to_thread(api.wait_for, meid, answered([numbers["alice"]]), "production", 20)
+        await asyncio.sleep(2.0)  # a quiet stretch before the caller's join
+        await _dial_in(caller, b_config, meid, api)
+        joined = time.monotonic()
+        both = _speaking(numbers["alice"], CALLER)
+        await asyncio.to_thread(api.wait_for, meid, both, "production", 15)
+        await asyncio.sleep(max(0.0, joined + 3.5 - time.monotonic()))
+        await alice.command("hangup")
+        await alice.wait_event("CALL_CLOSED", timeout=15)
+        left = time.monotonic()
+        await asyncio.to_thread(api.wait_for, meid, _speaking(CALLER), "production", 10)
+        await asyncio.sleep(max(0.0, left + 3.0 - time.monotonic()))
+        events = await call_api(
+            api, {"action": "queryMeetingEvents", "confid": meid}, func_url="MeetingQuery.wx"
+        )
+        await call_api(api, {"action": "destroyMeeting", "confid": meid})
+        await caller.wait_event("CALL_CLOSED", timeout=15)
+        ended = time.monotonic()
+        assert "server_link.presence_failed" not in a.log() + b.log()
+    finally:
+        await asyncio.gather(*(peer.stop() for peer in peers))
+        for server in servers:
+            server.stop()
+
+    def beep(levels: dict[str, float]) -> float:
+        return levels["beep"] - levels["beside"]
+
+    # The caller's join on B beeps at alice on A, and only then.
+    at_join = _heard(alice, BEEPS, joined, -1.5, 1.0, left)
+    after = _heard(alice, BEEPS, joined, 1.5, 3.0, left)
+    assert beep(at_join) >= 20 and beep(after) < 10, (at_join, after)
+    # Alice's leave on A beeps at the caller on B.
+    at_leave = _heard(caller, BEEPS, left, -0.5, 1.2, ended)
+    after = _heard(caller, BEEPS, left, 1.5, 2.8, ended)
+    assert beep(at_leave) >= 20 and beep(after) < 10, (at_leave, after)
+    # Each hears the other (the link is up) and the speaker events name both together.
+    hears = _heard(alice, tones, joined, 1.5, 3.0, left)
+    assert hears[CALLER] - hears["alice"] >= 20, hears
+    said = [
+        sorted(e["body"]["speakers"])
+        for e in events["events"]
+        if e["type"] == "MeetingState" and e["body"]["state"] == "speakers"
+    ]
+    assert sorted([numbers["alice"], CALLER]) in said, said
+    assert said[-1] == [CALLER], said

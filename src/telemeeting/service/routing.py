@@ -2,7 +2,8 @@
 
 "" stands for the meeting's owner (its home), resolved when the order is claimed, so orders
 follow a take-over. A leg's orders go to the server carrying the leg; the meeting's settings,
-its prompts to everyone and its end go to the owner and to every other server it spans; a dial
+its prompts to everyone, its end and a member's join or leave on a server (`ServerPresence`,
+for the beeps) go to the owner and to every other server it spans; a dial
 and the recording go to the owner (the home dials, and records the full mix).
 """
 
@@ -17,6 +18,7 @@ from telemeeting.telephony.orders import (
     HoldMember,
     Order,
     PlayPrompt,
+    ServerPresence,
     SetMuted,
     StopPrompt,
 )
@@ -35,7 +37,7 @@ def leg_of(order: Order) -> str:
 
 def is_meeting_wide(order: Order) -> bool:
     """An order every server carrying the meeting must obey."""
-    if isinstance(order, ConfigureMeeting | EndMeeting):
+    if isinstance(order, ConfigureMeeting | EndMeeting | ServerPresence):
         return True
     return isinstance(order, PlayPrompt | StopPrompt) and not order.leg_id
 

@@ -20,7 +20,18 @@ need no connection between the servers other than the RTP of the link. A link cl
 part ends (its last leg left, or the meeting ended: B writes `UnlinkServer` to the owner) and
 when B dies: any live media server finds B's lease expired (`sweep`), ends B's live legs once
 each (one `disconnect` push and one CDR each, under the meeting's row lock) and tells the owner
-to close its end.
+to close its end (and, with a `ServerPresence` each, that its members left).
+
+What the link's audio does not carry crosses through the orders table as well:
+
+- the meeting's in-call settings (beep, speaker events, end on the creator's leave): the home's
+  reply carries the `ConfigureMeeting` its driver runs, which B's workers take unless a newer one
+  reached B already (one sent after B's span was recorded is addressed to B too);
+- join and leave beeps: a member joining or leaving on one server is a `ServerPresence` order to
+  each other server of the meeting (the owner and the spans), which beep to their own members.
+  Only meetings that span servers, and only when the meeting's `beep` wants that beep, write one;
+- speaker events need nothing here: each server reports its own talkers and
+  service/speakers.py keeps the union.
 """
 
 from __future__ import annotations
@@ -34,7 +45,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from telemeeting.domain.model import EndReason, MeetingState
+from telemeeting.domain.model import EndReason, LegState, MeetingState
 from telemeeting.service.changes import ChangeRecorder
 from telemeeting.service.directory import Directory
 from telemeeting.store.orders import StoredOrder
@@ -42,15 +53,19 @@ from telemeeting.store.repositories import legs_on, legs_with_ids
 from telemeeting.store.unit_of_work import ORDERS_CHANNEL, Database, UnitOfWork
 from telemeeting.telephony.media.cascade_control import CascadeEndpoint
 from telemeeting.telephony.orders import (
+    ConfigureMeeting,
     DialOrder,
     LinkServer,
+    MediaOrder,
     Order,
     RelinkServer,
     ServerLinkOrder,
+    ServerPresence,
     UnlinkServer,
     decode,
     encode,
     kind_of,
+    settings_of,
 )
 from telemeeting.wire.environments import PRODUCTION
 
@@ -79,6 +94,12 @@ class LinkDriver(Protocol):
 
     def close_server_end(self, meeting_id: str, server: str) -> None: ...
 
+    def meeting_settings(self, meeting_id: str) -> ConfigureMeeting | None: ...
+
+    async def media(self, order: MediaOrder) -> None: ...
+
+    def peer_presence(self, meeting_id: str, leg_id: str, joined: bool) -> None: ...
+
 
 class ServerLinks:
     def __init__(
@@ -103,6 +124,9 @@ class ServerLinks:
         self.wake: Callable[[], None] = lambda: None
         #: Meetings another server owns that this one is linked into, with their home.
         self._joined: dict[str, str] = {}
+        #: Meetings whose part here just ended: the leave of their last member here, which the
+        #: driver learns after the end, is still told to the other servers.
+        self._parting: set[str] = set()
         self._joining: dict[str, asyncio.Lock] = {}
         self._replies: dict[str, asyncio.Future[LinkServer]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -155,6 +179,9 @@ class ServerLinks:
         if theirs.error:
             raise LinkFailed(f"{owner}: {theirs.error}")
         await driver.open_server_end(meeting_id, owner, theirs.host, theirs.port, home=False)
+        settings = settings_of(theirs)
+        if settings is not None and driver.meeting_settings(meeting_id) is None:
+            await driver.media(settings)
 
     async def overflow(self, order: DialOrder) -> bool:
         """The owner's workers are all full of the meeting: hand the dial to the least loaded
@@ -220,7 +247,32 @@ class ServerLinks:
         owner = self._joined.pop(meeting_id, None)
         self._joining.pop(meeting_id, None)
         if owner is not None:
+            self._parting.add(meeting_id)
+            asyncio.get_running_loop().call_later(
+                self._link_seconds, self._parting.discard, meeting_id
+            )
             self._spawn(self._leave(meeting_id))
+
+    def presence(self, meeting_id: str, leg_id: str, joined: bool, *, home: bool) -> None:
+        """A member joined or left the meeting here (the driver checked that the meeting's
+        `beep` wants it): if the meeting spans servers (`home`: this server is its home with
+        servers linked), each other server beeps to its own members."""
+        if home or meeting_id in self._joined or meeting_id in self._parting:
+            self._spawn(self._tell_presence(meeting_id, leg_id, joined))
+
+    async def _tell_presence(self, meeting_id: str, leg_id: str, joined: bool) -> None:
+        order = ServerPresence(meeting_id, leg_id, joined, self.node_id, PRODUCTION)
+        try:
+            async with self._db.unit_of_work() as uow:
+                owner = await uow.spans.owner(meeting_id)
+                if not owner:
+                    return
+                servers = await uow.spans.servers(meeting_id)
+                others = [server for server in servers if server != self.node_id]
+                to = others if owner == self.node_id else ["", *others]  # "": the owner
+                await uow.orders.add([_stored(order, server) for server in to], self._clock())
+        except Exception:  # a beep lost; the meeting goes on
+            log.exception("server_link.presence_failed", meeting_id=meeting_id)
 
     async def _leave(self, meeting_id: str) -> None:
         try:
@@ -237,6 +289,10 @@ class ServerLinks:
     async def on_order(self, order: ServerLinkOrder) -> None:
         """A link order claimed by this server (SipDriver.link hands it over)."""
         driver = self._need_driver()
+        if isinstance(order, ServerPresence):
+            if order.server != self.node_id:
+                driver.peer_presence(order.meeting_id, order.leg_id, order.joined)
+            return
         if isinstance(order, RelinkServer):
             await self._relink(driver, order)
             return
@@ -253,9 +309,10 @@ class ServerLinks:
             mine = await driver.open_server_end(
                 order.meeting_id, order.server, order.host, order.port, home=True
             )
+            settings = driver.meeting_settings(order.meeting_id)
             reply = LinkServer(
                 order.meeting_id, self.node_id, order.env, mine.host, mine.port, mine.codec,
-                reply=True,
+                reply=True, settings=encode(settings) if settings is not None else "",
             )  # fmt: skip
         except Exception as exc:
             log.warning("server_link.refused", meeting_id=order.meeting_id, error=str(exc))
@@ -316,10 +373,15 @@ class ServerLinks:
             if meeting is None:
                 return 0
             live = [leg.id for leg in meeting.legs if leg.live]
+            heard = [leg.id for leg in meeting.legs if leg.state is LegState.ANSWER]
             ended = [leg_id for leg_id in live if meeting.leg_ended(leg_id, EndReason.FAILED, now)]
             orders: list[Order] = []
             if await uow.spans.remove(meeting_id, node) and meeting.state is MeetingState.ACTIVE:
                 orders.append(UnlinkServer(meeting_id, node, PRODUCTION))
+            if meeting.state is MeetingState.ACTIVE:  # its members left: the others beep
+                orders += [
+                    ServerPresence(meeting_id, leg, False, node, PRODUCTION) for leg in heard
+                ]
             if ended or orders:
                 app = await self._directory.app(meeting.app_id)
                 await self._recorder.record(uow, meeting, app, orders, now)

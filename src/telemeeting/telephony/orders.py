@@ -3,8 +3,8 @@
 The service writes orders into the database in the transaction of the change that causes them;
 each is addressed to one server (the meeting's owner unless the service/routing.py rules say
 otherwise), which claims it and hands it to its driver (`carry_out`). The SIP driver uses the
-same encoding on the pipe to its media processes; `LinkServer`/`UnlinkServer` only travel
-between servers (issue 16).
+same encoding on the pipe to its media processes; `LinkServer`/`UnlinkServer`/`RelinkServer`
+and `ServerPresence` only travel between servers (issue 16).
 """
 
 from __future__ import annotations
@@ -122,7 +122,9 @@ class LinkServer:
     """One step of linking a meeting between two servers (issue 16), sent through the orders
     table to one server. The extending server sends its end (`reply` False) to the meeting's
     home; the home points its end at it and replies with its own end (`reply` True), or with
-    `error` when it cannot. `server` is the sender."""
+    `error` when it cannot. `server` is the sender. The home's reply carries the meeting's
+    in-call settings as it runs them (`settings`: an encoded `ConfigureMeeting`, "" none): a
+    server joining later missed the one sent at the meeting's start."""
 
     meeting_id: str
     server: str
@@ -132,6 +134,7 @@ class LinkServer:
     codec: str = ""
     reply: bool = False
     error: str = ""
+    settings: str = ""
 
 
 @dataclass(frozen=True)
@@ -153,7 +156,20 @@ class RelinkServer:
     env: str
 
 
-ServerLinkOrder = LinkServer | UnlinkServer | RelinkServer
+@dataclass(frozen=True)
+class ServerPresence:
+    """A member of a meeting that spans servers joined (or left) on `server`: the meeting's
+    other servers beep to their own members, as the meeting's `beep` wants (the links carry
+    voices only)."""
+
+    meeting_id: str
+    leg_id: str
+    joined: bool
+    server: str
+    env: str
+
+
+ServerLinkOrder = LinkServer | UnlinkServer | RelinkServer | ServerPresence
 
 MediaOrder = (
     ConfigureMeeting | StartRecording | StopRecording | HoldMember | PlayPrompt | StopPrompt
@@ -178,6 +194,7 @@ _KINDS: dict[str, type[Order]] = {
     "link_server": LinkServer,
     "unlink_server": UnlinkServer,
     "relink_server": RelinkServer,
+    "presence": ServerPresence,
 }
 _NAMES = {cls: name for name, cls in _KINDS.items()}
 
@@ -193,6 +210,20 @@ def kind_of(order: Order) -> str:
 def encode(order: Order) -> str:
     """The order's fields as compact JSON (its kind is stored beside it)."""
     return orjson.dumps(order).decode("utf-8")  # orjson serializes dataclasses natively
+
+
+def settings_of(order: LinkServer) -> ConfigureMeeting | None:
+    """The meeting settings a home's link reply carries; None without (or unreadable ones,
+    or another meeting's)."""
+    if not order.settings:
+        return None
+    try:
+        found = decode(_NAMES[ConfigureMeeting], order.settings)
+    except UnknownOrder:
+        return None
+    if not isinstance(found, ConfigureMeeting) or found.meeting_id != order.meeting_id:
+        return None
+    return found
 
 
 def decode(kind: str, body: str) -> Order:
@@ -229,7 +260,7 @@ class ServerLinker(Protocol):
 
 async def carry_out(carrier: Carrier, order: Order) -> None:
     """Hand one order to the driver method that performs it."""
-    if isinstance(order, LinkServer | UnlinkServer | RelinkServer):
+    if isinstance(order, LinkServer | UnlinkServer | RelinkServer | ServerPresence):
         if not isinstance(carrier, ServerLinker):
             raise UnknownOrder(f"{type(carrier).__name__} does not link servers")
         await carrier.link(order)

@@ -51,6 +51,7 @@ from telemeeting.telephony.media.cascade_control import (
     CloseCascade,
     OpenCascade,
 )
+from telemeeting.telephony.media.room import BEEP_ON_JOIN, BEEP_ON_LEAVE
 from telemeeting.telephony.orders import (
     ConfigureMeeting,
     EndMeeting,
@@ -494,6 +495,7 @@ class SipDriver:
         node.dialogs.pop(report.leg_id, None)
         if span is None:
             return
+        self._stopped_talking(node, span, report)
         was_answered = report.leg_id in span.answered
         if span.end_leg(report.leg_id) is None:
             return
@@ -511,13 +513,22 @@ class SipDriver:
         if span.empty:
             self._finish(report.meeting_id)
 
-    def _tell_presence(self, source: int, meeting_id: str, leg_id: str, joined: bool) -> None:
+    def _tell_presence(
+        self, source: int, meeting_id: str, leg_id: str, joined: bool, *, across: bool = True
+    ) -> None:
         """A member joined or left on node `source`: the meeting's other nodes beep to their
-        own members (the links carry voices only; each node knows the meeting's `beep`)."""
+        own members (the links carry voices only; each node knows the meeting's `beep`), and,
+        `across`, so do the other servers of a meeting that spans servers."""
         span = self._spans.get(meeting_id)
         for index in span.nodes if span is not None else ():
             if index != source:
                 self._send(self._nodes[index], ("presence", meeting_id, leg_id, joined))
+        if across and self._server_links is not None:
+            config = self._configs.get(meeting_id)
+            wanted = BEEP_ON_JOIN if joined else BEEP_ON_LEAVE
+            if config is not None and config.beep & wanted:
+                home = bool(self._server_peers.get(meeting_id))
+                self._server_links.presence(meeting_id, leg_id, joined, home=home)
 
     def _on_speakers(
         self, node: _Node, meeting_id: str, leg_ids: tuple[str, ...], at: float
@@ -531,6 +542,15 @@ class SipDriver:
             if len(span.nodes) > 1:
                 leg_ids = tuple(leg for i in span.nodes for leg in span.talkers.get(i, ()))
         self._reports.put_nowait(SpeakersReport(meeting_id, leg_ids, at))
+
+    def _stopped_talking(self, node: _Node, span: Span, report: LegReport) -> None:
+        """A talker's leg ended: report the meeting's talkers without it now. Its worker's
+        detector would, but not once the worker's room closed with its last member (a meeting
+        kept here for its links to other servers or workers reports nothing more)."""
+        talkers = span.talkers.get(node.index, ())
+        if report.leg_id in talkers:
+            left = tuple(leg for leg in talkers if leg != report.leg_id)
+            self._on_speakers(node, report.meeting_id, left, report.at)
 
     # dial-in --------------------------------------------------------------------------------
     def set_admitter(self, admitter: NodeAdmitter) -> None:
@@ -639,14 +659,18 @@ class SipDriver:
     # ---- across servers (issue 16, H1) -------------------------------------------------------
     # A meeting another server owns is linked into this one through the store
     # (service/spans.py): the meeting's home worker here carries the link's end, named
-    # "srv:<server id>" among its cascade links. The home keeps a meeting whose local legs have
+    # "srv:<server id>" among its cascade links. A member's join or leave here is told to the
+    # meeting's other servers (ServerLinks.presence, when the meeting's `beep` wants it) and
+    # theirs to this server's workers (`peer_presence`); the link reply gives a joining server
+    # the home's settings (`meeting_settings`). The home keeps a meeting whose local legs have
     # all left while other servers are linked to it; the other side ends its part with its last
     # leg, as for any meeting.
     def set_server_links(self, links: ServerLinkHooks) -> None:
         self._server_links = links
 
     async def link(self, order: ServerLinkOrder) -> None:
-        """A `LinkServer`/`UnlinkServer` order claimed by this server (orders.carry_out)."""
+        """A link order (`LinkServer`, `UnlinkServer`, `RelinkServer`, `ServerPresence`)
+        claimed by this server (orders.carry_out)."""
         if self._server_links is None:
             log.warning("sip_driver.server_link_ignored", meeting_id=order.meeting_id)
             return
@@ -669,6 +693,16 @@ class SipDriver:
             if home:
                 self._server_peers.setdefault(meeting_id, set()).add(server)
             return endpoint
+
+    def meeting_settings(self, meeting_id: str) -> ConfigureMeeting | None:
+        """The meeting's in-call settings as its workers here run them (for a server that
+        links to this home later)."""
+        return self._configs.get(meeting_id)
+
+    def peer_presence(self, meeting_id: str, leg_id: str, joined: bool) -> None:
+        """A member joined or left on another server: this server's workers of the meeting
+        beep to their members."""
+        self._tell_presence(-1, meeting_id, leg_id, joined, across=False)
 
     def close_server_end(self, meeting_id: str, server: str) -> None:
         """Close the meeting's link to `server`; a home left with neither local legs nor linked
@@ -764,3 +798,5 @@ class ServerLinkHooks(Protocol):
     async def on_order(self, order: ServerLinkOrder) -> None: ...
 
     async def overflow(self, order: DialOrder) -> bool: ...
+
+    def presence(self, meeting_id: str, leg_id: str, joined: bool, *, home: bool) -> None: ...
