@@ -286,6 +286,7 @@ def build_platform(
                 lease_seconds=settings.cluster.lease_seconds,
             )  # fmt: skip
             server_links.attach(production)
+            server_links.speakers = speakers
             server_links.wake = media.wake
             production.set_server_links(server_links)
             dialin.span_servers = True

@@ -451,8 +451,8 @@ async def test_a_members_join_or_leave_is_told_to_the_meetings_other_servers(
 
 async def test_speaker_events_name_the_talkers_of_every_server(db: Database) -> None:
     """A and B each report their own talkers: the pushes and queryMeeting's `speaking` name
-    the union; a server repeating its set changes nothing (no push, no flapping), and a
-    talker whose leg ended is dropped by the next report."""
+    the union; a server repeating its set changes nothing (no push, no flapping), and a dead
+    server's talkers leave with its legs."""
     m = await _spanned(db, speakerevents="1")
     world = m.world
     on_a = SpeakerEvents(db, world.recorder, world.clock, "A")
@@ -480,8 +480,13 @@ async def test_speaker_events_name_the_talkers_of_every_server(db: Database) -> 
     assert await pushed() == [[ALICE], sorted([ALICE, CALLER]), [CALLER]]
     assert await speaking() == {CALLER}
 
-    ended = LegReport(m.meeting_id, m.caller, Progress.ENDED, at + 6)
-    await world.records.apply_reports(m.meeting_id, [ended])  # the caller's leg is over
-    await on_a.record(SpeakersReport(m.meeting_id, (m.alice,), at + 7))
+    await on_a.record(SpeakersReport(m.meeting_id, (m.alice,), at + 6))
+    assert (await pushed())[-1] == sorted([ALICE, CALLER])
+
+    # B dies with the caller talking: its report never comes; the sweep that ends its leg
+    # reports for it (nobody talks on B), leaving alice.
+    links = _links(db, "A", _Ends(42000))
+    links.speakers = on_a
+    assert await links.end_server("B") == 1
     assert (await pushed())[-1] == [ALICE]
     assert await speaking() == {ALICE}

@@ -30,8 +30,8 @@ What the link's audio does not carry crosses through the orders table as well:
 - join and leave beeps: a member joining or leaving on one server is a `ServerPresence` order to
   each other server of the meeting (the owner and the spans), which beep to their own members.
   Only meetings that span servers, and only when the meeting's `beep` wants that beep, write one;
-- speaker events need nothing here: each server reports its own talkers and
-  service/speakers.py keeps the union.
+- speaker events: each server reports its own talkers and service/speakers.py keeps the
+  union; for a dead server, the sweep that ends its legs reports none talking there.
 """
 
 from __future__ import annotations
@@ -48,9 +48,11 @@ import structlog
 from telemeeting.domain.model import EndReason, LegState, MeetingState
 from telemeeting.service.changes import ChangeRecorder
 from telemeeting.service.directory import Directory
+from telemeeting.service.speakers import SpeakerEvents
 from telemeeting.store.orders import StoredOrder
 from telemeeting.store.repositories import legs_on, legs_with_ids
 from telemeeting.store.unit_of_work import ORDERS_CHANNEL, Database, UnitOfWork
+from telemeeting.telephony.driver import SpeakersReport
 from telemeeting.telephony.media.cascade_control import CascadeEndpoint
 from telemeeting.telephony.orders import (
     ConfigureMeeting,
@@ -131,6 +133,8 @@ class ServerLinks:
         self._replies: dict[str, asyncio.Future[LinkServer]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._notified = asyncio.Event()
+        #: Speaker events: a dead server's talkers leave the meetings' talkers with its legs.
+        self.speakers: SpeakerEvents | None = None
 
     def attach(self, driver: LinkDriver) -> None:
         self._driver = driver
@@ -359,6 +363,12 @@ class ServerLinks:
         ended = 0
         for meeting_id in sorted(meetings):
             ended += await self._end_part(meeting_id, node)
+            if self.speakers is not None:  # its last report never comes: none talk there now
+                try:
+                    quiet = SpeakersReport(meeting_id, (), self._clock())
+                    await self.speakers.record(quiet, node)
+                except Exception:  # its talkers stay until another server's next report
+                    log.exception("server_link.speakers_failed", meeting_id=meeting_id)
         async with self._db.unit_of_work() as uow:
             await uow.orders.drop_for_node(node)
             await uow.spans.remove_node(node)

@@ -50,7 +50,10 @@ class SpeakerEvents:
         #: This server: the legs it carries are those its reports speak for.
         self._node_id = node_id
 
-    async def record(self, report: SpeakersReport) -> None:
+    async def record(self, report: SpeakersReport, server: str | None = None) -> None:
+        """Record a server's talkers (`server`: this one unless given; a server that died is
+        reported for with none by the sweep that ends its legs, service/spans.py)."""
+        server = self._node_id if server is None else server
         async with self._db.unit_of_work() as uow:
             meeting = await uow.meetings.get(report.meeting_id, legs_with_ids(report.leg_ids))
             if meeting is None or meeting.state is not MeetingState.ACTIVE:
@@ -58,7 +61,8 @@ class SpeakerEvents:
             speakers = SpeakerRepository(uow.connection)
             before = await speakers.talking(meeting.id) or frozenset()
             legs = [leg for leg in meeting.legs if leg.id in report.leg_ids]
-            legs += await self._others_talking(uow, meeting.id, before - set(report.leg_ids))
+            others = before - set(report.leg_ids)
+            legs += await self._others_talking(uow, meeting.id, others, server)
             talking = tuple(leg.id for leg in legs)
             if frozenset(talking) == before:
                 return
@@ -92,21 +96,21 @@ class SpeakerEvents:
             await uow.meetings.save(meeting)
 
     async def _others_talking(
-        self, uow: UnitOfWork, meeting_id: str, leg_ids: Set[str]
+        self, uow: UnitOfWork, meeting_id: str, leg_ids: Set[str], server: str
     ) -> list[Leg]:
-        """Of the legs last said to be talking and not in this report, the live ones another
-        server carries (their server's reports speak for them). Read only when there are
-        some: a meeting on one server whose talkers only change costs one load more when
-        someone stops talking."""
+        """Of the legs last said to be talking and not in this report, the live ones a server
+        other than the reporting `server` carries (their server's reports speak for them).
+        Read only when there are some: a meeting on one server whose talkers only change costs
+        one load more when someone stops talking."""
         if not leg_ids:
             return []
         meeting = await uow.meetings.get(meeting_id, legs_with_ids(sorted(leg_ids)))
         if meeting is None:
             return []
-        here = uow.meetings.owner_of(meeting_id) == self._node_id
+        owns = uow.meetings.owner_of(meeting_id) == server
 
         def elsewhere(leg_id: str) -> bool:
             node = uow.meetings.node_of_leg(leg_id)
-            return node != self._node_id if node else not here
+            return node != server if node else not owns
 
         return [leg for leg in meeting.legs if leg.live and elsewhere(leg.id)]
