@@ -152,7 +152,7 @@ class SipDriver:
         self._prompts = prompts
         self._admitter: NodeAdmitter | None = None
         self._admissions: set[asyncio.Task[None]] = set()
-        #: Links to other servers (issue 16, H1): see "across servers" below.
+        #: Links to other servers (issue 16): see "across servers" below.
         self._server_links: ServerLinkHooks | None = None
         self._server_peers: dict[str, set[str]] = {}
 
@@ -656,7 +656,7 @@ class SipDriver:
             finally:
                 self._reports.task_done()
 
-    # ---- across servers (issue 16, H1) -------------------------------------------------------
+    # ---- across servers (issue 16) -----------------------------------------------------------
     # A meeting another server owns is linked into this one through the store
     # (service/spans.py): the meeting's home worker here carries the link's end, named
     # "srv:<server id>" among its cascade links. A member's join or leave here is told to the
