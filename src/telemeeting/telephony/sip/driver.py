@@ -223,10 +223,7 @@ class SipDriver:
                 node = self._nodes[self._choose(span)]
             except MediaNodeError:  # every media process has died: the call cannot be made
                 log.error("sip_driver.no_node", meeting_id=order.meeting_id)
-                report = LegReport(
-                    order.meeting_id, order.leg_id, Progress.ENDED, time.time(), EndReason.FAILED
-                )
-                self._reports.put_nowait(report)
+                self._report_failed(order.meeting_id, order.leg_id)
                 return
             try:
                 await self._extend(order.meeting_id, span, node)
@@ -513,6 +510,12 @@ class SipDriver:
         if span.empty:
             self._finish(report.meeting_id)
 
+    def _report_failed(self, meeting_id: str, leg_id: str, at: float | None = None) -> None:
+        """The leg is over, failed (呼叫失败): its call could not be made or kept here."""
+        when = time.time() if at is None else at
+        report = LegReport(meeting_id, leg_id, Progress.ENDED, when, EndReason.FAILED)
+        self._reports.put_nowait(report)
+
     def _tell_presence(
         self, source: int, meeting_id: str, leg_id: str, joined: bool, *, across: bool = True
     ) -> None:
@@ -577,9 +580,7 @@ class SipDriver:
                 except MediaNodeError:
                     log.exception("sip_driver.extend_failed", meeting_id=meeting_id)
                     # The service has the caller as a leg already: end it, refuse the call.
-                    self._reports.put_nowait(
-                        LegReport(meeting_id, leg_id, Progress.ENDED, time.time(), EndReason.FAILED)
-                    )
+                    self._report_failed(meeting_id, leg_id)
                     admission = REFUSED
                 else:
                     span.add_leg(leg_id, node.index)
@@ -604,9 +605,7 @@ class SipDriver:
         if node.legs:  # it died with calls up: they are over, say so
             log.error("sip_driver.node_died", node=node.index, legs=len(node.legs))
             for leg_id, meeting_id in node.legs.items():
-                self._reports.put_nowait(
-                    LegReport(meeting_id, leg_id, Progress.ENDED, now, EndReason.FAILED)
-                )
+                self._report_failed(meeting_id, leg_id, now)
             node.legs.clear()
         # The meetings it carried go on without it: the survivors close their links to it.
         for meeting_id, span in list(self._spans.items()):
@@ -734,10 +733,7 @@ class SipDriver:
             except Exception as exc:
                 meeting_id = order.meeting_id
                 log.warning("sip_driver.server_link_failed", meeting_id=meeting_id, error=str(exc))
-                ended = LegReport(
-                    meeting_id, order.leg_id, Progress.ENDED, time.time(), EndReason.FAILED
-                )
-                self._reports.put_nowait(ended)
+                self._report_failed(meeting_id, order.leg_id)
                 return True
         span = self._spans.get(order.meeting_id)
         if span is None or not full_everywhere(span, self.alive_nodes, self.max_legs_per_node):
@@ -760,9 +756,7 @@ class SipDriver:
         except Exception as exc:
             log.warning("sip_driver.server_link_failed", meeting_id=meeting_id, error=str(exc))
         node.legs.pop(leg_id, None)
-        self._reports.put_nowait(
-            LegReport(meeting_id, leg_id, Progress.ENDED, time.time(), EndReason.FAILED)
-        )
+        self._report_failed(meeting_id, leg_id)
         span = self._spans.get(meeting_id)
         if span is not None and span.end_leg(leg_id) is not None and span.empty:
             self._finish(meeting_id)
